@@ -1,0 +1,79 @@
+"""SQLAlchemy engines with independent pools, one pair per process (create after fork)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbsync.settings import DatabaseSettings, Settings
+
+# Both sides talk UTC so TIMESTAMP values travel as their stored instants, and the target
+# accepts zero dates (as the source did) while still refusing truncation.
+SOURCE_INIT = "SET time_zone = '+00:00'"
+TARGET_INIT = (
+    "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
+    "foreign_key_checks = 0, unique_checks = 1"
+)
+
+
+def _mysql_connect_args(db: DatabaseSettings, init_command: str, local_infile: bool) -> dict[str, Any]:
+    args: dict[str, Any] = {
+        "charset": "utf8mb4",
+        "init_command": init_command,
+        "local_infile": local_infile,
+        "connect_timeout": 10,
+    }
+    context = db.ssl_context()
+    if context is not None:
+        args["ssl"] = context
+    return args
+
+
+def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> Engine:
+    """One engine (and pool) for one side, configured from the settings."""
+    if not db.is_mysql:
+        return sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    init = TARGET_INIT if target else SOURCE_INIT
+    return sa.create_engine(
+        db.url,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout,
+        pool_recycle=settings.pool_recycle,
+        pool_pre_ping=settings.pool_pre_ping,
+        connect_args=_mysql_connect_args(db, init, local_infile=target),
+        hide_parameters=True,
+    )
+
+
+@dataclass
+class Engines:
+    """The source and target engines of one process; whoever creates them disposes them."""
+
+    source: Engine
+    target: Engine
+
+    @classmethod
+    def create(cls, settings: Settings) -> Engines:
+        return cls(
+            source=create_engine(settings.source, settings, target=False),
+            target=create_engine(settings.target, settings, target=True),
+        )
+
+    def dispose(self) -> None:
+        self.source.dispose()
+        self.target.dispose()
+
+
+def pool_status(engine: Engine) -> dict[str, int]:
+    """Size and checked-out connections of an engine's pool (zeros for pool-less engines)."""
+    pool = engine.pool
+    size = getattr(pool, "size", None)
+    checked_out = getattr(pool, "checkedout", None)
+    return {
+        "pool_size": size() if callable(size) else 0,
+        "checked_out": checked_out() if callable(checked_out) else 0,
+    }

@@ -1,0 +1,178 @@
+"""One exception tree, split by what the caller should do.
+
+- ``FatalError``: retrying cannot help (bad config, missing table, incompatible schema,
+  data errors). Fail the table at once, with a message that says what to do.
+- ``TransientError``: the same call may succeed later (connection lost, deadlock, pool
+  exhausted). Retry with backoff.
+- ``TableBusy``: another process is syncing the table right now. Skip, don't fail.
+
+``classify`` maps any exception (ours, PyMySQL's, SQLAlchemy's, dlt's wrappers, Redis')
+to one of these three outcomes by walking its cause chain.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DbsyncError(Exception):
+    """Root of every error dbsync raises on purpose."""
+
+
+class FatalError(DbsyncError):
+    """Retrying will not help; fix the cause first."""
+
+
+class TransientError(DbsyncError):
+    """A passing fault; the same call may succeed when retried."""
+
+
+class TableBusy(DbsyncError):
+    """Another process holds the table's sync lock."""
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One configuration problem, located by a JSON path (``$[2].primary_key``) or env name."""
+
+    path: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.path}: {self.message}"
+
+
+class ConfigError(FatalError):
+    """Invalid settings or tables.json; carries every problem found, not just the first."""
+
+    def __init__(self, problems: list[ConfigProblem]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(str(p) for p in problems))
+
+
+class SourceTableMissing(FatalError):
+    """The configured table (or one of its key/cursor columns) is absent from the source."""
+
+
+class IncompatibleSchema(FatalError):
+    """The source schema changed in a way the target cannot follow in place."""
+
+
+class RowCountMismatch(FatalError):
+    """A full refresh staged a different number of rows than the source snapshot holds."""
+
+
+class LoadDataError(FatalError):
+    """The bulk load reported warnings or lost rows: the data would not arrive unchanged."""
+
+
+class LockLost(TransientError):
+    """The table lock's connection died during the sync; the result is not committed."""
+
+
+class Outcome(StrEnum):
+    TRANSIENT = "transient"
+    FATAL = "fatal"
+    SKIP = "skip"
+
+
+# MySQL/MariaDB error codes worth retrying.
+TRANSIENT_MYSQL_CODES = frozenset(
+    {
+        1040,  # too many connections
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        2002,  # can't connect through socket
+        2003,  # can't connect to server
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        2014,  # commands out of sync (connection state broken)
+        2055,  # lost connection (system error)
+        1927,  # connection was killed (MariaDB)
+        4031,  # disconnected by server for inactivity
+    }
+)
+
+_TRANSIENT_TYPE_NAMES = frozenset(
+    {
+        # SQLAlchemy pool exhausted (sqlalchemy.exc.TimeoutError)
+        "sqlalchemy.exc.TimeoutError",
+        # redis-py connection trouble
+        "redis.exceptions.ConnectionError",
+        "redis.exceptions.TimeoutError",
+        "redis.exceptions.BusyLoadingError",
+        # network trouble below the driver
+        "builtins.ConnectionError",
+        "builtins.ConnectionRefusedError",
+        "builtins.ConnectionResetError",
+        "builtins.BrokenPipeError",
+        "builtins.TimeoutError",
+        "socket.timeout",
+    }
+)
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    """The exception and everything it wraps (cause, context, dlt's ``exception``)."""
+    seen: set[int] = set()
+    stack = [exc]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        for attr in ("__cause__", "__context__", "exception", "orig"):
+            inner = getattr(current, attr, None)
+            if isinstance(inner, BaseException):
+                stack.append(inner)
+
+
+def mysql_error_code(exc: BaseException) -> int | None:
+    """The MySQL error number carried by a PyMySQL exception anywhere in the chain."""
+    for item in _chain(exc):
+        args = getattr(item, "args", ())
+        if type(item).__module__.startswith("pymysql") and args and isinstance(args[0], int):
+            return args[0]
+    return None
+
+
+def _type_names(exc: BaseException) -> set[str]:
+    return {f"{klass.__module__}.{klass.__qualname__}" for klass in type(exc).__mro__}
+
+
+def classify(exc: BaseException) -> Outcome:
+    """Decide whether ``exc`` is worth retrying, skipping, or failing for good."""
+    chain = list(_chain(exc))
+    if any(isinstance(item, TableBusy) for item in chain):
+        return Outcome.SKIP
+    if any(isinstance(item, FatalError) for item in chain):
+        return Outcome.FATAL
+    if any(isinstance(item, TransientError) for item in chain):
+        return Outcome.TRANSIENT
+    code = mysql_error_code(exc)
+    if code is not None:
+        return Outcome.TRANSIENT if code in TRANSIENT_MYSQL_CODES else Outcome.FATAL
+    if any(_type_names(item) & _TRANSIENT_TYPE_NAMES for item in chain):
+        return Outcome.TRANSIENT
+    return Outcome.FATAL
+
+
+def is_transient(exc: BaseException) -> bool:
+    return classify(exc) is Outcome.TRANSIENT
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line message for summaries and logs: the most specific error in the chain."""
+    for item in _chain(exc):
+        if isinstance(item, DbsyncError):
+            return f"{type(item).__name__}: {item}"
+    code = mysql_error_code(exc)
+    if code is not None:
+        for item in _chain(exc):
+            if type(item).__module__.startswith("pymysql"):
+                return f"MySQL error {code}: {item.args[1] if len(item.args) > 1 else item}"
+    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {first_line}"

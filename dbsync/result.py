@@ -1,0 +1,49 @@
+"""The summary of one table sync, as returned by the CLI and the Celery task."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Status = Literal["synced", "skipped", "failed"]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class SyncResult:
+    table: str
+    mode: str
+    status: Status = "synced"
+    rows_extracted: int = 0
+    rows_loaded: int = 0
+    duration_s: float = 0.0
+    started_at: datetime = field(default_factory=utc_now)
+    finished_at: datetime | None = None
+    worker: str = field(default_factory=worker_id)
+    load_id: str | None = None
+    error: str | None = None
+    schema_changes: list[str] = field(default_factory=list)
+
+    def finish(self, status: Status, error: str | None = None) -> SyncResult:
+        self.status = status
+        self.error = error
+        self.finished_at = utc_now()
+        self.duration_s = round((self.finished_at - self.started_at).total_seconds(), 3)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-serialisable form (ISO 8601 UTC times)."""
+        data = asdict(self)
+        data["started_at"] = self.started_at.isoformat()
+        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        return data

@@ -1,0 +1,41 @@
+"""Per-process runtime: settings, engines and listeners, created by an entry point."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from dbsync.engines import Engines
+from dbsync.settings import Settings
+from dbsync.tables import TablesFile, load_tables
+
+if TYPE_CHECKING:
+    from dbsync.result import SyncResult
+
+Listener = Callable[["SyncResult"], None]
+
+
+@dataclass
+class Runtime:
+    """What one process needs to sync tables. Create after fork; dispose on shutdown."""
+
+    settings: Settings
+    engines: Engines
+    tables: TablesFile
+    listeners: list[Listener] = field(default_factory=list)
+
+    @classmethod
+    def create(cls, settings: Settings, tables: TablesFile | None = None) -> Runtime:
+        return cls(
+            settings=settings,
+            engines=Engines.create(settings),
+            tables=tables if tables is not None else load_tables(settings.tables_config),
+        )
+
+    def notify(self, result: SyncResult) -> None:
+        for listener in self.listeners:
+            listener(result)
+
+    def dispose(self) -> None:
+        self.engines.dispose()

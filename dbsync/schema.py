@@ -1,0 +1,269 @@
+"""Schema mirror for MySQL/MariaDB: read a table's definition and make the target follow it.
+
+The target gets the source's column names and order, exact ``COLUMN_TYPE`` (ENUM/SET values,
+UNSIGNED, DECIMAL(p,s), lengths, fractional seconds, TINYINT(1), YEAR, BLOB/TEXT sizes, JSON,
+GEOMETRY), nullability, character set and collation, primary key and (non-unique) secondary
+indexes. Foreign keys, triggers, defaults and AUTO_INCREMENT are not copied: the target is a
+replica that only dbsync writes.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from dbsync.errors import IncompatibleSchema, SourceTableMissing
+
+BINARY_TYPES = frozenset(
+    {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
+     "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+     "geometrycollection"}
+)
+
+
+def quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def qualified(database: str, table: str) -> str:
+    return f"{quote(database)}.{quote(table)}"
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    column_type: str
+    data_type: str
+    nullable: bool
+    charset: str | None = None
+    collation: str | None = None
+
+    @property
+    def is_binary(self) -> bool:
+        """Values that must travel as bytes (hex-encoded), never as text."""
+        return self.data_type in BINARY_TYPES or (
+            self.data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
+            and self.charset == "binary"
+        )
+
+    def definition(self) -> str:
+        parts = [quote(self.name), self.column_type]
+        if self.charset and self.collation and self.charset != "binary":
+            parts.append(f"CHARACTER SET {self.charset} COLLATE {self.collation}")
+        parts.append("NULL" if self.nullable else "NOT NULL")
+        return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: tuple[str, ...]  # each already rendered, with a prefix length if any
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    name: str
+    columns: tuple[Column, ...]
+    primary_key: tuple[str, ...]
+    collation: str | None = None
+    unique_keys: tuple[tuple[str, ...], ...] = ()
+    indexes: tuple[Index, ...] = field(default=(), compare=False)
+    rendered_primary_key: tuple[str, ...] = field(default=(), compare=False)
+
+    def column(self, name: str) -> Column | None:
+        return next((c for c in self.columns if c.name == name), None)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+_COLUMNS_SQL = sa.text(
+    "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, "
+    "COLLATION_NAME FROM information_schema.COLUMNS "
+    "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
+)
+_INDEXES_SQL = sa.text(
+    "SELECT INDEX_NAME, NON_UNIQUE, COLUMN_NAME, SUB_PART, INDEX_TYPE "
+    "FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = :db AND TABLE_NAME = :t "
+    "ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX"
+)
+_TABLE_SQL = sa.text(
+    "SELECT TABLE_COLLATION, TABLE_TYPE FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = :t"
+)
+
+
+def read_table(conn: Connection, database: str, table: str) -> TableSchema | None:
+    """The table's definition as information_schema shows it, or None if it does not exist."""
+    params = {"db": database, "t": table}
+    info = conn.execute(_TABLE_SQL, params).first()
+    if info is None:
+        return None
+    columns = tuple(
+        Column(
+            name=r[0], column_type=r[1].lower(), data_type=r[2].lower(), nullable=r[3] == "YES",
+            charset=r[4], collation=r[5],
+        )
+        for r in conn.execute(_COLUMNS_SQL, params)
+    )
+    keys: dict[str, list[tuple[str, str]]] = {}
+    unique: dict[str, bool] = {}
+    kinds: dict[str, str] = {}
+    for name, non_unique, column, sub_part, index_type in conn.execute(_INDEXES_SQL, params):
+        rendered = quote(column) + (f"({sub_part})" if sub_part else "")
+        keys.setdefault(name, []).append((column, rendered))
+        unique[name] = not int(non_unique)
+        kinds[name] = index_type
+    primary = keys.pop("PRIMARY", [])
+    return TableSchema(
+        name=table,
+        columns=columns,
+        primary_key=tuple(c for c, _ in primary),
+        rendered_primary_key=tuple(r for _, r in primary),
+        collation=info[0],
+        unique_keys=tuple(tuple(c for c, _ in cols) for n, cols in keys.items() if unique[n]),
+        indexes=tuple(
+            Index(name, tuple(r for _, r in cols))
+            for name, cols in keys.items()
+            if kinds[name] == "BTREE"
+        ),
+    )
+
+
+def require_source_table(
+    conn: Connection, database: str, table: str, key: tuple[str, ...], modifier: str | None
+) -> TableSchema:
+    """Read the source table and check that the configured key and cursor fit it."""
+    schema = read_table(conn, database, table)
+    if schema is None:
+        raise SourceTableMissing(f"table {table!r} does not exist in source database {database!r}")
+    missing = [c for c in (*key, *([modifier] if modifier else [])) if schema.column(c) is None]
+    if missing:
+        names = ", ".join(repr(c) for c in missing)
+        raise SourceTableMissing(f"table {table!r} has no column {names} in the source")
+    if set(key) != set(schema.primary_key) and set(key) not in map(set, schema.unique_keys):
+        raise IncompatibleSchema(
+            f"primary_key {list(key)} of table {table!r} is neither the source's primary key "
+            f"{list(schema.primary_key)} nor a unique key: rows could not be merged safely"
+        )
+    return schema
+
+
+def create_table_sql(
+    source: TableSchema, database: str, name: str, key: tuple[str, ...], cursor: str | None
+) -> str:
+    """CREATE TABLE for a target table that mirrors ``source`` (InnoDB, for atomic merges)."""
+    lines = [c.definition() for c in source.columns]
+    pk = source.rendered_primary_key if set(key) == set(source.primary_key) else ()
+    lines.append("PRIMARY KEY (" + ", ".join(pk or [quote(c) for c in key]) + ")")
+    lines += [f"KEY {quote(i.name)} ({', '.join(i.columns)})" for i in _indexes(source, cursor)]
+    collation = f" COLLATE={source.collation}" if source.collation else ""
+    body = ",\n  ".join(lines)
+    return f"CREATE TABLE {qualified(database, name)} (\n  {body}\n) ENGINE=InnoDB{collation}"
+
+
+def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:
+    indexes = list(source.indexes)
+    if cursor and not any(i.columns[0].startswith(quote(cursor)) for i in indexes):
+        indexes.append(Index("dbsync_cursor", (quote(cursor),)))
+    return indexes
+
+
+# --- type compatibility -------------------------------------------------------------------
+
+_TYPE_RE = re.compile(r"^(?P<base>[a-z]+)(?:\((?P<args>.*)\))?(?P<rest>.*)$")
+_INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
+_TEXT_RANK = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4}
+_BLOB_RANK = {"tinyblob": 1, "blob": 2, "mediumblob": 3, "longblob": 4}
+_FRACTIONAL = {"datetime", "timestamp", "time"}
+
+
+def _parse(column_type: str) -> tuple[str, str, bool]:
+    match = _TYPE_RE.match(column_type)
+    assert match is not None
+    return match["base"], match["args"] or "", "unsigned" in match["rest"]
+
+
+def _enum_values(args: str) -> list[str]:
+    return re.findall(r"'((?:[^']|'')*)'", args)
+
+
+def _ints(args: str) -> list[int]:
+    return [int(x) for x in re.findall(r"\d+", args)]
+
+
+def _widens(new: str, old: str) -> bool:
+    """True if every value of type ``old`` fits type ``new`` unchanged."""
+    nb, na, nu = _parse(new)
+    ob, oa, ou = _parse(old)
+    if nb in _INT_RANK and ob in _INT_RANK:
+        if nu == ou:
+            return _INT_RANK[nb] >= _INT_RANK[ob]
+        return not nu and _INT_RANK[nb] > _INT_RANK[ob]
+    if nb == "decimal" and ob == "decimal":
+        (np_, ns), (op, os_) = (_ints(na) + [0])[:2], (_ints(oa) + [0])[:2]
+        return np_ - ns >= op - os_ and ns >= os_ and nu == ou
+    if (nb, ob) == ("double", "float"):
+        return nu == ou
+    if nb in ("varchar", "char") and ob in ("varchar", "char"):
+        return (nb == "varchar" or ob == "char") and _ints(na)[0] >= _ints(oa)[0]
+    if nb == "varbinary" and ob in ("varbinary", "binary"):
+        return _ints(na)[0] >= _ints(oa)[0]
+    if nb in _TEXT_RANK and (ob in ("char", "varchar") or ob in _TEXT_RANK):
+        return ob not in _TEXT_RANK or _TEXT_RANK[nb] >= _TEXT_RANK[ob]
+    if nb in _BLOB_RANK and (ob in ("binary", "varbinary") or ob in _BLOB_RANK):
+        return ob not in _BLOB_RANK or _BLOB_RANK[nb] >= _BLOB_RANK[ob]
+    if nb in ("enum", "set") and nb == ob:
+        old_values = _enum_values(oa)
+        return _enum_values(na)[: len(old_values)] == old_values
+    if nb in _FRACTIONAL and nb == ob:
+        return (_ints(na) or [0])[0] >= (_ints(oa) or [0])[0]
+    return False
+
+
+def plan_alter(
+    source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
+) -> str | None:
+    """ALTER TABLE that brings ``target`` up to ``source``; None when nothing differs.
+
+    Raises IncompatibleSchema when the target cannot follow without a rebuild.
+    """
+    rebuild = f"run `dbsync sync {source.name} --full-refresh` to rebuild the target table"
+    extra = [c.name for c in target.columns if source.column(c.name) is None]
+    if extra:
+        raise IncompatibleSchema(
+            f"table {source.name!r}: column(s) {extra} exist in the target but not in the source "
+            f"(dropped or renamed); {rebuild}"
+        )
+    if set(target.primary_key) != set(key) or (
+        set(key) == set(source.primary_key) and target.primary_key != source.primary_key
+    ):
+        raise IncompatibleSchema(
+            f"table {source.name!r}: primary key changed from {list(target.primary_key)} to "
+            f"{list(source.primary_key or key)}; {rebuild}"
+        )
+    clauses: list[str] = []
+    previous: str | None = None
+    for column in source.columns:
+        position = f"AFTER {quote(previous)}" if previous else "FIRST"
+        current = target.column(column.name)
+        if current is None:
+            clauses.append(f"ADD COLUMN {column.definition()} {position}")
+        elif current != column:
+            if current.column_type != column.column_type and not _widens(
+                column.column_type, current.column_type
+            ):
+                raise IncompatibleSchema(
+                    f"table {source.name!r}: column {column.name!r} changed from "
+                    f"{current.column_type} to {column.column_type}, which does not hold every "
+                    f"existing value; {rebuild}"
+                )
+            clauses.append(f"MODIFY COLUMN {column.definition()} {position}")
+        previous = column.name
+    if not clauses:
+        return None
+    return f"ALTER TABLE {qualified(database, target.name)} " + ", ".join(clauses)

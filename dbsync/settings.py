@@ -1,0 +1,172 @@
+"""Typed settings from the environment (pydantic-settings), built by entry points only."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import URL, make_url
+
+from dbsync.errors import ConfigError, ConfigProblem
+
+SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where one side (source or target) lives and how to reach it."""
+
+    role: str
+    url: URL
+    ssl_ca: str | None = None
+    ssl_cert: str | None = None
+    ssl_key: str | None = None
+    ssl_mode: SslMode = "preferred"
+
+    @property
+    def database(self) -> str:
+        return self.url.database or ""
+
+    @property
+    def is_mysql(self) -> bool:
+        return self.url.get_backend_name() in {"mysql", "mariadb"}
+
+    def safe_url(self) -> str:
+        """The URL with the password masked: the only form that may be printed."""
+        return self.url.render_as_string(hide_password=True)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if self.ssl_mode == "disabled" or not (
+            self.ssl_ca or self.ssl_cert or self.ssl_mode != "preferred"
+        ):
+            return None
+        context = ssl.create_default_context(cafile=self.ssl_ca)
+        if self.ssl_cert:
+            context.load_cert_chain(self.ssl_cert, self.ssl_key)
+        context.check_hostname = self.ssl_mode == "verify_identity"
+        if self.ssl_mode in ("required", "preferred") and not self.ssl_ca:
+            context.verify_mode = ssl.CERT_NONE
+        return context
+
+
+class Settings(BaseSettings):
+    """Every setting dbsync reads from the environment (or a .env file)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    source_db_url: SecretStr | None = None
+    source_db_host: str = "127.0.0.1"
+    source_db_port: int = Field(3306, ge=1, le=65535)
+    source_db_name: str | None = None
+    source_db_user: str = "root"
+    source_db_pass: SecretStr = SecretStr("")
+    source_db_ssl_ca: str | None = None
+    source_db_ssl_cert: str | None = None
+    source_db_ssl_key: str | None = None
+    source_db_ssl_mode: SslMode = "preferred"
+
+    target_db_url: SecretStr | None = None
+    target_db_host: str = "127.0.0.1"
+    target_db_port: int = Field(3306, ge=1, le=65535)
+    target_db_name: str | None = None
+    target_db_user: str = "root"
+    target_db_pass: SecretStr = SecretStr("")
+    target_db_ssl_ca: str | None = None
+    target_db_ssl_cert: str | None = None
+    target_db_ssl_key: str | None = None
+    target_db_ssl_mode: SslMode = "preferred"
+    # dlt's default staging dataset name is "<dataset>_staging"; override when the target
+    # user may not create databases and an admin pre-created one with another name.
+    staging_db_name: str | None = None
+
+    pool_size: int = Field(20, ge=1)
+    max_overflow: int = Field(30, ge=0)
+    pool_timeout: float = Field(60, gt=0)
+    pool_recycle: int = Field(3600, ge=-1)
+    pool_pre_ping: bool = True
+
+    interval: int = Field(300, ge=1, description="seconds between scheduled syncs of a table")
+    fetch_limit: int = Field(50_000, ge=1, description="rows per extraction chunk")
+    default_lag_seconds: float = Field(
+        0, ge=0, description="re-read window for late commits when a table sets none"
+    )
+    tables_config: str = "./tables.json"
+    redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    health_port: int = Field(8089, ge=1, le=65535)
+    lock_heartbeat_seconds: float = Field(20, gt=0)
+    lock_stale_seconds: int = Field(
+        120, ge=10, description="a dead lock holder is evicted after at most this long"
+    )
+    retry_max: int = Field(6, ge=0)
+    retry_backoff_base: float = Field(2, gt=0)
+    retry_backoff_max: float = Field(300, gt=0)
+    work_dir: str | None = Field(None, description="where dlt keeps load packages (temp)")
+
+    @model_validator(mode="after")
+    def _require_databases(self) -> Settings:
+        for role in ("source", "target"):
+            if getattr(self, f"{role}_db_url") is None and not getattr(self, f"{role}_db_name"):
+                raise ValueError(
+                    f"{role.upper()}_DB_NAME (or {role.upper()}_DB_URL) must be set"
+                )
+        return self
+
+    def database(self, role: Literal["source", "target"]) -> DatabaseSettings:
+        return DatabaseSettings(
+            role=role,
+            url=self._url(role),
+            ssl_ca=getattr(self, f"{role}_db_ssl_ca"),
+            ssl_cert=getattr(self, f"{role}_db_ssl_cert"),
+            ssl_key=getattr(self, f"{role}_db_ssl_key"),
+            ssl_mode=getattr(self, f"{role}_db_ssl_mode"),
+        )
+
+    @property
+    def source(self) -> DatabaseSettings:
+        return self.database("source")
+
+    @property
+    def target(self) -> DatabaseSettings:
+        return self.database("target")
+
+    @property
+    def staging_database(self) -> str:
+        return self.staging_db_name or f"{self.target.database}_staging"
+
+    def _url(self, role: str) -> URL:
+        full: SecretStr | None = getattr(self, f"{role}_db_url")
+        if full is not None:
+            return make_url(full.get_secret_value())
+        return URL.create(
+            "mysql+pymysql",
+            username=getattr(self, f"{role}_db_user"),
+            password=getattr(self, f"{role}_db_pass").get_secret_value() or None,
+            host=getattr(self, f"{role}_db_host"),
+            port=getattr(self, f"{role}_db_port"),
+            database=getattr(self, f"{role}_db_name"),
+        )
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    return str(loc[0]).upper() if loc else "settings"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build settings from the environment, reporting every problem at once."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = [
+            ConfigProblem(_env_name(err["loc"]), _plain_message(err["msg"]))
+            for err in exc.errors(include_input=False, include_url=False)
+        ]
+        raise ConfigError(problems) from None
+
+
+def _plain_message(message: str) -> str:
+    return message.removeprefix("Value error, ")

@@ -1,0 +1,101 @@
+"""Test helpers shared by unit and integration tests (no fixtures here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+
+import pymysql
+
+MYSQL_HOST = "127.0.0.1"
+MYSQL_PORT = 3306
+MYSQL_USER = "root"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SAKILA = SHARED / "datasets" / "sakila"
+
+
+def unique_name(prefix: str = "dbsync_t") -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:10]}"
+
+
+def connect(database: str | None = None, **kwargs: object) -> pymysql.Connection:
+    return pymysql.connect(
+        host=MYSQL_HOST, port=MYSQL_PORT, user=MYSQL_USER, database=database,
+        charset="utf8mb4", autocommit=True, init_command="SET time_zone = '+00:00'",
+        client_flag=pymysql.constants.CLIENT.MULTI_STATEMENTS, **kwargs,
+    )
+
+
+def execute(database: str | None, *statements: str) -> None:
+    with connect(database) as conn, conn.cursor() as cur:
+        for statement in statements:
+            cur.execute(statement)
+
+
+def query(database: str | None, sql: str, args: Iterable[object] | None = None) -> list[tuple]:
+    with connect(database) as conn, conn.cursor() as cur:
+        cur.execute(sql, args)
+        return list(cur.fetchall())
+
+
+def write_tables(path: Path, tables: list[dict]) -> Path:
+    path.write_text(json.dumps(tables), encoding="utf-8")
+    return path
+
+
+def column_types(database: str, table: str) -> list[tuple]:
+    return query(
+        "information_schema",
+        "SELECT COLUMN_NAME, COLUMN_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, COLLATION_NAME "
+        "FROM COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s ORDER BY ORDINAL_POSITION",
+        (database, table),
+    )
+
+
+def primary_key(database: str, table: str) -> list[str]:
+    rows = query(
+        "information_schema",
+        "SELECT COLUMN_NAME FROM STATISTICS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
+        "AND INDEX_NAME='PRIMARY' ORDER BY SEQ_IN_INDEX",
+        (database, table),
+    )
+    return [r[0] for r in rows]
+
+
+def table_rows(database: str, table: str, order_by: str) -> list[tuple]:
+    return query(database, f"SELECT * FROM `{table}` ORDER BY {order_by}")
+
+
+def sakila_sql(database: str) -> tuple[str, str]:
+    """Sakila schema and data rewritten for ``database``, with MariaDB's GEOMETRY enabled."""
+    texts = []
+    for name in ("sakila-schema.sql", "sakila-data.sql"):
+        text = (SAKILA / name).read_text(encoding="utf-8")
+        text = re.sub(r"/\*!50705 (.*?)\*/", r"\1", text, flags=re.S)
+        text = re.sub(r"\bsakila\b(?!-)", database, text)
+        texts.append(text)
+    return texts[0], texts[1]
+
+
+def sakila_base_tables(database: str) -> list[str]:
+    rows = query(
+        "information_schema",
+        "SELECT TABLE_NAME FROM TABLES WHERE TABLE_SCHEMA=%s AND TABLE_TYPE='BASE TABLE' "
+        "ORDER BY TABLE_NAME",
+        (database,),
+    )
+    return [r[0] for r in rows]
+
+
+def load_sakila(database: str) -> None:
+    """Load Sakila (with GEOMETRY) into ``database`` using the mysql client (DELIMITER aware)."""
+    import subprocess
+
+    for text in sakila_sql(database):
+        subprocess.run(
+            ["mysql", "-h", MYSQL_HOST, "-P", str(MYSQL_PORT), "-u", MYSQL_USER],
+            input=text.encode(), check=True, capture_output=True,
+        )
