@@ -19,7 +19,9 @@ TARGET_INIT = (
 )
 
 
-def _mysql_connect_args(db: DatabaseSettings, init_command: str, local_infile: bool) -> dict[str, Any]:
+def _mysql_connect_args(
+    db: DatabaseSettings, init_command: str, local_infile: bool
+) -> dict[str, Any]:
     args: dict[str, Any] = {
         "charset": "utf8mb4",
         "init_command": init_command,

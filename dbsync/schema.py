@@ -18,9 +18,22 @@ from sqlalchemy.engine import Connection
 from dbsync.errors import IncompatibleSchema, SourceTableMissing
 
 BINARY_TYPES = frozenset(
-    {"binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry", "point",
-     "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
-     "geometrycollection"}
+    {
+        "binary",
+        "varbinary",
+        "tinyblob",
+        "blob",
+        "mediumblob",
+        "longblob",
+        "geometry",
+        "point",
+        "linestring",
+        "polygon",
+        "multipoint",
+        "multilinestring",
+        "multipolygon",
+        "geometrycollection",
+    }
 )
 
 
@@ -105,8 +118,12 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
         return None
     columns = tuple(
         Column(
-            name=r[0], column_type=r[1].lower(), data_type=r[2].lower(), nullable=r[3] == "YES",
-            charset=r[4], collation=r[5],
+            name=r[0],
+            column_type=r[1].lower(),
+            data_type=r[2].lower(),
+            nullable=r[3] == "YES",
+            charset=r[4],
+            collation=r[5],
         )
         for r in conn.execute(_COLUMNS_SQL, params)
     )

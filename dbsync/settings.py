@@ -111,9 +111,7 @@ class Settings(BaseSettings):
     def _require_databases(self) -> Settings:
         for role in ("source", "target"):
             if getattr(self, f"{role}_db_url") is None and not getattr(self, f"{role}_db_name"):
-                raise ValueError(
-                    f"{role.upper()}_DB_NAME (or {role.upper()}_DB_URL) must be set"
-                )
+                raise ValueError(f"{role.upper()}_DB_NAME (or {role.upper()}_DB_URL) must be set")
         return self
 
     def database(self, role: Literal["source", "target"]) -> DatabaseSettings:

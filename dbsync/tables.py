@@ -82,7 +82,9 @@ def parse_tables(raw: str) -> TablesFile:
     try:
         data = json.loads(raw)
     except json.JSONDecodeError as exc:
-        problem = ConfigProblem("$", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        problem = ConfigProblem(
+            "$", f"invalid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})"
+        )
         raise ConfigError([problem]) from None
     if not isinstance(data, list):
         raise ConfigError([ConfigProblem("$", "must be a JSON array of table objects")])
@@ -102,7 +104,9 @@ def parse_tables(raw: str) -> TablesFile:
             continue
         if table.table in seen:
             problems.append(
-                ConfigProblem(f"$[{index}].table", f"duplicate of $[{seen[table.table]}] ({table.table})")
+                ConfigProblem(
+                    f"$[{index}].table", f"duplicate of $[{seen[table.table]}] ({table.table})"
+                )
             )
             continue
         seen[table.table] = index

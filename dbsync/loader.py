@@ -1,0 +1,187 @@
+"""Bulk loading of dlt's parquet load files into MySQL/MariaDB with LOAD DATA LOCAL INFILE.
+
+This plugs into dlt's sqlalchemy destination through its job-client extension point: the
+destination, its schema handling, load packages and state stay dlt's; only the load job for a
+parquet file on a MySQL engine is replaced, by one that streams the file as tab-separated text
+into the server (an order of magnitude faster than dlt's row-by-row INSERTs). Values arrive as
+the source's own text representation, so nothing is reinterpreted on the way.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import sqlalchemy as sa
+from dlt.common.destination.client import LoadJob, PreparedTableSchema, RunnableLoadJob
+from dlt.common.storages.load_package import ParsedLoadJobFileName
+from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDestination
+from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
+
+from dbsync.errors import LoadDataError
+from dbsync.schema import Column, qualified, quote, read_table
+
+log = logging.getLogger("dbsync.sync_engine")
+
+# Order matters: the escape character itself first.
+_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
+NULL_TOKEN = "\\N"
+
+
+def escape_column(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Text values escaped for LOAD DATA (tab-separated, backslash escapes, \\N for NULL)."""
+    values = values.cast(pa.large_string())
+    for raw, escaped in _ESCAPES:
+        if pc.any(pc.match_substring(values, raw)).as_py():
+            values = pc.replace_substring(values, raw, escaped)
+    return pc.fill_null(values, NULL_TOKEN)
+
+
+def to_tsv(batch: pa.RecordBatch | pa.Table) -> bytes:
+    """One LOAD DATA line per row, every line ending in a newline."""
+    if isinstance(batch, pa.Table):
+        return b"".join(to_tsv(part) for part in batch.to_batches())
+    if batch.num_rows == 0:
+        return b""
+    tab, newline = pa.scalar("\t", pa.large_string()), pa.scalar("\n", pa.large_string())
+    columns = [escape_column(batch.column(i)) for i in range(batch.num_columns)]
+    empty = pa.nulls(batch.num_rows, pa.large_string()).fill_null("")
+    lines = pc.binary_join_element_wise(*columns, empty, tab) if len(columns) > 1 else None
+    if lines is None:
+        lines = pc.binary_join_element_wise(columns[0], empty, newline)
+        return _value_bytes(lines)
+    # every line now ends with a tab where the newline belongs: join adds the separator
+    # before the empty last field, so swap that trailing tab for a newline
+    return _value_bytes(pc.utf8_replace_slice(lines, -1, 2**31, "\n"))
+
+
+def _value_bytes(array: pa.Array) -> bytes:
+    """The concatenated values of a null-free large_string array, without a copy per row."""
+    offsets = pa.Array.from_buffers(
+        pa.int64(), len(array) + 1, [None, array.buffers()[1]], offset=array.offset
+    )
+    first, last = offsets[0].as_py(), offsets[len(array)].as_py()
+    data = array.buffers()[2]
+    return data.to_pybytes()[first:last] if data is not None else b""
+
+
+def _target_expression(column: Column, variable: str) -> str | None:
+    """How a text value becomes the column's value; None when LOAD DATA assigns it as is."""
+    if column.is_binary:
+        return f"UNHEX({variable})"
+    if column.data_type == "bit":
+        return f"CAST({variable} AS UNSIGNED)"
+    return None
+
+
+def load_data_sql(path: str, database: str, table: str, columns: Sequence[Column]) -> str:
+    """The LOAD DATA LOCAL INFILE statement for a file whose fields are ``columns``, in order."""
+    targets: list[str] = []
+    assignments: list[str] = []
+    for index, column in enumerate(columns):
+        variable = f"@v{index}"
+        expression = _target_expression(column, variable)
+        if expression is None:
+            targets.append(quote(column.name))
+        else:
+            targets.append(variable)
+            assignments.append(f"{quote(column.name)} = {expression}")
+    literal = path.replace("\\", "\\\\").replace("'", "\\'")
+    sql = (
+        f"LOAD DATA LOCAL INFILE '{literal}' INTO TABLE {qualified(database, table)} "
+        "CHARACTER SET utf8mb4 FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' "
+        f"LINES TERMINATED BY '\\n' ({', '.join(targets)})"
+    )
+    if assignments:
+        sql += " SET " + ", ".join(assignments)
+    return sql
+
+
+def bulk_load(
+    engine: sa.Engine, database: str, table: str, batches: Iterable[pa.RecordBatch]
+) -> int:
+    """Stream arrow batches of text values into ``database.table``; returns rows loaded.
+
+    Fails (LoadDataError) on any warning or row-count difference: LOAD DATA LOCAL turns
+    errors into warnings, and a silently truncated or skipped value is a lost value.
+    """
+    with tempfile.NamedTemporaryFile(prefix="dbsync-", suffix=".tsv", delete=False) as handle:
+        path = handle.name
+        names: list[str] | None = None
+        expected = 0
+        for batch in batches:
+            names = names or batch.schema.names
+            handle.write(to_tsv(batch))
+            expected += batch.num_rows
+    try:
+        if not expected or names is None:
+            return 0
+        with engine.connect() as conn:
+            schema = read_table(conn, database, table)
+            if schema is None:
+                raise LoadDataError(f"staging table {database}.{table} does not exist")
+            columns = [_column(schema.column(name), name) for name in names]
+            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+            loaded = cursor.execute(load_data_sql(path, database, table, columns))
+            cursor.execute("SHOW WARNINGS LIMIT 3")
+            warnings = cursor.fetchall()
+            conn.commit()
+        if warnings or loaded != expected:
+            detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
+            raise LoadDataError(
+                f"LOAD DATA into {table} loaded {loaded} of {expected} rows"
+                + (f" with warnings: {detail}" if detail else "")
+            )
+        return loaded
+    finally:
+        os.unlink(path)
+
+
+def _column(column: Column | None, name: str) -> Column:
+    if column is None:
+        raise LoadDataError(f"load file has column {name!r} that the staging table lacks")
+    return column
+
+
+class LoadDataJob(RunnableLoadJob):
+    """dlt load job: one parquet load file → LOAD DATA LOCAL INFILE into the table."""
+
+    def __init__(self, file_path: str, engine: sa.Engine, database: str, batch_rows: int) -> None:
+        super().__init__(file_path)
+        self._engine = engine
+        self._database = database
+        self._batch_rows = batch_rows
+
+    def run(self) -> None:
+        table = self.load_table_name
+        reader = pq.ParquetFile(self._file_path)
+        rows = bulk_load(
+            self._engine, self._database, table, reader.iter_batches(batch_size=self._batch_rows)
+        )
+        log.debug("loaded %s rows into staging table %s", rows, table)
+
+
+class DbsyncJobClient(SqlalchemyJobClient):
+    """dlt's sqlalchemy job client with a bulk-load job for parquet files on MySQL."""
+
+    def create_load_job(
+        self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False
+    ) -> LoadJob:
+        engine = self.config.credentials.engine
+        parsed = ParsedLoadJobFileName.parse(file_path)
+        if parsed.file_format == "parquet" and engine.dialect.name in ("mysql", "mariadb"):
+            return LoadDataJob(file_path, engine, self.sql_client.dataset_name, 100_000)
+        return super().create_load_job(table, file_path, load_id, restore)
+
+
+class dbsync_sqlalchemy(SqlalchemyDestination):  # noqa: N801 (dlt names destinations in lowercase)
+    """dlt's sqlalchemy destination, loading parquet through LOAD DATA on MySQL/MariaDB."""
+
+    @property
+    def client_class(self) -> type[SqlalchemyJobClient]:
+        return DbsyncJobClient

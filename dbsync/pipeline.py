@@ -1,0 +1,83 @@
+"""The dlt pipeline of one table: source rows as arrow → parquet load package → staging table.
+
+One pipeline per table, named after the target database and table, so its schema, state
+and load packages are its own. Its working directory is fresh for every run (any worker
+can sync any table after any other, and a package left behind by a killed process can never
+wedge a later run); dlt's own bookkeeping tables live in the staging database, next to the
+staging tables it loads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+
+import dlt
+import pyarrow as pa
+from sqlalchemy.engine import Engine
+
+from dbsync.loader import dbsync_sqlalchemy
+
+_DLT_DEFAULTS = {
+    # never phone home: production syncs must not depend on (or leak to) the internet
+    "RUNTIME__DLTHUB_TELEMETRY": "false",
+    # keep table and column names exactly as MySQL has them (no snake_case renaming)
+    "SCHEMA__NAMING": "direct",
+    # the authoritative state is the target's data; a fresh working dir needs no restore
+    "RESTORE_FROM_DESTINATION": "false",
+    "RUNTIME__LOG_LEVEL": "WARNING",
+    # parquet files of bounded size: memory stays flat and LOAD DATA runs per file
+    "DATA_WRITER__FILE_MAX_ITEMS": "250000",
+    "DATA_WRITER__BUFFER_MAX_ITEMS": "50000",
+    "LOAD__WORKERS": "2",
+    "NORMALIZE__WORKERS": "1",
+}
+
+
+def configure_dlt() -> None:
+    """dlt settings dbsync relies on; an operator's own environment values win."""
+    for name, value in _DLT_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def pipeline_name(target_database: str, table: str) -> str:
+    name = f"dbsync__{target_database}__{table}"
+    if len(name) <= 120:
+        return name
+    return "dbsync__" + hashlib.sha256(name.encode()).hexdigest()[:32]
+
+
+def run_pipeline(
+    target: Engine,
+    target_database: str,
+    staging_database: str,
+    table: str,
+    rows: Iterator[pa.Table],
+    work_dir: str | None = None,
+) -> str | None:
+    """Extract ``rows``, normalize them to parquet and load them into the staging table.
+
+    Returns dlt's load id (None when there was nothing to load).
+    """
+    configure_dlt()
+    directory = tempfile.mkdtemp(prefix="dbsync-dlt-", dir=work_dir)
+    try:
+        pipeline = dlt.pipeline(
+            pipeline_name=pipeline_name(target_database, table),
+            destination=dbsync_sqlalchemy(credentials=target),
+            dataset_name=staging_database,
+            pipelines_dir=directory,
+        )
+        resource = dlt.resource(
+            rows,
+            name=table,
+            table_name=table,
+            write_disposition="append",
+        )
+        info = pipeline.run(resource, loader_file_format="parquet")
+        return info.loads_ids[0] if info.loads_ids else None
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

@@ -1,0 +1,41 @@
+"""Retry backoff policy: exponential growth, full jitter, bounded. Pure functions only.
+
+The delay before retry number ``n + 1`` (``n`` = retries already made) is drawn uniformly
+from ``[0, min(maximum, base * 2**n)]`` ("full jitter"): the ceiling doubles with every
+attempt so a struggling database gets room to recover, and the random draw spreads the
+retries of many workers that failed at the same moment instead of having them return
+together and fail together again.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+# 2**64 already dwarfs any sane maximum; clamping the exponent keeps the float finite.
+_MAX_EXPONENT = 64
+
+
+def backoff_ceiling(retries: int, base: float, maximum: float) -> float:
+    """The largest delay (seconds) before the next attempt, after ``retries`` retries."""
+    if retries < 0:
+        raise ValueError(f"retries must be >= 0, not {retries}")
+    if base <= 0 or maximum <= 0:
+        raise ValueError("base and maximum must be positive")
+    return min(maximum, base * 2.0 ** min(retries, _MAX_EXPONENT))
+
+
+def backoff_delay(
+    retries: int,
+    base: float,
+    maximum: float,
+    *,
+    draw: Callable[[], float] = random.random,
+) -> float:
+    """A jittered delay in ``[0, backoff_ceiling(...)]``; ``draw`` returns a float in [0, 1)."""
+    return backoff_ceiling(retries, base, maximum) * draw()
+
+
+def should_retry(retries: int, max_retries: int) -> bool:
+    """Whether a transient failure after ``retries`` retries may be retried once more."""
+    return retries < max_retries

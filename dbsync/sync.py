@@ -1,0 +1,231 @@
+"""Sync one table: mirror its schema, extract with dlt into staging, commit atomically.
+
+``sync_table`` is the one code path behind ``dbsync sync`` and the Celery task.
+
+- Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
+  cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
+  upserted by primary key in a single statement.
+- Full refresh (no ``modifier``, ``--full-refresh``, or columns added in the source): the
+  whole table is staged from one consistent snapshot, its row count checked against that
+  snapshot, and swapped in with one atomic RENAME.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from dbsync import target as tgt
+from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
+from dbsync.extract import ExtractStats, Window, cursor_lower_bound, stream_rows
+from dbsync.lock import TableLock
+from dbsync.pipeline import run_pipeline
+from dbsync.result import SyncResult
+from dbsync.runtime import Runtime
+from dbsync.schema import (
+    TableSchema,
+    create_table_sql,
+    plan_alter,
+    qualified,
+    read_table,
+    require_source_table,
+)
+from dbsync.state import record_result
+from dbsync.tables import TableConfig
+
+log = logging.getLogger("dbsync.sync_engine")
+schema_log = logging.getLogger("dbsync.schema_sync")
+
+INCREMENTAL = "incremental"
+FULL_REFRESH = "full_refresh"
+
+
+@dataclass
+class Plan:
+    """What this run will do, decided after the schema mirror."""
+
+    mode: str
+    target_exists: bool
+    replace: bool  # stage everything and swap (full refresh, first load, backfill)
+    window: Window
+
+
+def table_config(runtime: Runtime, name: str) -> TableConfig:
+    config = runtime.tables.get(name)
+    if config is None:
+        problem = ConfigProblem("tables.json", f"table {name!r} is not listed")
+        raise ConfigError([problem])
+    return config
+
+
+def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
+    requested = FULL_REFRESH if full_refresh else INCREMENTAL
+    result = SyncResult(table=table, mode=requested)
+    settings = runtime.settings
+    try:
+        config = table_config(runtime, table)
+        result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
+        log.info("table %s: %s sync started", table, result.mode)
+        with TableLock(
+            runtime.engines.target,
+            settings.target.database,
+            table,
+            settings.lock_heartbeat_seconds,
+            settings.lock_stale_seconds,
+        ) as lock:
+            _sync_locked(runtime, config, result, lock)
+    except TableBusy as busy:
+        result.finish("skipped", str(busy))
+        log.info("table %s: skipped, another process is syncing it", table)
+        runtime.notify(result)
+        return result
+    except Exception as exc:
+        result.finish("failed", describe(exc))
+        log.error("table %s: sync failed: %s", table, result.error)
+        _record(runtime, result)
+        raise
+    result.finish("synced")
+    log.info(
+        "table %s: synced (%s) %s rows extracted, %s loaded in %.2fs",
+        table,
+        result.mode,
+        result.rows_extracted,
+        result.rows_loaded,
+        result.duration_s,
+    )
+    _record(runtime, result)
+    return result
+
+
+def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+    """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
+    try:
+        return sync_table(runtime, table, full_refresh=full_refresh)
+    except Exception as exc:  # noqa: BLE001 - reported in the result
+        result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
+        return result.finish("failed", describe(exc))
+
+
+def _record(runtime: Runtime, result: SyncResult) -> None:
+    try:
+        record_result(runtime.engines.target, runtime.settings.target.database, result)
+    except Exception as exc:  # noqa: BLE001 - status is best effort; the sync result stands
+        log.warning("table %s: could not record sync status: %s", result.table, describe(exc))
+    runtime.notify(result)
+
+
+def _sync_locked(
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: TableLock
+) -> None:
+    settings = runtime.settings
+    engines = runtime.engines
+    source_db, target_db = settings.source.database, settings.target.database
+    staging_db = settings.staging_database
+    with engines.source.connect() as conn:
+        source = require_source_table(
+            conn, source_db, config.table, config.primary_key, config.modifier
+        )
+    tgt.ensure_database(engines.target, staging_db)
+    plan = _plan(runtime, config, source, result)
+    stats = ExtractStats()
+    rows = stream_rows(
+        engines.source,
+        source_db,
+        source,
+        plan.window,
+        settings.fetch_limit,
+        stats,
+        count_snapshot=plan.replace,
+    )
+    result.load_id = run_pipeline(
+        engines.target,
+        target_db,
+        staging_db,
+        config.table,
+        config.primary_key,
+        rows,
+        settings.work_dir,
+    )
+    result.rows_extracted = stats.rows
+    staged = tgt.count_rows(engines.target, staging_db, config.table)
+    if plan.replace and staged != stats.snapshot_rows:
+        raise RowCountMismatch(
+            f"table {config.table!r}: staged {staged} rows but the source snapshot has "
+            f"{stats.snapshot_rows}; the target was left unchanged"
+        )
+    lock.ensure_held()
+    if plan.replace:
+        tgt.swap_into_place(engines.target, staging_db, target_db, config.table, plan.target_exists)
+    else:
+        target_schema = read_table_or_fail(engines.target, target_db, config.table)
+        tgt.execute(
+            engines.target, tgt.merge_sql(target_schema, staging_db, target_db, config.primary_key)
+        )
+        tgt.drop_table(engines.target, staging_db, config.table)
+    result.rows_loaded = staged
+
+
+def read_table_or_fail(engine: sa.Engine, database: str, table: str) -> TableSchema:
+    with engine.connect() as conn:
+        schema = read_table(conn, database, table)
+    assert schema is not None, f"{database}.{table} vanished during the sync"
+    return schema
+
+
+def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
+    """Mirror the schema and decide between a staged swap and an incremental merge."""
+    settings = runtime.settings
+    engine = runtime.engines.target
+    target_db, staging_db = settings.target.database, settings.staging_database
+    with engine.connect() as conn:
+        current = read_table(conn, target_db, config.table)
+    create_staging = create_table_sql(
+        source, staging_db, config.table, config.primary_key, config.modifier
+    )
+    if result.mode == FULL_REFRESH or current is None:
+        reason = "full refresh" if current is not None else "target table created"
+        return _replace_plan(engine, staging_db, config, create_staging, current, result, reason)
+    alter = plan_alter(source, current, target_db, config.primary_key)
+    if alter and "ADD COLUMN" in alter:
+        # existing rows need the new column's values: stage them all, swap in the result
+        schema_log.info(
+            "table %s: columns added in the source, rebuilding: %s", config.table, alter
+        )
+        result.schema_changes.append(alter)
+        result.mode = FULL_REFRESH
+        return _replace_plan(
+            engine, staging_db, config, create_staging, current, result, "backfill"
+        )
+    if alter:
+        schema_log.info("table %s: %s", config.table, alter)
+        tgt.execute(engine, alter)
+        result.schema_changes.append(alter)
+    tgt.recreate_like(engine, staging_db, config.table, qualified(target_db, config.table))
+    if tgt.is_empty(engine, target_db, config.table):
+        return Plan(INCREMENTAL, target_exists=True, replace=True, window=Window())
+    cursor = source.column(config.modifier or "")
+    assert cursor is not None
+    lag = config.lag_seconds if config.lag_seconds is not None else settings.default_lag_seconds
+    low = cursor_lower_bound(engine, target_db, config.table, cursor, lag)
+    return Plan(INCREMENTAL, target_exists=True, replace=False, window=Window(cursor.name, low))
+
+
+def _replace_plan(
+    engine: sa.Engine,
+    staging_db: str,
+    config: TableConfig,
+    create_staging: str,
+    current: TableSchema | None,
+    result: SyncResult,
+    reason: str,
+) -> Plan:
+    tgt.drop_table(engine, staging_db, config.table)
+    tgt.execute(engine, create_staging)
+    if current is None:
+        schema_log.info("table %s: creating target table", config.table)
+        result.schema_changes.append("created")
+    log.debug("table %s: staging a full copy (%s)", config.table, reason)
+    return Plan(result.mode, target_exists=current is not None, replace=True, window=Window())

@@ -1,0 +1,100 @@
+"""Target-side statements: staging tables, the atomic swap and the key-based merge."""
+
+from __future__ import annotations
+
+import hashlib
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dbsync.errors import FatalError
+from dbsync.schema import TableSchema, qualified, quote
+
+
+def ensure_database(engine: Engine, database: str) -> None:
+    """Create the (staging) database if missing; say how to pre-create it if not allowed."""
+    with engine.connect() as conn:
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :d"),
+            {"d": database},
+        ).first()
+        if exists:
+            return
+        try:
+            conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {quote(database)}"))
+        except sa.exc.DBAPIError as exc:
+            raise FatalError(
+                f"staging database {database!r} does not exist and the target user may not "
+                f"create it; pre-create it (CREATE DATABASE {quote(database)}) and grant the "
+                "target user all privileges on it, or set STAGING_DB_NAME"
+            ) from exc
+
+
+def execute(engine: Engine, *statements: str) -> None:
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+
+
+def drop_table(engine: Engine, database: str, table: str) -> None:
+    execute(engine, f"DROP TABLE IF EXISTS {qualified(database, table)}")
+
+
+def recreate_like(engine: Engine, database: str, table: str, like: str) -> None:
+    """An empty staging table with exactly the definition of ``like``."""
+    drop_table(engine, database, table)
+    execute(engine, f"CREATE TABLE {qualified(database, table)} LIKE {like}")
+
+
+def count_rows(conn: Connection | Engine, database: str, table: str) -> int:
+    sql = sa.text(f"SELECT COUNT(*) FROM {qualified(database, table)}")
+    if isinstance(conn, Engine):
+        with conn.connect() as c:
+            return int(c.execute(sql).scalar_one())
+    return int(conn.execute(sql).scalar_one())
+
+
+def is_empty(engine: Engine, database: str, table: str) -> bool:
+    with engine.connect() as conn:
+        sql = f"SELECT 1 FROM {qualified(database, table)} LIMIT 1"
+        return conn.execute(sa.text(sql)).first() is None
+
+
+def _old_name(table: str) -> str:
+    return "__dbsync_old_" + hashlib.sha256(table.encode()).hexdigest()[:24]
+
+
+def swap_into_place(
+    engine: Engine, staging: str, target: str, table: str, target_exists: bool
+) -> None:
+    """Make the staged table the target table in one atomic RENAME; drop the old one.
+
+    Readers see the old table until the instant of the rename, then the new one: never an
+    empty or half-loaded table.
+    """
+    old = _old_name(table)
+    drop_table(engine, staging, old)
+    if target_exists:
+        execute(
+            engine,
+            f"RENAME TABLE {qualified(target, table)} TO {qualified(staging, old)}, "
+            f"{qualified(staging, table)} TO {qualified(target, table)}",
+        )
+        drop_table(engine, staging, old)
+    else:
+        execute(engine, f"RENAME TABLE {qualified(staging, table)} TO {qualified(target, table)}")
+
+
+def merge_sql(schema: TableSchema, staging: str, target: str, key: tuple[str, ...]) -> str:
+    """Upsert the staged rows by primary key: one statement, touching only the staged keys."""
+    names = [quote(c) for c in schema.column_names]
+    columns = ", ".join(names)
+    updates = [f"{n} = VALUES({n})" for n in names if n not in {quote(k) for k in key}]
+    verb = "INSERT" if updates else "INSERT IGNORE"
+    sql = (
+        f"{verb} INTO {qualified(target, schema.name)} ({columns}) "
+        f"SELECT {columns} FROM {qualified(staging, schema.name)}"
+    )
+    if updates:
+        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
+    return sql
