@@ -1,0 +1,176 @@
+"""``dbsync status``: the sync status of every table as a terminal table (or plain records).
+
+Example (columns abridged)::
+
+    TABLE        STATUS  MODE          LAST SYNC (UTC)      AGE    ROWS  FAILS  LAST ERROR
+    countries    synced  full_refresh  2026-11-27 09:55:48  4m12s   250      0  -
+    order_items  never   -             -                    -         -      -  -
+    orders       failed  incremental   2026-11-27 09:50:47  9m13s     0      3  MySQL error 2003...
+
+``LAST SYNC`` and ``AGE`` refer to the last *successful* sync; ``STATUS`` is the outcome of
+the last attempt; ``ROWS`` are the rows loaded by the last attempt; ``FAILS`` counts failed
+attempts since the last success. A table listed in tables.json but never synced shows
+``never``; a synced table older than ``stale_after_s`` shows ``stale``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from dbsync.logs import redact
+from dbsync.state import TableStatus
+
+COLUMNS = (
+    "TABLE", "STATUS", "MODE", "LAST SYNC (UTC)", "AGE", "ROWS", "DURATION", "FAILS", "LAST ERROR",
+)
+RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DURATION", "FAILS"})
+DEFAULT_ERROR_WIDTH = 60
+
+
+def format_age(seconds: float | None) -> str:
+    """``45s``, ``4m12s``, ``2h03m``, ``3d04h``; ``-`` for unknown."""
+    if seconds is None:
+        return "-"
+    total = int(max(seconds, 0))
+    if total < 60:
+        return f"{total}s"
+    minutes, secs = divmod(total, 60)
+    if minutes < 60:
+        return f"{minutes}m{secs:02d}s"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 24:
+        return f"{hours}h{minutes:02d}m"
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return format_age(seconds)
+
+
+def _when(moment: datetime | None) -> str:
+    if moment is None:
+        return "-"
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _one_line(text: str | None, width: int) -> str:
+    if not text:
+        return "-"
+    flat = " ".join(redact(text).split())
+    return flat if len(flat) <= width else flat[: max(width - 3, 1)] + "..."
+
+
+def _status(row: TableStatus, now: datetime, stale_after_s: float | None) -> str:
+    age = row.age_seconds(now)
+    if row.status == "synced" and stale_after_s is not None and age is not None:
+        return "stale" if age > stale_after_s else "synced"
+    return row.status
+
+
+def status_records(
+    rows: Sequence[TableStatus],
+    now: datetime | None = None,
+    *,
+    configured: Iterable[str] = (),
+    stale_after_s: float | None = None,
+) -> list[dict[str, Any]]:
+    """One JSON-ready dict per table (for ``dbsync status --json``), same rules as the table."""
+    now = _aware(now)
+    records: list[dict[str, Any]] = []
+    seen = set()
+    for row in rows:
+        seen.add(row.table)
+        age = row.age_seconds(now)
+        records.append({
+            "table": row.table,
+            "status": _status(row, now, stale_after_s),
+            "mode": row.mode,
+            "last_success_at": _iso(row.last_success_at),
+            "last_finished_at": _iso(row.last_finished_at),
+            "age_seconds": round(age, 1) if age is not None else None,
+            "rows_extracted": row.rows_extracted,
+            "rows_loaded": row.rows_loaded,
+            "duration_s": row.duration_s,
+            "consecutive_failures": row.consecutive_failures,
+            "last_error": redact(row.last_error) if row.last_error else None,
+            "worker": row.worker,
+        })
+    for name in configured:
+        if name not in seen:
+            records.append({
+                "table": name, "status": "never", "mode": None, "last_success_at": None,
+                "last_finished_at": None, "age_seconds": None, "rows_extracted": None,
+                "rows_loaded": None, "duration_s": None, "consecutive_failures": None,
+                "last_error": None, "worker": None,
+            })
+    return sorted(records, key=lambda r: r["table"])
+
+
+def _aware(now: datetime | None) -> datetime:
+    """``now`` as an aware UTC time (naive values are taken as UTC, like the status table)."""
+    if now is None:
+        return datetime.now(UTC)
+    return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def render_status(
+    rows: Sequence[TableStatus],
+    now: datetime | None = None,
+    *,
+    configured: Iterable[str] = (),
+    stale_after_s: float | None = None,
+    error_width: int = DEFAULT_ERROR_WIDTH,
+) -> str:
+    """The status of every table as an aligned plain-text table (no trailing newline).
+
+    ``configured``: table names from tables.json, so that never-synced tables show up.
+    ``stale_after_s``: show ``stale`` for synced tables whose last success is older.
+    """
+    now = _aware(now)
+    by_name = {row.table: row for row in rows}
+    names = sorted(set(by_name) | set(configured))
+    if not names:
+        return "no table has been synced yet (and none is configured)"
+    body: list[list[str]] = []
+    for name in names:
+        row = by_name.get(name)
+        if row is None:
+            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-"])
+            continue
+        body.append([
+            row.table,
+            _status(row, now, stale_after_s),
+            row.mode,
+            _when(row.last_success_at),
+            format_age(row.age_seconds(now)),
+            f"{row.rows_loaded:,}",
+            format_duration(row.duration_s),
+            str(row.consecutive_failures),
+            _one_line(row.last_error, error_width),
+        ])
+    widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in body)) for i in range(len(COLUMNS))]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            cell.rjust(widths[i]) if COLUMNS[i] in RIGHT_ALIGNED else cell.ljust(widths[i])
+            for i, cell in enumerate(cells)
+        ]
+        return "  ".join(parts).rstrip()
+
+    return "\n".join([line(COLUMNS), *(line(r) for r in body)])
