@@ -62,8 +62,22 @@ def table_config(runtime: Runtime, name: str) -> TableConfig:
 
 def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
     """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
-    requested = FULL_REFRESH if full_refresh else INCREMENTAL
-    result = SyncResult(table=table, mode=requested)
+    result, error = _attempt(runtime, table, full_refresh)
+    if error is not None:
+        raise error
+    return result
+
+
+def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+    """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
+    result, _error = _attempt(runtime, table, full_refresh)
+    return result
+
+
+def _attempt(
+    runtime: Runtime, table: str, full_refresh: bool
+) -> tuple[SyncResult, Exception | None]:
+    result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
     settings = runtime.settings
     try:
         config = table_config(runtime, table)
@@ -81,12 +95,12 @@ def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> S
         result.finish("skipped", str(busy))
         log.info("table %s: skipped, another process is syncing it", table)
         runtime.notify(result)
-        return result
+        return result, None
     except Exception as exc:
         result.finish("failed", describe(exc))
         log.error("table %s: sync failed: %s", table, result.error)
         _record(runtime, result)
-        raise
+        return result, exc
     result.finish("synced")
     log.info(
         "table %s: synced (%s) %s rows extracted, %s loaded in %.2fs",
@@ -97,16 +111,7 @@ def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> S
         result.duration_s,
     )
     _record(runtime, result)
-    return result
-
-
-def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
-    """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
-    try:
-        return sync_table(runtime, table, full_refresh=full_refresh)
-    except Exception as exc:  # noqa: BLE001 - reported in the result
-        result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
-        return result.finish("failed", describe(exc))
+    return result, None
 
 
 def _record(runtime: Runtime, result: SyncResult) -> None:
@@ -145,7 +150,6 @@ def _sync_locked(
         target_db,
         staging_db,
         config.table,
-        config.primary_key,
         rows,
         settings.work_dir,
     )

@@ -57,6 +57,7 @@ class TablesFile(BaseModel):
 
     tables: list[TableConfig]
     problems: list[ConfigProblem]
+    positions: dict[str, int] = {}
 
     def get(self, name: str) -> TableConfig | None:
         return next((t for t in self.tables if t.table == name), None)
@@ -111,7 +112,7 @@ def parse_tables(raw: str) -> TablesFile:
             continue
         seen[table.table] = index
         tables.append(table)
-    return TablesFile(tables=tables, problems=problems)
+    return TablesFile(tables=tables, problems=problems, positions=seen)
 
 
 def load_tables(path: str | Path) -> TablesFile:
