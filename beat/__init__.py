@@ -1,0 +1,1 @@
+"""The dbsync scheduler: ``celery -A beat.app beat`` enqueues one sync per table per interval."""

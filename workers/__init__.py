@@ -1,0 +1,1 @@
+"""The dbsync Celery worker fleet: ``celery -A workers.app worker``."""

@@ -1,0 +1,140 @@
+"""The fleet's one task, ``dbsync.sync_table``: a thin wrapper around dbsync.sync.sync_table.
+
+The task builds nothing itself: it takes the process's Runtime (built after fork by
+``workers.worker``), calls the same library function as ``dbsync sync`` and turns the outcome
+into Celery's terms:
+
+- synced, or skipped because another process holds the table's lock: return the summary;
+- transient error (connection lost, deadlock, pool exhausted...): retry with exponential
+  backoff and jitter, at most RETRY_MAX times, then fail;
+- anything else (bad configuration, missing table, schema, data): fail at once, no retry.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
+
+from dbsync import sync
+from dbsync.errors import Outcome, classify, describe
+from dbsync.result import Status, SyncResult, utc_now
+from dbsync.retry import backoff_delay, should_retry
+from dbsync.runtime import Runtime
+from workers.app import app
+from workers.config import TASK_NAME
+from workers.worker import get_runtime
+
+logger = logging.getLogger("workers.worker")
+
+
+class SyncFailed(Exception):
+    """A sync that failed for good. ``args``: the message and the failed summary (a dict)."""
+
+    def __init__(self, message: str, summary: dict[str, Any] | None = None) -> None:
+        super().__init__(message, summary)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        return self.args[1] if len(self.args) > 1 else None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __repr__(self) -> str:
+        return f"SyncFailed({self.message!r})"
+
+
+class SyncRetrying(Exception):
+    """Recorded as the reason of a RETRY state: the transient error being retried."""
+
+
+def _mode(runtime: Runtime | None, table: str, full_refresh: bool) -> str:
+    if full_refresh:
+        return "full_refresh"
+    config = runtime.tables.get(table) if runtime is not None else None
+    return config.mode if config is not None else "unknown"
+
+
+def _summary(
+    table: str, mode: str, started: datetime, status: Status, error: str | None = None
+) -> dict[str, Any]:
+    result = SyncResult(table=table, mode=mode, started_at=started)
+    return result.finish(status, error=error).to_dict()
+
+
+@app.task(name=TASK_NAME, bind=True, max_retries=None)
+def sync_table(self: Task, table: str, full_refresh: bool = False) -> dict[str, Any]:
+    """Sync one table; returns the JSON summary (status ``synced`` or ``skipped``)."""
+    started = utc_now()
+    runtime: Runtime | None = None
+    try:
+        runtime = get_runtime()
+        result = sync.sync_table(runtime, table, full_refresh=full_refresh)
+    except Exception as exc:  # every failure is classified below, none is swallowed
+        return _on_error(self, runtime, table, full_refresh, started, exc)
+    summary = result.to_dict()
+    logger.info(
+        "%s %s (%s): %d rows extracted, %d loaded in %.1fs",
+        table,
+        summary["status"],
+        summary["mode"],
+        summary["rows_extracted"],
+        summary["rows_loaded"],
+        summary["duration_s"],
+    )
+    return summary
+
+
+def _on_error(
+    task: Task,
+    runtime: Runtime | None,
+    table: str,
+    full_refresh: bool,
+    started: datetime,
+    exc: Exception,
+) -> dict[str, Any]:
+    mode = _mode(runtime, table, full_refresh)
+    if isinstance(exc, SoftTimeLimitExceeded):
+        limit = task.request.timelimit[1] if task.request.timelimit else None
+        message = (
+            f"sync exceeded the soft time limit ({limit or app.conf.task_soft_time_limit}s); "
+            "raise SYNC_SOFT_TIME_LIMIT/SYNC_TIME_LIMIT or sync the table less often"
+        )
+        logger.error("%s failed: %s", table, message)
+        raise SyncFailed(f"{table}: {message}", _summary(table, mode, started, "failed", message))
+    outcome = classify(exc)
+    message = describe(exc)
+    if outcome is Outcome.SKIP:
+        logger.info("%s skipped: %s", table, message)
+        return _summary(table, mode, started, "skipped", None)
+    retries = task.request.retries
+    if outcome is Outcome.TRANSIENT and runtime is not None:
+        settings = runtime.settings
+        if should_retry(retries, settings.retry_max):
+            countdown = backoff_delay(
+                retries, settings.retry_backoff_base, settings.retry_backoff_max
+            )
+            logger.warning(
+                "%s: transient error, retry %d/%d in %.1fs: %s",
+                table,
+                retries + 1,
+                settings.retry_max,
+                countdown,
+                message,
+            )
+            raise task.retry(
+                countdown=countdown,
+                max_retries=settings.retry_max,
+                exc=SyncRetrying(f"{table}: {message}"),
+            )
+        message = f"{message} (still failing after {retries} retries)"
+    logger.error("%s failed: %s", table, message)
+    raise SyncFailed(f"{table}: {message}", _summary(table, mode, started, "failed", message))
