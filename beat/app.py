@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
+from dbsync.logs import configure_logging
 from workers.config import celery_config, load_fleet_settings
 
 
@@ -24,3 +25,9 @@ def _config() -> dict[str, Any]:
 app = Celery("dbsync-beat")
 # A callable is a promise: evaluated when beat first reads its configuration, not at import.
 app.add_defaults(_config)
+
+
+@signals.setup_logging.connect
+def _on_setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    # Connecting this signal stops Celery from installing its own log format.
+    configure_logging(loglevel or "INFO")

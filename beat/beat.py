@@ -7,6 +7,7 @@ import logging
 from celery.beat import PersistentScheduler
 
 from beat.schedule import build_schedule
+from dbsync.logs import register_settings_secrets
 from dbsync.tables import load_tables
 from workers.config import load_fleet_settings
 
@@ -23,6 +24,7 @@ class TablesScheduler(PersistentScheduler):
 
     def setup_schedule(self) -> None:
         fleet = load_fleet_settings()
+        register_settings_secrets(fleet)
         tables = load_tables(fleet.tables_config)
         for problem in tables.problems:
             logger.warning("tables.json entry skipped, not scheduled: %s", problem)

@@ -70,7 +70,9 @@ def _summary(
     return result.finish(status, error=error).to_dict()
 
 
-@app.task(name=TASK_NAME, bind=True, max_retries=None)
+# throws: a SyncFailed is an expected outcome, already logged with its reason by the task;
+# Celery records it without printing a second traceback.
+@app.task(name=TASK_NAME, bind=True, max_retries=None, throws=(SyncFailed,))
 def sync_table(self: Task, table: str, full_refresh: bool = False) -> dict[str, Any]:
     """Sync one table; returns the JSON summary (status ``synced`` or ``skipped``)."""
     started = utc_now()

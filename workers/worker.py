@@ -1,11 +1,16 @@
-"""The worker process's Runtime: built after fork, disposed on shutdown.
+"""The worker's per-process lifecycle: Runtime after fork, disposal on shutdown.
 
-Prefork: every pool child builds its own engines (``worker_process_init``) and disposes them
-(``worker_process_shutdown``); the parent process never opens a database connection, so
-no socket is ever shared across a fork. Solo pool: the worker's only process gets
-``worker_process_init`` too. Threads (and other in-process pools): ``worker_init`` builds one
-Runtime shared by the threads (SQLAlchemy engines are thread-safe) and ``worker_shutdown``
-disposes it.
+Prefork (the default pool): every pool child builds its own engines and pools
+(``worker_process_init``) and disposes them (``worker_process_shutdown``); the parent never
+opens a sync connection, so no socket is ever shared across a fork. Solo pool: the worker's
+only process gets ``worker_process_init`` too. Threads (and other in-process pools):
+``worker_init`` builds one Runtime shared by the threads (SQLAlchemy engines are
+thread-safe) and ``worker_shutdown`` disposes it.
+
+The parent process (``worker_init``) checks the configuration before any message is taken
+(and exits with the list of problems if it is invalid), prepares multiprocess metrics and
+starts the health endpoint; each process that syncs wires the metrics listener into its
+Runtime. Observability never stops a worker: its failures are logged and syncing goes on.
 """
 
 from __future__ import annotations
@@ -16,14 +21,18 @@ from typing import Any
 
 from celery import signals
 
+from dbsync import health, metrics
 from dbsync.errors import ConfigError
+from dbsync.logs import configure_logging, register_settings_secrets
 from dbsync.runtime import Runtime
-from dbsync.settings import load_settings
+from dbsync.settings import Settings, load_settings
 from dbsync.tables import load_tables
 
 logger = logging.getLogger(__name__)
 
 _runtime: Runtime | None = None
+_instrumentation: metrics.Instrumentation | None = None
+_health: health.HealthServer | None = None
 _guard = threading.Lock()
 
 # Pools whose tasks run in forked children (each child gets worker_process_init).
@@ -32,13 +41,18 @@ _FORKING_POOLS = frozenset({"prefork", "processes"})
 
 def start_runtime() -> Runtime:
     """This process's Runtime, built from the environment on first use."""
-    global _runtime
+    global _runtime, _instrumentation
     with _guard:
         if _runtime is None:
             settings = load_settings()
+            register_settings_secrets(settings)
             runtime = Runtime.create(settings)
             for problem in runtime.tables.problems:
                 logger.warning("tables.json entry skipped: %s", problem)
+            try:
+                _instrumentation = metrics.instrument(runtime)
+            except Exception:  # noqa: BLE001 - metrics must never stop a worker
+                logger.exception("metrics not available in this process")
             _runtime = runtime
             logger.info(
                 "engines created for this process (pool_size=%d, max_overflow=%d, tables=%d)",
@@ -50,9 +64,12 @@ def start_runtime() -> Runtime:
 
 
 def stop_runtime() -> None:
-    """Dispose this process's engines, if it has any."""
-    global _runtime
+    """Dispose this process's engines (and stop its metrics threads), if it has any."""
+    global _runtime, _instrumentation
     with _guard:
+        if _instrumentation is not None:
+            _instrumentation.stop()
+            _instrumentation = None
         if _runtime is not None:
             _runtime.dispose()
             _runtime = None
@@ -65,26 +82,52 @@ def get_runtime() -> Runtime:
     return runtime if runtime is not None else start_runtime()
 
 
-def _pool_name(pool_cls: Any) -> str:
+def pool_name(pool_cls: Any) -> str:
+    """'prefork', 'solo', 'threads'... from Celery's pool option (a name or a class)."""
     name = pool_cls if isinstance(pool_cls, str) else getattr(pool_cls, "__module__", "")
     return str(name).rsplit(".", 1)[-1].rsplit(":", 1)[-1].lower()
 
 
-def check_configuration() -> None:
-    """Fail fast: settings and tables.json must load before the worker takes any message."""
+def check_configuration() -> Settings:
+    """Settings and tables.json must load before the worker takes any message."""
     settings = load_settings()
     load_tables(settings.tables_config)
+    return settings
+
+
+def _start_health(settings: Settings) -> None:
+    global _health
+    try:
+        metrics.setup_multiprocess(wipe=True)
+        _health = health.start_in_background(settings)
+    except Exception:  # noqa: BLE001 - observability must never stop a worker
+        logger.exception("health endpoint not started")
+
+
+def _stop_health() -> None:
+    global _health
+    server, _health = _health, None
+    if server is not None:
+        server.stop()
+
+
+@signals.setup_logging.connect
+def _on_setup_logging(loglevel: int | str | None = None, **_: Any) -> None:
+    # Connecting this signal stops Celery from installing its own log format.
+    configure_logging(loglevel or "INFO")
 
 
 @signals.worker_init.connect
 def _on_worker_init(sender: Any = None, **_: Any) -> None:
     try:
-        check_configuration()
+        settings = check_configuration()
     except ConfigError as exc:
         logger.critical("worker not started, invalid configuration: %s", exc)
         # SystemExit passes through Celery's signal dispatch, which swallows Exceptions.
         raise SystemExit(f"dbsync worker: invalid configuration: {exc}") from None
-    if _pool_name(getattr(sender, "pool_cls", "prefork")) not in _FORKING_POOLS:
+    register_settings_secrets(settings)
+    _start_health(settings)
+    if pool_name(getattr(sender, "pool_cls", "prefork")) not in _FORKING_POOLS:
         start_runtime()
 
 
@@ -94,10 +137,12 @@ def _on_worker_process_init(**_: Any) -> None:
 
 
 @signals.worker_process_shutdown.connect
-def _on_worker_process_shutdown(**_: Any) -> None:
+def _on_worker_process_shutdown(pid: int | None = None, **_: Any) -> None:
     stop_runtime()
+    metrics.mark_process_dead(pid)
 
 
 @signals.worker_shutdown.connect
 def _on_worker_shutdown(**_: Any) -> None:
     stop_runtime()
+    _stop_health()
