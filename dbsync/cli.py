@@ -11,7 +11,7 @@ from dbsync import __version__
 from dbsync.errors import ConfigError
 from dbsync.result import SyncResult
 from dbsync.runtime import Runtime
-from dbsync.settings import Settings, load_settings
+from dbsync.settings import load_settings
 from dbsync.tables import TablesFile, load_tables
 
 log = logging.getLogger("dbsync.cli")

@@ -37,7 +37,7 @@ def _mysql_connect_args(
 def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> Engine:
     """One engine (and pool) for one side, configured from the settings."""
     if not db.is_mysql:
-        return sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+        return _sqlite_engine(db, settings, target)
     init = TARGET_INIT if target else SOURCE_INIT
     return sa.create_engine(
         db.url,
@@ -49,6 +49,22 @@ def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> 
         connect_args=_mysql_connect_args(db, init, local_infile=target),
         hide_parameters=True,
     )
+
+
+def _sqlite_engine(db: DatabaseSettings, settings: Settings, target: bool) -> Engine:
+    """SQLite (demo only): the target's connections see the staging file dlt writes."""
+    from dbsync.dialects import SQLiteDialect
+
+    engine = sa.create_engine(db.url, poolclass=sa.pool.NullPool)
+    if target and db.database:
+        dialect = SQLiteDialect(settings)
+        staging = dialect.staging_file(db.database)
+
+        @sa.event.listens_for(engine, "connect")
+        def _attach_staging(dbapi_connection: Any, _record: Any) -> None:
+            dbapi_connection.execute(f"ATTACH DATABASE '{staging}' AS {dialect.staging_schema()}")
+
+    return engine
 
 
 @dataclass

@@ -13,13 +13,16 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
-import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbsync.schema import Column, TableSchema, qualified, quote
+
+if TYPE_CHECKING:
+    from dbsync.dialects import MySQLDialect
 
 log = logging.getLogger("dbsync.sync_engine")
 
@@ -48,11 +51,11 @@ class Window:
     cursor: str | None = None
     lower_bound: str | None = None
 
-    def where(self) -> tuple[str, dict[str, str]]:
+    def where(self, param: str = "%(low)s") -> tuple[str, dict[str, str]]:
         if self.cursor is None or self.lower_bound is None:
             return "", {}
         column = quote(self.cursor)
-        return f" WHERE ({column} >= %(low)s OR {column} IS NULL)", {"low": self.lower_bound}
+        return f" WHERE ({column} >= {param} OR {column} IS NULL)", {"low": self.lower_bound}
 
 
 @dataclass
@@ -64,9 +67,11 @@ class ExtractStats:
     _next_report: int = field(default=500_000, repr=False)
 
 
-def select_sql(database: str, schema: TableSchema, window: Window) -> tuple[str, dict[str, str]]:
-    expressions = ", ".join(text_expression(c) for c in schema.columns)
-    where, params = window.where()
+def select_sql(
+    dialect: MySQLDialect, database: str, schema: TableSchema, window: Window
+) -> tuple[str, dict[str, str]]:
+    expressions = ", ".join(dialect.text_expression(c) for c in schema.columns)
+    where, params = window.where(dialect.named_param("low"))
     return f"SELECT {expressions} FROM {qualified(database, schema.name)}{where}", params
 
 
@@ -81,6 +86,7 @@ def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
 
 
 def stream_rows(
+    dialect: MySQLDialect,
     engine: Engine,
     database: str,
     schema: TableSchema,
@@ -90,12 +96,11 @@ def stream_rows(
     count_snapshot: bool,
 ) -> Iterator[pa.Table]:
     """Yield the selected rows as arrow tables of text, ``fetch_limit`` rows at a time."""
-    sql, params = select_sql(database, schema, window)
+    sql, params = select_sql(dialect, database, schema, window)
     names = list(schema.column_names)
     raw = engine.raw_connection()
     try:
-        cursor = raw.cursor(pymysql.cursors.SSCursor)
-        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        cursor = dialect.begin_snapshot(raw)
         if count_snapshot:
             cursor.execute(f"SELECT COUNT(*) FROM {qualified(database, schema.name)}")
             stats.snapshot_rows = int(cursor.fetchall()[0][0])
@@ -122,7 +127,7 @@ def _report_progress(table: str, stats: ExtractStats) -> None:
 
 
 def cursor_lower_bound(
-    engine: Engine, database: str, table: str, cursor: Column, lag_seconds: float
+    dialect: MySQLDialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
 ) -> str | None:
     """Where the next incremental read starts: the target's highest cursor value minus lag.
 
@@ -131,10 +136,6 @@ def cursor_lower_bound(
     transactions committed late with an older timestamp. Merging by key makes re-reads
     harmless. Derived from the target's data, it survives any crash or lost state.
     """
-    column = quote(cursor.name)
-    expression = f"MAX({column})"
-    if cursor.data_type in TEMPORAL and lag_seconds > 0:
-        expression = f"MAX({column}) - INTERVAL {int(lag_seconds * 1_000_000)} MICROSECOND"
-    sql = f"SELECT CAST({expression} AS CHAR) FROM {qualified(database, table)}"
+    sql = dialect.lower_bound_sql(dialect.target_schema(), table, cursor, lag_seconds)
     with engine.connect() as conn:
         return conn.execute(sa.text(sql)).scalar()

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from dbsync.dialects import MySQLDialect, dialect_for
 from dbsync.engines import Engines
 from dbsync.settings import Settings
 from dbsync.tables import TablesFile, load_tables
@@ -24,6 +25,10 @@ class Runtime:
     engines: Engines
     tables: TablesFile
     listeners: list[Listener] = field(default_factory=list)
+    dialect: MySQLDialect = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.dialect = dialect_for(self.settings)
 
     @classmethod
     def create(cls, settings: Settings, tables: TablesFile | None = None) -> Runtime:

@@ -10,6 +10,7 @@ replica that only dbsync writes.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -152,10 +153,15 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
 
 
 def require_source_table(
-    conn: Connection, database: str, table: str, key: tuple[str, ...], modifier: str | None
+    conn: Connection,
+    database: str,
+    table: str,
+    key: tuple[str, ...],
+    modifier: str | None,
+    read: Callable[[Connection, str, str], TableSchema | None] = read_table,
 ) -> TableSchema:
     """Read the source table and check that the configured key and cursor fit it."""
-    schema = read_table(conn, database, table)
+    schema = read(conn, database, table)
     if schema is None:
         raise SourceTableMissing(f"table {table!r} does not exist in source database {database!r}")
     missing = [c for c in (*key, *([modifier] if modifier else [])) if schema.column(c) is None]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -11,9 +12,12 @@ from sqlalchemy.engine import Engine
 from dbsync.result import SyncResult
 from dbsync.schema import qualified
 
+if TYPE_CHECKING:
+    from dbsync.dialects import MySQLDialect
+
 STATUS_TABLE = "_dbsync_status"
 
-_DDL = """CREATE TABLE IF NOT EXISTS {table} (
+_COLUMNS = """(
   table_name VARCHAR(64) NOT NULL PRIMARY KEY,
   status VARCHAR(16) NOT NULL,
   mode VARCHAR(16) NOT NULL,
@@ -27,20 +31,23 @@ _DDL = """CREATE TABLE IF NOT EXISTS {table} (
   load_id VARCHAR(64) NULL,
   worker VARCHAR(255) NULL,
   consecutive_failures INT NOT NULL DEFAULT 0
-) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+)"""
 
-_UPSERT = """INSERT INTO {table} (table_name, status, mode, last_started_at, last_finished_at,
-  last_success_at, rows_extracted, rows_loaded, duration_s, last_error, load_id, worker,
-  consecutive_failures)
-VALUES (:table_name, :status, :mode, :started, :finished, :success, :extracted, :loaded,
-  :duration, :error, :load_id, :worker, :failures)
-ON DUPLICATE KEY UPDATE status = VALUES(status), mode = VALUES(mode),
-  last_started_at = VALUES(last_started_at), last_finished_at = VALUES(last_finished_at),
-  last_success_at = COALESCE(VALUES(last_success_at), last_success_at),
-  rows_extracted = VALUES(rows_extracted), rows_loaded = VALUES(rows_loaded),
-  duration_s = VALUES(duration_s), last_error = VALUES(last_error),
-  load_id = COALESCE(VALUES(load_id), load_id), worker = VALUES(worker),
-  consecutive_failures = IF(VALUES(status) = 'failed', consecutive_failures + 1, 0)"""
+_FIELDS = [
+    "table_name",
+    "status",
+    "mode",
+    "last_started_at",
+    "last_finished_at",
+    "last_success_at",
+    "rows_extracted",
+    "rows_loaded",
+    "duration_s",
+    "last_error",
+    "load_id",
+    "worker",
+    "consecutive_failures",
+]
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,47 @@ def _naive(moment: datetime | None) -> datetime | None:
     return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
 
 
+def _moment(value: datetime | str | None) -> datetime | None:
+    """SQLite hands datetimes back as text."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _dialect(engine: Engine) -> type[MySQLDialect]:
+    from dbsync.dialects import MySQLDialect, SQLiteDialect
+
+    return SQLiteDialect if engine.dialect.name == "sqlite" else MySQLDialect
+
+
+def _table(engine: Engine, database: str) -> str:
+    return qualified("main" if engine.dialect.name == "sqlite" else database, STATUS_TABLE)
+
+
 def ensure_status_table(engine: Engine, database: str) -> None:
+    ddl = f"CREATE TABLE IF NOT EXISTS {_table(engine, database)} {_COLUMNS}"
     with engine.begin() as conn:
-        conn.execute(sa.text(_DDL.format(table=qualified(database, STATUS_TABLE))))
+        conn.execute(sa.text(ddl + _dialect(engine).table_options()))
+
+
+def _upsert_sql(engine: Engine, database: str) -> str:
+    d = _dialect(engine)
+    new = d.excluded
+    updates = {
+        **{
+            f: new(f)
+            for f in _FIELDS[1:]
+            if f not in ("last_success_at", "load_id", "consecutive_failures")
+        },
+        "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
+        "load_id": f"COALESCE({new('load_id')}, load_id)",
+        "consecutive_failures": (
+            f"CASE WHEN {new('status')} = 'failed' THEN consecutive_failures + 1 ELSE 0 END"
+        ),
+    }
+    return (
+        f"INSERT INTO {_table(engine, database)} ({', '.join(_FIELDS)}) "
+        f"VALUES ({', '.join(':' + f for f in _FIELDS)}) {d.upsert_clause('table_name')} "
+        + ", ".join(f"{f} = {expr}" for f, expr in updates.items())
+    )
 
 
 def record_result(engine: Engine, database: str, result: SyncResult) -> None:
@@ -85,28 +130,25 @@ def record_result(engine: Engine, database: str, result: SyncResult) -> None:
         "table_name": result.table,
         "status": result.status,
         "mode": result.mode,
-        "started": _naive(result.started_at),
-        "finished": _naive(result.finished_at),
-        "success": _naive(result.finished_at) if result.status == "synced" else None,
-        "extracted": result.rows_extracted,
-        "loaded": result.rows_loaded,
-        "duration": result.duration_s,
-        "error": result.error,
+        "last_started_at": _naive(result.started_at),
+        "last_finished_at": _naive(result.finished_at),
+        "last_success_at": _naive(result.finished_at) if result.status == "synced" else None,
+        "rows_extracted": result.rows_extracted,
+        "rows_loaded": result.rows_loaded,
+        "duration_s": result.duration_s,
+        "last_error": result.error,
         "load_id": result.load_id,
         "worker": result.worker,
-        "failures": 1 if result.status == "failed" else 0,
+        "consecutive_failures": 1 if result.status == "failed" else 0,
     }
     with engine.begin() as conn:
-        conn.execute(sa.text(_UPSERT.format(table=qualified(database, STATUS_TABLE))), params)
+        conn.execute(sa.text(_upsert_sql(engine, database)), params)
 
 
 def read_status(engine: Engine, database: str) -> list[TableStatus]:
     """Every table's last recorded sync, ordered by table name."""
     ensure_status_table(engine, database)
-    sql = (
-        "SELECT table_name, status, mode, last_started_at, last_finished_at, last_success_at, "
-        "rows_extracted, rows_loaded, duration_s, last_error, load_id, worker, "
-        f"consecutive_failures FROM {qualified(database, STATUS_TABLE)} ORDER BY table_name"
-    )
+    sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)} ORDER BY table_name"
     with engine.connect() as conn:
-        return [TableStatus(*row) for row in conn.execute(sa.text(sql))]
+        rows = conn.execute(sa.text(sql)).all()
+    return [TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:]) for row in rows]

@@ -14,24 +14,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-
-import sqlalchemy as sa
+from typing import Any
 
 from dbsync import target as tgt
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Window, cursor_lower_bound, stream_rows
-from dbsync.lock import TableLock
 from dbsync.pipeline import run_pipeline
 from dbsync.result import SyncResult
 from dbsync.runtime import Runtime
-from dbsync.schema import (
-    TableSchema,
-    create_table_sql,
-    plan_alter,
-    qualified,
-    read_table,
-    require_source_table,
-)
+from dbsync.schema import TableSchema, plan_alter, require_source_table
 from dbsync.state import record_result
 from dbsync.tables import TableConfig
 
@@ -78,18 +69,11 @@ def _attempt(
     runtime: Runtime, table: str, full_refresh: bool
 ) -> tuple[SyncResult, Exception | None]:
     result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
-    settings = runtime.settings
     try:
         config = table_config(runtime, table)
         result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
         log.info("table %s: %s sync started", table, result.mode)
-        with TableLock(
-            runtime.engines.target,
-            settings.target.database,
-            table,
-            settings.lock_heartbeat_seconds,
-            settings.lock_stale_seconds,
-        ) as lock:
+        with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
             _sync_locked(runtime, config, result, lock)
     except TableBusy as busy:
         result.finish("skipped", str(busy))
@@ -122,23 +106,26 @@ def _record(runtime: Runtime, result: SyncResult) -> None:
     runtime.notify(result)
 
 
-def _sync_locked(
-    runtime: Runtime, config: TableConfig, result: SyncResult, lock: TableLock
-) -> None:
+def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock: Any) -> None:
     settings = runtime.settings
     engines = runtime.engines
-    source_db, target_db = settings.source.database, settings.target.database
-    staging_db = settings.staging_database
+    dialect = runtime.dialect
     with engines.source.connect() as conn:
         source = require_source_table(
-            conn, source_db, config.table, config.primary_key, config.modifier
+            conn,
+            dialect.source_schema(),
+            config.table,
+            config.primary_key,
+            config.modifier,
+            read=dialect.read_table,
         )
-    tgt.ensure_database(engines.target, staging_db)
+    dialect.ensure_staging(engines.target)
     plan = _plan(runtime, config, source, result)
     stats = ExtractStats()
     rows = stream_rows(
+        dialect,
         engines.source,
-        source_db,
+        dialect.source_schema(),
         source,
         plan.window,
         settings.fetch_limit,
@@ -146,52 +133,51 @@ def _sync_locked(
         count_snapshot=plan.replace,
     )
     result.load_id = run_pipeline(
-        engines.target,
-        target_db,
-        staging_db,
+        dialect.destination_engine(engines.target),
+        dialect.target_schema(),
+        dialect.staging_schema(),
         config.table,
         rows,
         settings.work_dir,
     )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(engines.target, staging_db, config.table)
+    staged = tgt.count_rows(engines.target, dialect.staging_schema(), config.table)
     if plan.replace and staged != stats.snapshot_rows:
         raise RowCountMismatch(
             f"table {config.table!r}: staged {staged} rows but the source snapshot has "
             f"{stats.snapshot_rows}; the target was left unchanged"
         )
-    lock.ensure_held()
+    check_lock = getattr(lock, "ensure_held", None)
+    if check_lock is not None:
+        check_lock()
     if plan.replace:
-        tgt.swap_into_place(engines.target, staging_db, target_db, config.table, plan.target_exists)
+        dialect.swap_into_place(engines.target, source, plan.target_exists)
     else:
-        target_schema = read_table_or_fail(engines.target, target_db, config.table)
-        tgt.execute(
-            engines.target, tgt.merge_sql(target_schema, staging_db, target_db, config.primary_key)
-        )
-        tgt.drop_table(engines.target, staging_db, config.table)
+        dialect.merge(engines.target, _target_schema(runtime, config.table), config.primary_key)
     result.rows_loaded = staged
 
 
-def read_table_or_fail(engine: sa.Engine, database: str, table: str) -> TableSchema:
-    with engine.connect() as conn:
-        schema = read_table(conn, database, table)
-    assert schema is not None, f"{database}.{table} vanished during the sync"
+def _target_schema(runtime: Runtime, table: str) -> TableSchema:
+    with runtime.engines.target.connect() as conn:
+        schema = runtime.dialect.read_table(conn, runtime.dialect.target_schema(), table)
+    assert schema is not None, f"target table {table} vanished during the sync"
     return schema
 
 
 def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
     """Mirror the schema and decide between a staged swap and an incremental merge."""
-    settings = runtime.settings
+    dialect = runtime.dialect
     engine = runtime.engines.target
-    target_db, staging_db = settings.target.database, settings.staging_database
+    target_db = dialect.target_schema()
     with engine.connect() as conn:
-        current = read_table(conn, target_db, config.table)
-    create_staging = create_table_sql(
-        source, staging_db, config.table, config.primary_key, config.modifier
-    )
+        current = dialect.read_table(conn, target_db, config.table)
+    replace = Plan(result.mode, target_exists=current is not None, replace=True, window=Window())
     if result.mode == FULL_REFRESH or current is None:
-        reason = "full refresh" if current is not None else "target table created"
-        return _replace_plan(engine, staging_db, config, create_staging, current, result, reason)
+        if current is None:
+            schema_log.info("table %s: creating target table", config.table)
+            result.schema_changes.append("created")
+        dialect.create_staging(engine, source, config.primary_key, config.modifier)
+        return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
     if alter and "ADD COLUMN" in alter:
         # existing rows need the new column's values: stage them all, swap in the result
@@ -199,37 +185,23 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
         )
         result.schema_changes.append(alter)
-        result.mode = FULL_REFRESH
-        return _replace_plan(
-            engine, staging_db, config, create_staging, current, result, "backfill"
-        )
+        result.mode = replace.mode = FULL_REFRESH
+        dialect.create_staging(engine, source, config.primary_key, config.modifier)
+        return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
         tgt.execute(engine, alter)
         result.schema_changes.append(alter)
-    tgt.recreate_like(engine, staging_db, config.table, qualified(target_db, config.table))
+        current = _target_schema(runtime, config.table)
+    dialect.stage_like_target(engine, current, config.primary_key)
     if tgt.is_empty(engine, target_db, config.table):
-        return Plan(INCREMENTAL, target_exists=True, replace=True, window=Window())
+        return replace
     cursor = source.column(config.modifier or "")
     assert cursor is not None
-    lag = config.lag_seconds if config.lag_seconds is not None else settings.default_lag_seconds
-    low = cursor_lower_bound(engine, target_db, config.table, cursor, lag)
+    lag = (
+        config.lag_seconds
+        if config.lag_seconds is not None
+        else runtime.settings.default_lag_seconds
+    )
+    low = cursor_lower_bound(dialect, engine, config.table, cursor, lag)
     return Plan(INCREMENTAL, target_exists=True, replace=False, window=Window(cursor.name, low))
-
-
-def _replace_plan(
-    engine: sa.Engine,
-    staging_db: str,
-    config: TableConfig,
-    create_staging: str,
-    current: TableSchema | None,
-    result: SyncResult,
-    reason: str,
-) -> Plan:
-    tgt.drop_table(engine, staging_db, config.table)
-    tgt.execute(engine, create_staging)
-    if current is None:
-        schema_log.info("table %s: creating target table", config.table)
-        result.schema_changes.append("created")
-    log.debug("table %s: staging a full copy (%s)", config.table, reason)
-    return Plan(result.mode, target_exists=current is not None, replace=True, window=Window())

@@ -1,0 +1,283 @@
+"""What differs between database kinds, behind one small interface.
+
+MySQL/MariaDB is the product; SQLite exists so ``dbsync demo`` runs the very same sync path
+on a machine without any database server. Everything the sync engine says to a database that
+is not plain, portable SQL goes through a ``Dialect``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
+from typing import Any
+
+import pymysql.cursors
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dbsync import target as tgt
+from dbsync.errors import TableBusy
+from dbsync.lock import TableLock
+from dbsync.schema import Column, TableSchema, create_table_sql, qualified, quote, read_table
+from dbsync.settings import Settings
+
+
+class MySQLDialect:
+    """MySQL and MariaDB: the production dialect."""
+
+    name = "mysql"
+    placeholder = "%s"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    # --- names ------------------------------------------------------------------------
+    def source_schema(self) -> str:
+        return self.settings.source.database
+
+    def target_schema(self) -> str:
+        return self.settings.target.database
+
+    def staging_schema(self) -> str:
+        return self.settings.staging_database
+
+    # --- reading ----------------------------------------------------------------------
+    def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
+        return read_table(conn, schema, table)
+
+    def text_expression(self, column: Column) -> str:
+        from dbsync.extract import text_expression
+
+        return text_expression(column)
+
+    def named_param(self, name: str) -> str:
+        return f"%({name})s"
+
+    def begin_snapshot(self, raw: Any) -> Any:
+        """An unbuffered cursor inside a read-only, consistent-snapshot transaction."""
+        cursor = raw.cursor(pymysql.cursors.SSCursor)
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        return cursor
+
+    def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
+        from dbsync.extract import TEMPORAL
+
+        column = quote(cursor.name)
+        expression = f"MAX({column})"
+        if cursor.data_type in TEMPORAL and lag_seconds > 0:
+            micros = int(lag_seconds * 1_000_000)
+            expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
+        return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"
+
+    # --- writing ----------------------------------------------------------------------
+    def ensure_staging(self, engine: Engine) -> None:
+        tgt.ensure_database(engine, self.staging_schema())
+
+    def create_staging(
+        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+    ) -> None:
+        tgt.drop_table(engine, self.staging_schema(), source.name)
+        sql = create_table_sql(source, self.staging_schema(), source.name, key, cursor)
+        tgt.execute(engine, sql)
+
+    def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
+        like = qualified(self.target_schema(), current.name)
+        tgt.recreate_like(engine, self.staging_schema(), current.name, like)
+
+    def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
+        tgt.swap_into_place(
+            engine, self.staging_schema(), self.target_schema(), schema.name, target_exists
+        )
+
+    def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
+        sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema(), key)
+        tgt.execute(engine, sql)
+        tgt.drop_table(engine, self.staging_schema(), schema.name)
+
+    def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
+        s = self.settings
+        return TableLock(
+            engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
+        )
+
+    @staticmethod
+    def excluded(column: str) -> str:
+        """The value an upsert tried to insert, in its update clause."""
+        return f"VALUES({column})"
+
+    @staticmethod
+    def upsert_clause(key: str) -> str:
+        return "ON DUPLICATE KEY UPDATE"
+
+    @staticmethod
+    def table_options() -> str:
+        return " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+
+    def destination_engine(self, engine: Engine) -> Engine:
+        return engine
+
+
+class SQLiteDialect(MySQLDialect):
+    """SQLite, for the self-contained demo: same sync path, simpler storage."""
+
+    name = "sqlite"
+    placeholder = "?"
+
+    def source_schema(self) -> str:
+        return "main"
+
+    def target_schema(self) -> str:
+        return "main"
+
+    def staging_schema(self) -> str:
+        return self.settings.staging_db_name or "dbsync_staging"
+
+    def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
+        exists = conn.execute(
+            sa.text(f"SELECT 1 FROM {quote(schema)}.sqlite_master WHERE type='table' AND name=:t"),
+            {"t": table},
+        ).first()
+        if exists is None:
+            return None
+        rows = conn.execute(sa.text(f"PRAGMA {quote(schema)}.table_info({quote(table)})")).all()
+        columns = tuple(
+            Column(
+                name=r[1],
+                column_type=(r[2] or "text").lower(),
+                data_type=(r[2] or "text").lower().split("(")[0],
+                nullable=not r[3],
+            )
+            for r in rows
+        )
+        key = tuple(r[1] for r in sorted((r for r in rows if r[5]), key=lambda r: r[5]))
+        return TableSchema(
+            name=table,
+            columns=columns,
+            primary_key=key,
+            rendered_primary_key=tuple(quote(k) for k in key),
+        )
+
+    def text_expression(self, column: Column) -> str:
+        return f"CAST({quote(column.name)} AS TEXT)"
+
+    def named_param(self, name: str) -> str:
+        return f":{name}"
+
+    def begin_snapshot(self, raw: Any) -> Any:
+        cursor = raw.cursor()
+        cursor.execute("BEGIN")
+        return cursor
+
+    def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
+        return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
+
+    def ensure_staging(self, engine: Engine) -> None:
+        return None  # attached on connect (see engines_for_sqlite)
+
+    def create_staging(
+        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+    ) -> None:
+        tgt.drop_table(engine, self.staging_schema(), source.name)
+        tgt.execute(engine, self._create_sql(source, self.staging_schema(), key))
+
+    def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
+        self.create_staging(engine, current, key, None)
+
+    @staticmethod
+    def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...]) -> str:
+        columns = [
+            f"{quote(c.name)} {c.column_type.upper()}{'' if c.nullable else ' NOT NULL'}"
+            for c in schema.columns
+        ]
+        columns.append("PRIMARY KEY (" + ", ".join(quote(k) for k in key) + ")")
+        return f"CREATE TABLE {qualified(database, schema.name)} ({', '.join(columns)})"
+
+    def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
+        """Replace the target's rows in one transaction: readers see old rows or new rows."""
+        target, staging = (
+            qualified("main", schema.name),
+            qualified(self.staging_schema(), schema.name),
+        )
+        key = self._key(engine, schema)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {target}"))
+            conn.execute(sa.text(self._create_sql(schema, "main", key)))
+            conn.execute(sa.text(f"INSERT INTO {target} SELECT * FROM {staging}"))
+            conn.execute(sa.text(f"DROP TABLE {staging}"))
+
+    def _key(self, engine: Engine, schema: TableSchema) -> tuple[str, ...]:
+        with engine.connect() as conn:
+            staged = self.read_table(conn, self.staging_schema(), schema.name)
+        return staged.primary_key if staged else schema.primary_key
+
+    def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
+        names = [quote(c) for c in schema.column_names]
+        updates = ", ".join(
+            f"{n} = excluded.{n}" for n in names if n not in {quote(k) for k in key}
+        )
+        conflict = "DO UPDATE SET " + updates if updates else "DO NOTHING"
+        target, staging = (
+            qualified("main", schema.name),
+            qualified(self.staging_schema(), schema.name),
+        )
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(names)} FROM {staging} "
+                    f"WHERE true ON CONFLICT ({', '.join(quote(k) for k in key)}) {conflict}"
+                )
+            )
+            conn.execute(sa.text(f"DROP TABLE {staging}"))
+
+    def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
+        return file_lock(
+            f"{engine.url.database}.{hashlib.sha256(table.encode()).hexdigest()[:16]}.lock"
+        )
+
+    @staticmethod
+    def excluded(column: str) -> str:
+        return f"excluded.{column}"
+
+    @staticmethod
+    def upsert_clause(key: str) -> str:
+        return f"ON CONFLICT ({key}) DO UPDATE SET"
+
+    @staticmethod
+    def table_options() -> str:
+        return ""
+
+    def destination_engine(self, engine: Engine) -> Engine:
+        """dlt attaches its dataset files itself: give it an engine without our attach hook."""
+        return sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+
+    def staging_file(self, database_file: str) -> str:
+        """Where dlt keeps the staging dataset of a SQLite database (it names it so)."""
+        path = Path(database_file)
+        return str(path.parent / f"{path.stem}__{self.staging_schema()}{path.suffix}")
+
+
+@contextmanager
+def file_lock(path: str) -> Iterator[None]:
+    """A non-blocking exclusive lock on a file; freed by the OS when the process dies."""
+    handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise TableBusy(f"lock {path} is held by another process") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    finally:
+        os.close(handle)
+
+
+def dialect_for(settings: Settings) -> MySQLDialect:
+    if settings.target.url.get_backend_name() == "sqlite":
+        return SQLiteDialect(settings)
+    return MySQLDialect(settings)
