@@ -120,9 +120,11 @@ class DbsyncFormatter(logging.Formatter):
     """``{timestamp} - {level} - {component} - {message}``, UTC, secrets redacted."""
 
     converter = time.gmtime
+    default_time_format = DATE_FORMAT
+    default_msec_format = "%s,%03d"
 
     def __init__(self) -> None:
-        super().__init__(LOG_FORMAT, DATE_FORMAT)
+        super().__init__(LOG_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         if not isinstance(getattr(record, "component", None), str):
