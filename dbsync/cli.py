@@ -123,6 +123,12 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_demo(args: argparse.Namespace) -> int:
+    from dbsync.demo import run_demo
+
+    return run_demo(args.directory)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbsync", description="Sync MySQL/MariaDB tables with dlt."
@@ -146,6 +152,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     check = commands.add_parser("check-config", help="validate settings and tables.json")
     check.set_defaults(handler=cmd_check_config)
+
+    demo = commands.add_parser("demo", help="self-contained demo on embedded SQLite databases")
+    demo.add_argument("--directory", help="where to put the demo databases (default: temp)")
+    demo.set_defaults(handler=cmd_demo)
     _add_optional_commands(commands)
     return parser
 

@@ -174,5 +174,18 @@ def describe(exc: BaseException) -> str:
         for item in _chain(exc):
             if type(item).__module__.startswith("pymysql"):
                 return f"MySQL error {code}: {item.args[1] if len(item.args) > 1 else item}"
-    first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {first_line}"
+    root = _root_cause(exc)
+    text = str(root).strip()
+    first_line = text.splitlines()[0] if text else ""
+    return f"{type(root).__name__}: {first_line}"
+
+
+def _root_cause(exc: BaseException) -> BaseException:
+    """The innermost exception wrapped by dlt's and SQLAlchemy's wrappers."""
+    current = exc
+    for _ in range(20):
+        inner = current.__cause__ or getattr(current, "exception", None)
+        if not isinstance(inner, BaseException):
+            return current
+        current = inner
+    return current

@@ -104,7 +104,7 @@ def stream_rows(
         if count_snapshot:
             cursor.execute(f"SELECT COUNT(*) FROM {qualified(database, schema.name)}")
             stats.snapshot_rows = int(cursor.fetchall()[0][0])
-        cursor.execute(sql, params or None)
+        cursor.execute(sql, params) if params else cursor.execute(sql)
         while rows := cursor.fetchmany(fetch_limit):
             stats.rows += len(rows)
             stats.chunks += 1

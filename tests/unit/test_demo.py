@@ -1,0 +1,50 @@
+"""The embedded demo runs the real sync path end to end on SQLite (no services)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from dbsync.demo import run_demo
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[int, list[str], Path]:
+    directory = tmp_path_factory.mktemp("demo")
+    lines: list[str] = []
+    code = run_demo(str(directory), say=lines.append)
+    return code, lines, directory
+
+
+def test_demo_syncs_changes_and_verifies(demo: tuple[int, list[str], Path]) -> None:
+    code, lines, _ = demo
+    assert code == 0
+    assert "all tables synced and verified" in lines[-1]
+
+
+def test_demo_target_has_the_column_added_in_the_source(demo: tuple[int, list[str], Path]) -> None:
+    with sqlite3.connect(demo[2] / "target.db") as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(customers)")]
+        tiers = {row[0] for row in conn.execute("SELECT tier FROM customers")}
+    assert columns[-1] == "tier"
+    assert tiers == {"basic"}
+
+
+def test_demo_incremental_table_moves_only_changed_rows(demo: tuple[int, list[str], Path]) -> None:
+    lines = demo[1]
+    second = lines[lines.index("\nsecond sync:") + 1]
+    order_lines = next(line for line in second.splitlines() if line.startswith("order_lines"))
+    assert order_lines.split()[1:5] == ["incremental", "synced", "6", "6"]
+
+
+def test_demo_full_refresh_propagates_deletes(demo: tuple[int, list[str], Path]) -> None:
+    with sqlite3.connect(demo[2] / "target.db") as conn:
+        codes = {row[0] for row in conn.execute("SELECT code FROM countries")}
+    assert codes == {"DE", "JP", "BR", "NZ"}
+
+
+def test_demo_rerun_in_the_same_directory_starts_fresh(tmp_path: Path) -> None:
+    assert run_demo(str(tmp_path), say=lambda _line: None) == 0
+    assert run_demo(str(tmp_path), say=lambda _line: None) == 0
