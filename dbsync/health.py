@@ -22,6 +22,7 @@ Every string in a response passes through :func:`dbsync.logs.redact`.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import logging
@@ -192,12 +193,14 @@ def build_health(
         if row is not None and row.status == "synced":
             synced += 1
         if row is not None and row.status == "failed":
-            failed.append({
-                "table": name,
-                "error": _clean(row.last_error),
-                "consecutive_failures": row.consecutive_failures,
-                "last_finished_at": _iso(row.last_finished_at),
-            })
+            failed.append(
+                {
+                    "table": name,
+                    "error": _clean(row.last_error),
+                    "consecutive_failures": row.consecutive_failures,
+                    "last_finished_at": _iso(row.last_finished_at),
+                }
+            )
         age = row.age_seconds(now) if row is not None else None
         if age is None:
             if probes["target"].ok and uptime > max_age:
@@ -287,8 +290,12 @@ class HealthServer:
             )
         except Exception as exc:  # noqa: BLE001 - the endpoint must answer
             log.exception("health check failed")
-            body = {"status": "unhealthy", "timestamp": _iso(datetime.now(UTC)),
-                    "version": __version__, "reasons": [_clean(describe(exc))]}
+            body = {
+                "status": "unhealthy",
+                "timestamp": _iso(datetime.now(UTC)),
+                "version": __version__,
+                "reasons": [_clean(describe(exc))],
+            }
             code = int(HTTPStatus.SERVICE_UNAVAILABLE)
         self._note_transition(body)
         return body, code
@@ -312,7 +319,8 @@ class HealthServer:
     def serve_forever(self) -> None:
         log.info(
             "health endpoint listening on %s:%d (/ and /metrics)",
-            self.httpd.server_address[0], self.port,
+            self.httpd.server_address[0],
+            self.port,
         )
         self.httpd.serve_forever(poll_interval=0.5)
 
@@ -385,7 +393,8 @@ def start_in_background(
     except OSError as exc:
         log.warning(
             "health endpoint not started: port %s unavailable (%s)",
-            settings.health_port if port is None else port, exc.strerror or exc,
+            settings.health_port if port is None else port,
+            exc.strerror or exc,
         )
         return None
 
@@ -466,3 +475,60 @@ def _direct_check(settings: Settings, timeout_s: float, out: TextIO) -> int:
         return 1
     print("healthy (direct check: source and target answer)", file=out)
     return 0
+
+
+# ---- CLI: `dbsync serve` and `dbsync health` (registered by dbsync.cli) -------------------
+
+
+def _cli_settings() -> Settings:
+    from dbsync.logs import register_settings_secrets
+    from dbsync.settings import load_settings
+
+    settings = load_settings()
+    register_settings_secrets(settings)
+    return settings
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``dbsync serve [--host H] [--port P]``: health and metrics in the foreground."""
+    settings = _cli_settings()
+    serve(settings, args.port, host=args.host)
+    return 0
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """``dbsync health [--check] [--url URL]``.
+
+    ``--check``: exit 0 if the endpoint answers 200 (healthy or degraded), else 1, falling
+    back to a direct database probe when nothing listens. Without ``--check``: print the
+    health JSON computed in this process; exit 0 unless unhealthy.
+    """
+    settings = _cli_settings()
+    if args.check:
+        return check(settings, args.url)
+    engines = Engines.create(settings.model_copy(update={"pool_size": 1, "max_overflow": 1}))
+    try:
+        body, code = build_health(settings, engines, datetime.now(UTC))
+    finally:
+        engines.dispose()
+    print(json.dumps(body, indent=2))
+    return 0 if code == 200 else 1
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Add ``serve`` and ``health`` to dbsync's CLI (append this to ``cli._REGISTRARS``)."""
+    serve_parser = commands.add_parser(
+        "serve", help="serve the health JSON (/) and Prometheus metrics (/metrics)"
+    )
+    serve_parser.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")
+    serve_parser.add_argument("--port", type=int, default=None, help="default: HEALTH_PORT")
+    serve_parser.set_defaults(handler=cmd_serve)
+
+    health_parser = commands.add_parser("health", help="fleet health (exit 1 when unhealthy)")
+    health_parser.add_argument(
+        "--check", action="store_true", help="container health check: ask the endpoint"
+    )
+    health_parser.add_argument(
+        "--url", default=None, help="endpoint to ask (default http://127.0.0.1:HEALTH_PORT/)"
+    )
+    health_parser.set_defaults(handler=cmd_health)

@@ -111,8 +111,11 @@ def _create() -> _Metrics:
     return _Metrics(
         registry=registry,
         sync_duration=Histogram(
-            "sync_duration_seconds", "Duration of successful table syncs", by_table,
-            buckets=DURATION_BUCKETS, registry=registry,
+            "sync_duration_seconds",
+            "Duration of successful table syncs",
+            by_table,
+            buckets=DURATION_BUCKETS,
+            registry=registry,
         ),
         records_processed=Counter(
             "records_processed", "Rows loaded into the target", by_table, registry=registry
@@ -121,16 +124,20 @@ def _create() -> _Metrics:
             "records_extracted", "Rows read from the source", by_table, registry=registry
         ),
         sync_errors=Counter("sync_errors", "Failed table syncs", by_table, registry=registry),
-        syncs=Counter(
-            "syncs", "Table sync outcomes", (*by_table, "status"), registry=registry
-        ),
+        syncs=Counter("syncs", "Table sync outcomes", (*by_table, "status"), registry=registry),
         pool_size=Gauge(
-            "connection_pool_size", "Configured pool size, summed over live processes",
-            ("pool",), multiprocess_mode="livesum", registry=registry,
+            "connection_pool_size",
+            "Configured pool size, summed over live processes",
+            ("pool",),
+            multiprocess_mode="livesum",
+            registry=registry,
         ),
         pool_checked_out=Gauge(
-            "connection_pool_checked_out", "Connections in use, summed over live processes",
-            ("pool",), multiprocess_mode="livesum", registry=registry,
+            "connection_pool_checked_out",
+            "Connections in use, summed over live processes",
+            ("pool",),
+            multiprocess_mode="livesum",
+            registry=registry,
         ),
     )
 
@@ -244,8 +251,9 @@ def instrument(
     return Instrumentation(
         threads=[
             start_pool_reporter(engines, pool_log_every_s),
-            Periodic("dbsync-pool-gauges", gauge_every_s, lambda: update_pool_gauges(engines))
-            .start(),
+            Periodic(
+                "dbsync-pool-gauges", gauge_every_s, lambda: update_pool_gauges(engines)
+            ).start(),
         ]
     )
 
@@ -275,8 +283,10 @@ def pool_totals(families: Iterable[Metric] | None = None) -> dict[str, dict[str,
     """
     families = list(process_metrics() if families is None else families)
     totals: dict[str, dict[str, int]] = {}
-    for key, metric in (("pool_size", "connection_pool_size"),
-                        ("checked_out", "connection_pool_checked_out")):
+    for key, metric in (
+        ("pool_size", "connection_pool_size"),
+        ("checked_out", "connection_pool_checked_out"),
+    ):
         for labels, value in _samples(families, metric):
             pool = labels.get("pool", "")
             entry = totals.setdefault(pool, {"pool_size": 0, "checked_out": 0})
@@ -345,19 +355,23 @@ class StatusCollector(Collector):
         now = datetime.now(UTC)
         families = {
             "freshness": GaugeMetricFamily(
-                "table_freshness_seconds", "Seconds since the table's last successful sync",
+                "table_freshness_seconds",
+                "Seconds since the table's last successful sync",
                 labels=["table"],
             ),
             "last_success": GaugeMetricFamily(
                 "table_last_success_timestamp_seconds",
-                "Unix time of the table's last successful sync", labels=["table"],
+                "Unix time of the table's last successful sync",
+                labels=["table"],
             ),
             "ok": GaugeMetricFamily(
-                "table_last_sync_success", "1 if the table's last sync succeeded, else 0",
+                "table_last_sync_success",
+                "1 if the table's last sync succeeded, else 0",
                 labels=["table"],
             ),
             "failures": GaugeMetricFamily(
-                "table_consecutive_failures", "Failed syncs since the table's last success",
+                "table_consecutive_failures",
+                "Failed syncs since the table's last success",
                 labels=["table"],
             ),
         }

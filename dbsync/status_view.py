@@ -23,7 +23,15 @@ from dbsync.logs import redact
 from dbsync.state import TableStatus
 
 COLUMNS = (
-    "TABLE", "STATUS", "MODE", "LAST SYNC (UTC)", "AGE", "ROWS", "DURATION", "FAILS", "LAST ERROR",
+    "TABLE",
+    "STATUS",
+    "MODE",
+    "LAST SYNC (UTC)",
+    "AGE",
+    "ROWS",
+    "DURATION",
+    "FAILS",
+    "LAST ERROR",
 )
 RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DURATION", "FAILS"})
 DEFAULT_ERROR_WIDTH = 60
@@ -90,28 +98,40 @@ def status_records(
     for row in rows:
         seen.add(row.table)
         age = row.age_seconds(now)
-        records.append({
-            "table": row.table,
-            "status": _status(row, now, stale_after_s),
-            "mode": row.mode,
-            "last_success_at": _iso(row.last_success_at),
-            "last_finished_at": _iso(row.last_finished_at),
-            "age_seconds": round(age, 1) if age is not None else None,
-            "rows_extracted": row.rows_extracted,
-            "rows_loaded": row.rows_loaded,
-            "duration_s": row.duration_s,
-            "consecutive_failures": row.consecutive_failures,
-            "last_error": redact(row.last_error) if row.last_error else None,
-            "worker": row.worker,
-        })
+        records.append(
+            {
+                "table": row.table,
+                "status": _status(row, now, stale_after_s),
+                "mode": row.mode,
+                "last_success_at": _iso(row.last_success_at),
+                "last_finished_at": _iso(row.last_finished_at),
+                "age_seconds": round(age, 1) if age is not None else None,
+                "rows_extracted": row.rows_extracted,
+                "rows_loaded": row.rows_loaded,
+                "duration_s": row.duration_s,
+                "consecutive_failures": row.consecutive_failures,
+                "last_error": redact(row.last_error) if row.last_error else None,
+                "worker": row.worker,
+            }
+        )
     for name in configured:
         if name not in seen:
-            records.append({
-                "table": name, "status": "never", "mode": None, "last_success_at": None,
-                "last_finished_at": None, "age_seconds": None, "rows_extracted": None,
-                "rows_loaded": None, "duration_s": None, "consecutive_failures": None,
-                "last_error": None, "worker": None,
-            })
+            records.append(
+                {
+                    "table": name,
+                    "status": "never",
+                    "mode": None,
+                    "last_success_at": None,
+                    "last_finished_at": None,
+                    "age_seconds": None,
+                    "rows_extracted": None,
+                    "rows_loaded": None,
+                    "duration_s": None,
+                    "consecutive_failures": None,
+                    "last_error": None,
+                    "worker": None,
+                }
+            )
     return sorted(records, key=lambda r: r["table"])
 
 
@@ -153,17 +173,19 @@ def render_status(
         if row is None:
             body.append([name, "never", "-", "-", "-", "-", "-", "-", "-"])
             continue
-        body.append([
-            row.table,
-            _status(row, now, stale_after_s),
-            row.mode,
-            _when(row.last_success_at),
-            format_age(row.age_seconds(now)),
-            f"{row.rows_loaded:,}",
-            format_duration(row.duration_s),
-            str(row.consecutive_failures),
-            _one_line(row.last_error, error_width),
-        ])
+        body.append(
+            [
+                row.table,
+                _status(row, now, stale_after_s),
+                row.mode,
+                _when(row.last_success_at),
+                format_age(row.age_seconds(now)),
+                f"{row.rows_loaded:,}",
+                format_duration(row.duration_s),
+                str(row.consecutive_failures),
+                _one_line(row.last_error, error_width),
+            ]
+        )
     widths = [max(len(COLUMNS[i]), *(len(r[i]) for r in body)) for i in range(len(COLUMNS))]
 
     def line(cells: Sequence[str]) -> str:

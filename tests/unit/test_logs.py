@@ -41,7 +41,9 @@ def test_line_has_timestamp_level_component_message(stream: io.StringIO) -> None
     match = LINE.match(lines(stream)[-1])
     assert match is not None
     assert match.group("level", "component", "message") == (
-        "INFO", "SYNC_ENGINE", "orders: synced 12 rows"
+        "INFO",
+        "SYNC_ENGINE",
+        "orders: synced 12 rows",
     )
 
 
@@ -107,7 +109,9 @@ def test_url_password_is_masked_without_registration(stream: io.StringIO) -> Non
 
 
 def test_redis_url_without_user_is_masked() -> None:
-    assert logs.redact("broker redis://:pa55word@redis:6379/0") == "broker redis://:***@redis:6379/0"
+    assert (
+        logs.redact("broker redis://:pa55word@redis:6379/0") == "broker redis://:***@redis:6379/0"
+    )
 
 
 def test_password_key_value_is_masked() -> None:
@@ -132,8 +136,10 @@ def test_settings_secrets_are_registered() -> None:
     from dbsync.settings import load_settings
 
     settings = load_settings(
-        source_db_name="s", target_db_url="mysql+pymysql://w:url-pass-77@t:3306/tgt",
-        source_db_pass="src-pass-11", redis_url="redis://:redis-pass-99@r:6379/0",
+        source_db_name="s",
+        target_db_url="mysql+pymysql://w:url-pass-77@t:3306/tgt",
+        source_db_pass="src-pass-11",
+        redis_url="redis://:redis-pass-99@r:6379/0",
     )
     logs.register_settings_secrets(settings)
     try:
@@ -158,7 +164,9 @@ def test_redacting_filter_cleans_record_for_foreign_handlers() -> None:
 def _engines(pool_size: int = 5, max_overflow: int = 0) -> Engines:
     def make() -> sa.Engine:
         return sa.create_engine(
-            "mysql+pymysql://u:p@127.0.0.1:1/x", pool_size=pool_size, max_overflow=max_overflow,
+            "mysql+pymysql://u:p@127.0.0.1:1/x",
+            pool_size=pool_size,
+            max_overflow=max_overflow,
             pool_timeout=7,
         )
 
@@ -175,8 +183,9 @@ def test_pool_status_lines(stream: io.StringIO) -> None:
 
 
 def test_exhausted_pool_logs_warning() -> None:
-    engine = sa.create_engine("sqlite://", poolclass=sa.pool.QueuePool, pool_size=1,
-                              max_overflow=0, pool_timeout=7)
+    engine = sa.create_engine(
+        "sqlite://", poolclass=sa.pool.QueuePool, pool_size=1, max_overflow=0, pool_timeout=7
+    )
     conn = engine.connect()
     try:
         level, line = logs.pool_line("target", engine)

@@ -149,8 +149,10 @@ def test_setup_multiprocess_wipes_stale_files(tmp_path: Path) -> None:
     directory = metrics.setup_multiprocess(tmp_path / "prom", wipe=True)
     _run_children(directory, 1)
     metrics.setup_multiprocess(directory, wipe=True)
-    assert value(metrics.metrics_text(), "records_processed_total",
-                 table="orders", mode="incremental") is None
+    assert (
+        value(metrics.metrics_text(), "records_processed_total", table="orders", mode="incremental")
+        is None
+    )
 
 
 def test_setup_multiprocess_exports_directory_for_children(tmp_path: Path) -> None:

@@ -18,10 +18,19 @@ def row(
 ) -> TableStatus:
     success = (NOW - timedelta(seconds=age_s)).replace(tzinfo=None) if age_s is not None else None
     values: dict[str, object] = {
-        "table": table, "status": status, "mode": "incremental",
-        "last_started_at": success, "last_finished_at": success, "last_success_at": success,
-        "rows_extracted": 1200, "rows_loaded": 1200, "duration_s": 3.25, "last_error": None,
-        "load_id": None, "worker": "host:1", "consecutive_failures": 0,
+        "table": table,
+        "status": status,
+        "mode": "incremental",
+        "last_started_at": success,
+        "last_finished_at": success,
+        "last_success_at": success,
+        "rows_extracted": 1200,
+        "rows_loaded": 1200,
+        "duration_s": 3.25,
+        "last_error": None,
+        "load_id": None,
+        "worker": "host:1",
+        "consecutive_failures": 0,
     }
     values.update(fields)
     return TableStatus(**values)  # type: ignore[arg-type]
@@ -39,8 +48,18 @@ def test_header_and_one_line_per_table() -> None:
     text = render_status([row("orders"), row("countries")], NOW)
     lines = text.splitlines()
     assert lines[0].split() == [
-        "TABLE", "STATUS", "MODE", "LAST", "SYNC", "(UTC)", "AGE", "ROWS", "DURATION", "FAILS",
-        "LAST", "ERROR",
+        "TABLE",
+        "STATUS",
+        "MODE",
+        "LAST",
+        "SYNC",
+        "(UTC)",
+        "AGE",
+        "ROWS",
+        "DURATION",
+        "FAILS",
+        "LAST",
+        "ERROR",
     ]
     assert [line.split()[0] for line in lines[1:]] == ["countries", "orders"]
 
@@ -48,8 +67,16 @@ def test_header_and_one_line_per_table() -> None:
 def test_row_shows_time_age_rows_duration() -> None:
     line = render_status([row("orders")], NOW).splitlines()[1]
     assert line.split() == [
-        "orders", "synced", "incremental", "2026-11-27", "09:55:48", "4m12s", "1,200", "3.2s",
-        "0", "-",
+        "orders",
+        "synced",
+        "incremental",
+        "2026-11-27",
+        "09:55:48",
+        "4m12s",
+        "1,200",
+        "3.2s",
+        "0",
+        "-",
     ]
 
 
