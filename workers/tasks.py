@@ -25,7 +25,7 @@ from dbsync.result import Status, SyncResult, utc_now
 from dbsync.retry import backoff_delay, should_retry
 from dbsync.runtime import Runtime
 from workers.app import app
-from workers.config import TASK_NAME
+from workers.config import TASK_NAME, load_fleet_settings
 from workers.worker import get_runtime
 
 logger = logging.getLogger("workers.worker")
@@ -118,8 +118,8 @@ def _on_error(
         logger.info("%s skipped: %s", table, message)
         return _summary(table, mode, started, "skipped", None)
     retries = task.request.retries
-    if outcome is Outcome.TRANSIENT and runtime is not None:
-        settings = runtime.settings
+    if outcome is Outcome.TRANSIENT:
+        settings = runtime.settings if runtime is not None else load_fleet_settings()
         if should_retry(retries, settings.retry_max):
             countdown = backoff_delay(
                 retries, settings.retry_backoff_base, settings.retry_backoff_max
