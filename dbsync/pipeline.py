@@ -13,11 +13,13 @@ import hashlib
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 
 import dlt
 import pyarrow as pa
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SAWarning
 
 from dbsync.loader import dbsync_sqlalchemy
 
@@ -35,6 +37,11 @@ _DLT_DEFAULTS = {
     "LOAD__WORKERS": "2",
     "NORMALIZE__WORKERS": "1",
 }
+
+
+# dlt reflects the staging tables dbsync created; SQLAlchemy has no GEOMETRY type and says so
+# on every reflection. The column needs no type on dlt's side: dbsync loads it.
+warnings.filterwarnings("ignore", message="Did not recognize type", category=SAWarning)
 
 
 def configure_dlt() -> None:

@@ -120,7 +120,7 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
     columns = tuple(
         Column(
             name=r[0],
-            column_type=r[1].lower(),
+            column_type=r[1],
             data_type=r[2].lower(),
             nullable=r[3] == "YES",
             charset=r[4],
@@ -198,7 +198,6 @@ def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:
 
 # --- type compatibility -------------------------------------------------------------------
 
-_TYPE_RE = re.compile(r"^(?P<base>[a-z]+)(?:\((?P<args>.*)\))?(?P<rest>.*)$")
 _INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
 _TEXT_RANK = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4}
 _BLOB_RANK = {"tinyblob": 1, "blob": 2, "mediumblob": 3, "longblob": 4}
@@ -206,9 +205,12 @@ _FRACTIONAL = {"datetime", "timestamp", "time"}
 
 
 def _parse(column_type: str) -> tuple[str, str, bool]:
-    match = _TYPE_RE.match(column_type)
-    assert match is not None
-    return match["base"], match["args"] or "", "unsigned" in match["rest"]
+    """(base type, arguments, unsigned). Only the base type is case-folded: ENUM and SET
+    members in the arguments are case-sensitive."""
+    head, paren, rest = column_type.partition("(")
+    args, tail = rest.rpartition(")")[::2] if paren else ("", "")
+    base, _, modifiers = head.strip().partition(" ")
+    return base.lower(), args, "unsigned" in f"{modifiers} {tail}".lower()
 
 
 def _enum_values(args: str) -> list[str]:
