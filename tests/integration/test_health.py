@@ -241,3 +241,33 @@ def test_database_outage_turns_unhealthy_and_recovers_without_restart(orders: Sc
         proxy.stop()
     assert (down_code, json.loads(down_text)["status"]) == (503, "unhealthy")
     assert up_code == 200
+
+
+def _cli(argv: list[str]) -> object:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="dbsync")
+    health.add_commands(parser.add_subparsers(dest="command", required=True))
+    return parser.parse_args(argv)
+
+
+def test_cli_health_prints_the_document(
+    orders: Scratch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, env_value in orders.env().items():
+        monkeypatch.setenv(key, env_value)
+    record(orders)
+    args = _cli(["health"])
+    assert args.handler(args) == 0  # type: ignore[attr-defined]
+    assert json.loads(capsys.readouterr().out)["status"] == "healthy"
+
+
+def test_cli_health_check_asks_the_endpoint(
+    orders: Scratch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for key, env_value in orders.env().items():
+        monkeypatch.setenv(key, env_value)
+    with running(orders) as server:
+        args = _cli(["health", "--check", "--url", server.url])
+        assert args.handler(args) == 0  # type: ignore[attr-defined]
+    assert "answered 200" in capsys.readouterr().out
