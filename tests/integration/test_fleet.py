@@ -97,8 +97,9 @@ class Fleet:
             value = sync.result.get(timeout=max(deadline - time.monotonic(), 1), propagate=False)
             if sync.result.successful():
                 sync.summary = value
-            else:  # recorded, for the tests to report; the scenario goes on
-                sync.summary = {"status": f"task {sync.result.state}: {value!r}"}
+            else:  # a failed sync's summary travels in its SyncFailed; the scenario goes on
+                failed = getattr(value, "summary", None)
+                sync.summary = failed or {"status": f"task {sync.result.state}: {value!r}"}
 
 
 @dataclass
@@ -239,9 +240,10 @@ def scenario(
         capture_output=True, text=True, timeout=300,
     )
 
+    # Every sync that ran (synced or failed; a skipped one never held the table).
     runs: dict[str, list[Interval]] = defaultdict(list)
     for sync in fleet.sent:
-        if sync.summary and sync.summary["status"] == "synced":
+        if sync.summary and sync.summary["status"] in ("synced", "failed"):
             runs[sync.table].append(
                 (
                     datetime.fromisoformat(sync.summary["started_at"]),
@@ -252,6 +254,8 @@ def scenario(
     # The killed sync ran from before it was seen STARTED until the kill.
     runs["big"].append((doomed_seen, killed_at, f"{doomed.result.id} killed on {victim}"))
     statuses = [s.summary["status"] for s in fleet.sent if s.summary]
+    failures = [s.summary for s in fleet.sent if s.summary and s.summary["status"] != "synced"
+                and s.summary["status"] != "skipped"]
     assert repair.summary is not None
     figures = {
         "tables": len(names),
@@ -259,6 +263,7 @@ def scenario(
         "tasks_sent": len(fleet.sent),
         "synced": statuses.count("synced"),
         "skipped": statuses.count("skipped"),
+        "failed": len(failures),
         "kills_survived": 1,
         "workers_ready_s": round(ready_s, 1),
         "big_sync_s": first_big.summary["duration_s"],
@@ -335,9 +340,9 @@ def test_no_table_was_ever_synced_by_two_processes_at_once(fleet_run: FleetRun) 
 
 
 def test_duplicate_tasks_end_synced_or_skipped_never_failed(fleet_run: FleetRun) -> None:
-    ended = [s.summary["status"] for s in fleet_run.sent if s.summary is not None]
+    ended = [s.summary for s in fleet_run.sent if s.summary is not None]
     assert len(ended) == len(fleet_run.sent) - 1  # all but the killed one ended
-    assert set(ended) <= {"synced", "skipped"}, ended
+    assert [e for e in ended if e["status"] not in ("synced", "skipped")] == []
 
 
 def test_worker_killed_mid_sync_leaves_the_previous_copy_in_place(fleet_run: FleetRun) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import os
 import signal
 import socket
@@ -142,6 +143,8 @@ def worker(
     app: Celery, scratch: Scratch, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[Callable[..., AbstractContextManager[Any]]]:
     """Start an in-process worker whose Runtime syncs the scratch databases."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level  # the worker installs dbsync's format
 
     def start(**env: str) -> AbstractContextManager[Any]:
         settings = {
@@ -162,6 +165,8 @@ def worker(
 
     stop_runtime()
     metrics.disable_multiprocess()
+    root.handlers[:] = handlers
+    root.setLevel(level)
 
 
 def test_task_returns_the_summary_of_the_sync(
