@@ -38,7 +38,10 @@ def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
 
 
 def format_results(results: Sequence[SyncResult]) -> str:
-    header = f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} {'seconds':>8}  error"
+    header = (
+        f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
+        f"{'seconds':>8}  error"
+    )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
@@ -106,7 +109,12 @@ def cmd_status(args: argparse.Namespace) -> int:
         rows = read_status(engine, settings.target.database)
     finally:
         engine.dispose()
-    print(render_status(rows, datetime.now(UTC)))
+    configured = [t.table for t in load_tables(settings.tables_config).tables]
+    print(
+        render_status(
+            rows, datetime.now(UTC), configured=configured, stale_after_s=3 * settings.interval
+        )
+    )
     return EXIT_OK
 
 
@@ -166,7 +174,13 @@ def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
         register(commands)
 
 
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = []
+def _health_commands(commands: argparse._SubParsersAction) -> None:
+    from dbsync.health import add_commands
+
+    add_commands(commands)
+
+
+_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_health_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync import target as tgt
 from dbsync.errors import TableBusy
-from dbsync.lock import TableLock
+from dbsync.lock import TableLock, lock_name
 from dbsync.schema import Column, TableSchema, create_table_sql, qualified, quote, read_table
 from dbsync.settings import Settings
 
@@ -97,6 +97,28 @@ class MySQLDialect:
         sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema(), key)
         tgt.execute(engine, sql)
         tgt.drop_table(engine, self.staging_schema(), schema.name)
+
+    @contextmanager
+    def first_run_guard(self, engine: Engine) -> Iterator[None]:
+        """Serialize the very first dlt runs on a staging database: dlt creates its own
+        tables there (``_dlt_version``, ``_dlt_loads`` …) without IF NOT EXISTS."""
+        with engine.connect() as conn:
+            ready = conn.execute(
+                sa.text(
+                    "SELECT 1 FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = :d AND TABLE_NAME = '_dlt_pipeline_state'"
+                ),
+                {"d": self.staging_schema()},
+            ).first()
+            if ready:
+                yield
+                return
+            name = lock_name(self.staging_schema(), "_dlt_init")
+            conn.execute(sa.text("SELECT GET_LOCK(:n, 120)"), {"n": name})
+            try:
+                yield
+            finally:
+                conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
     def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
         s = self.settings
@@ -176,7 +198,11 @@ class SQLiteDialect(MySQLDialect):
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
 
     def ensure_staging(self, engine: Engine) -> None:
-        return None  # attached on connect (see engines_for_sqlite)
+        return None  # attached on connect (see engines._sqlite_engine)
+
+    @contextmanager
+    def first_run_guard(self, engine: Engine) -> Iterator[None]:
+        yield
 
     def create_staging(
         self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
@@ -227,7 +253,8 @@ class SQLiteDialect(MySQLDialect):
         with engine.begin() as conn:
             conn.execute(
                 sa.text(
-                    f"INSERT INTO {target} ({', '.join(names)}) SELECT {', '.join(names)} FROM {staging} "
+                    f"INSERT INTO {target} ({', '.join(names)}) "
+                    f"SELECT {', '.join(names)} FROM {staging} "
                     f"WHERE true ON CONFLICT ({', '.join(quote(k) for k in key)}) {conflict}"
                 )
             )

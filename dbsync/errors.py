@@ -82,6 +82,7 @@ class Outcome(StrEnum):
 TRANSIENT_MYSQL_CODES = frozenset(
     {
         1040,  # too many connections
+        1050,  # table already exists: two first syncs creating dlt's tables at once
         1205,  # lock wait timeout
         1213,  # deadlock
         2002,  # can't connect through socket

@@ -19,6 +19,7 @@ from typing import Any
 from dbsync import target as tgt
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Window, cursor_lower_bound, stream_rows
+from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.result import SyncResult
 from dbsync.runtime import Runtime
@@ -99,6 +100,8 @@ def _attempt(
 
 
 def _record(runtime: Runtime, result: SyncResult) -> None:
+    if result.error:
+        result.error = redact(result.error)
     try:
         record_result(runtime.engines.target, runtime.settings.target.database, result)
     except Exception as exc:  # noqa: BLE001 - status is best effort; the sync result stands
@@ -132,14 +135,15 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
         stats,
         count_snapshot=plan.replace,
     )
-    result.load_id = run_pipeline(
-        dialect.destination_engine(engines.target),
-        dialect.target_schema(),
-        dialect.staging_schema(),
-        config.table,
-        rows,
-        settings.work_dir,
-    )
+    with dialect.first_run_guard(engines.target):
+        result.load_id = run_pipeline(
+            dialect.destination_engine(engines.target),
+            dialect.target_schema(),
+            dialect.staging_schema(),
+            config.table,
+            rows,
+            settings.work_dir,
+        )
     result.rows_extracted = stats.rows
     staged = tgt.count_rows(engines.target, dialect.staging_schema(), config.table)
     if plan.replace and staged != stats.snapshot_rows:
