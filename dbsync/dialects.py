@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -56,6 +57,22 @@ class MySQLDialect:
 
     def named_param(self, name: str) -> str:
         return f"%({name})s"
+
+    def arrow_reader_url(self) -> str | None:
+        """connectorx URL for fast arrow extraction; None to read through PyMySQL.
+
+        PyMySQL is used when TLS is configured (connectorx takes no TLS files), when
+        ``DBSYNC_EXTRACTOR=pymysql``, or when connectorx is not installed.
+        """
+        source = self.settings.source
+        if os.environ.get("DBSYNC_EXTRACTOR", "").lower() == "pymysql":
+            return None
+        if source.ssl_context() is not None or not source.is_mysql:
+            return None
+        if importlib.util.find_spec("connectorx") is None:
+            return None
+        url = source.url.set(drivername="mysql", query={})
+        return url.render_as_string(hide_password=False)
 
     def begin_snapshot(self, raw: Any) -> Any:
         """An unbuffered cursor inside a read-only, consistent-snapshot transaction."""
@@ -185,6 +202,9 @@ class SQLiteDialect(MySQLDialect):
 
     def text_expression(self, column: Column) -> str:
         return f"CAST({quote(column.name)} AS TEXT)"
+
+    def arrow_reader_url(self) -> str | None:
+        return None
 
     def named_param(self, name: str) -> str:
         return f":{name}"

@@ -70,9 +70,16 @@ class ExtractStats:
 def select_sql(
     dialect: MySQLDialect, database: str, schema: TableSchema, window: Window
 ) -> tuple[str, dict[str, str]]:
-    expressions = ", ".join(dialect.text_expression(c) for c in schema.columns)
+    expressions = ", ".join(
+        f"{dialect.text_expression(c)} AS {quote(c.name)}" for c in schema.columns
+    )
     where, params = window.where(dialect.named_param("low"))
     return f"SELECT {expressions} FROM {qualified(database, schema.name)}{where}", params
+
+
+def sql_literal(value: str) -> str:
+    """A MySQL string literal (for drivers that take no parameters)."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
@@ -96,6 +103,65 @@ def stream_rows(
     count_snapshot: bool,
 ) -> Iterator[pa.Table]:
     """Yield the selected rows as arrow tables of text, ``fetch_limit`` rows at a time."""
+    reader_url = dialect.arrow_reader_url()
+    if reader_url is not None:
+        yield from _stream_arrow(reader_url, dialect, database, schema, window, fetch_limit, stats)
+        if count_snapshot:
+            # one SELECT is one consistent read: what it returned is the snapshot's content
+            stats.snapshot_rows = stats.rows
+        return
+    yield from _stream_dbapi(
+        dialect, engine, database, schema, window, fetch_limit, stats, count_snapshot
+    )
+
+
+def _stream_arrow(
+    url: str,
+    dialect: MySQLDialect,
+    database: str,
+    schema: TableSchema,
+    window: Window,
+    fetch_limit: int,
+    stats: ExtractStats,
+) -> Iterator[pa.Table]:
+    """Read with connectorx (Rust, arrow-native): several times less CPU than PyMySQL."""
+    import connectorx
+
+    sql, params = select_sql(dialect, database, schema, window)
+    for name, value in params.items():
+        sql = sql.replace(dialect.named_param(name), sql_literal(value))
+    reader = connectorx.read_sql(
+        url,
+        sql,
+        return_type="arrow_stream",
+        batch_size=fetch_limit,
+        pre_execution_query=["SET time_zone = '+00:00'"],
+    )
+    names = list(schema.column_names)
+    for batch in reader:
+        if batch.num_rows == 0:
+            continue
+        stats.rows += batch.num_rows
+        stats.chunks += 1
+        _report_progress(schema.name, stats)
+        yield (
+            pa.Table.from_batches([batch])
+            .rename_columns(names)
+            .cast(pa.schema([(n, pa.string()) for n in names]))
+        )
+
+
+def _stream_dbapi(
+    dialect: MySQLDialect,
+    engine: Engine,
+    database: str,
+    schema: TableSchema,
+    window: Window,
+    fetch_limit: int,
+    stats: ExtractStats,
+    count_snapshot: bool,
+) -> Iterator[pa.Table]:
+    """Read through the engine's driver inside a consistent-snapshot transaction."""
     sql, params = select_sql(dialect, database, schema, window)
     names = list(schema.column_names)
     raw = engine.raw_connection()

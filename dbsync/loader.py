@@ -31,33 +31,50 @@ log = logging.getLogger("dbsync.sync_engine")
 # Order matters: the escape character itself first.
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
 NULL_TOKEN = "\\N"
+# columns whose text may contain tabs, newlines, backslashes or NULs (the rest are numbers,
+# dates and hex digits)
+TEXTUAL = frozenset(
+    {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
+)
+
+
+_SPECIAL = r"[\\\t\n\r\x00]"
 
 
 def escape_column(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Text values escaped for LOAD DATA (tab-separated, backslash escapes, \\N for NULL)."""
     values = values.cast(pa.large_string())
-    for raw, escaped in _ESCAPES:
-        if pc.any(pc.match_substring(values, raw)).as_py():
+    if pc.any(pc.match_substring_regex(values, _SPECIAL)).as_py():
+        for raw, escaped in _ESCAPES:
             values = pc.replace_substring(values, raw, escaped)
     return pc.fill_null(values, NULL_TOKEN)
 
 
-def to_tsv(batch: pa.RecordBatch | pa.Table) -> bytes:
-    """One LOAD DATA line per row, every line ending in a newline."""
+def _null_token(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Values that cannot hold a special character (numbers, dates, hex): only NULLs change."""
+    return pc.fill_null(values.cast(pa.large_string()), NULL_TOKEN)
+
+
+def to_tsv(batch: pa.RecordBatch | pa.Table, escape: Sequence[bool] | None = None) -> bytes:
+    """One LOAD DATA line per row, every line ending in a newline.
+
+    ``escape[i]`` False promises column i holds no tab, newline, backslash or NUL (the text
+    of numbers, dates and hex), which skips scanning it.
+    """
     if isinstance(batch, pa.Table):
-        return b"".join(to_tsv(part) for part in batch.to_batches())
+        return b"".join(to_tsv(part, escape) for part in batch.to_batches())
     if batch.num_rows == 0:
         return b""
-    tab, newline = pa.scalar("\t", pa.large_string()), pa.scalar("\n", pa.large_string())
-    columns = [escape_column(batch.column(i)) for i in range(batch.num_columns)]
-    empty = pa.nulls(batch.num_rows, pa.large_string()).fill_null("")
-    lines = pc.binary_join_element_wise(*columns, empty, tab) if len(columns) > 1 else None
-    if lines is None:
-        lines = pc.binary_join_element_wise(columns[0], empty, newline)
-        return _value_bytes(lines)
-    # every line now ends with a tab where the newline belongs: join adds the separator
-    # before the empty last field, so swap that trailing tab for a newline
-    return _value_bytes(pc.utf8_replace_slice(lines, -1, 2**31, "\n"))
+    flags = list(escape) if escape is not None else [True] * batch.num_columns
+    columns = [
+        (escape_column if flag else _null_token)(batch.column(i)) for i, flag in enumerate(flags)
+    ]
+    tab = pa.scalar("\t", pa.large_string())
+    lines = pc.binary_join_element_wise(*columns, tab) if len(columns) > 1 else columns[0]
+    newlines = pa.repeat(pa.scalar("\n", pa.large_string()), batch.num_rows)
+    return _value_bytes(
+        pc.binary_join_element_wise(lines, newlines, pa.scalar("", pa.large_string()))
+    )
 
 
 def _value_bytes(array: pa.Array) -> bytes:
@@ -110,27 +127,30 @@ def bulk_load(
     Fails (LoadDataError) on any warning or row-count difference: LOAD DATA LOCAL turns
     errors into warnings, and a silently truncated or skipped value is a lost value.
     """
+    with engine.connect() as conn:
+        schema = read_table(conn, database, table)
+    if schema is None:
+        raise LoadDataError(f"staging table {database}.{table} does not exist")
     with tempfile.NamedTemporaryFile(prefix="dbsync-", suffix=".tsv", delete=False) as handle:
         path = handle.name
-        names: list[str] | None = None
+        columns: list[Column] = []
         expected = 0
         for batch in batches:
-            names = names or batch.schema.names
-            handle.write(to_tsv(batch))
+            columns = columns or [_column(schema.column(n), n) for n in batch.schema.names]
+            handle.write(to_tsv(batch, [c.data_type in TEXTUAL for c in columns]))
             expected += batch.num_rows
     try:
-        if not expected or names is None:
+        if not expected:
             return 0
-        with engine.connect() as conn:
-            schema = read_table(conn, database, table)
-            if schema is None:
-                raise LoadDataError(f"staging table {database}.{table} does not exist")
-            columns = [_column(schema.column(name), name) for name in names]
-            cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        raw = engine.raw_connection()
+        try:
+            cursor = raw.cursor()
             loaded = cursor.execute(load_data_sql(path, database, table, columns))
             cursor.execute("SHOW WARNINGS LIMIT 3")
             warnings = cursor.fetchall()
-            conn.commit()
+            raw.commit()
+        finally:
+            raw.close()
         if warnings or loaded != expected:
             detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
             raise LoadDataError(

@@ -10,6 +10,7 @@ staging tables it loads.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import tempfile
@@ -22,6 +23,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SAWarning
 
 from dbsync.loader import dbsync_sqlalchemy
+
+log = logging.getLogger("dbsync.sync_engine")
 
 _DLT_DEFAULTS = {
     # never phone home: production syncs must not depend on (or leak to) the internet
@@ -48,6 +51,18 @@ def configure_dlt() -> None:
     """dlt settings dbsync relies on; an operator's own environment values win."""
     for name, value in _DLT_DEFAULTS.items():
         os.environ.setdefault(name, value)
+
+
+def _log_steps(table: str, pipeline: dlt.Pipeline) -> None:
+    trace = pipeline.last_trace
+    if trace is None:
+        return
+    steps = ", ".join(
+        f"{step.step} {(step.finished_at - step.started_at).total_seconds():.2f}s"
+        for step in trace.steps
+        if step.finished_at is not None
+    )
+    log.info("table %s: dlt %s", table, steps)
 
 
 def pipeline_name(target_database: str, table: str) -> str:
@@ -85,6 +100,7 @@ def run_pipeline(
             write_disposition="append",
         )
         info = pipeline.run(resource, loader_file_format="parquet")
+        _log_steps(table, pipeline)
         return info.loads_ids[0] if info.loads_ids else None
     finally:
         shutil.rmtree(directory, ignore_errors=True)
