@@ -51,6 +51,11 @@ class Window:
     cursor: str | None = None
     lower_bound: str | None = None
 
+    def positional(self, placeholder: str = "%s") -> tuple[str, list[str]]:
+        """The WHERE clause with a positional parameter (empty when reading everything)."""
+        where, params = self.where(placeholder)
+        return where, list(params.values())
+
     def where(self, param: str = "%(low)s") -> tuple[str, dict[str, str]]:
         if self.cursor is None or self.lower_bound is None:
             return "", {}

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbsync import target as tgt
+from dbsync.checksum import window_matches
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Window, cursor_lower_bound, stream_rows
 from dbsync.logs import redact
@@ -42,6 +43,7 @@ class Plan:
     target_exists: bool
     replace: bool  # stage everything and swap (full refresh, first load, backfill)
     window: Window
+    unchanged: bool = False  # every row the window covers is already in the target as is
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -124,6 +126,9 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
         )
     dialect.ensure_staging(engines.target)
     plan = _plan(runtime, config, source, result)
+    if plan.unchanged:
+        log.info("table %s: no changes since the last sync", config.table)
+        return
     stats = ExtractStats()
     rows = stream_rows(
         dialect,
@@ -197,8 +202,8 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         tgt.execute(engine, alter)
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
-    dialect.stage_like_target(engine, current, config.primary_key)
     if tgt.is_empty(engine, target_db, config.table):
+        dialect.stage_like_target(engine, current, config.primary_key)
         return replace
     cursor = source.column(config.modifier or "")
     assert cursor is not None
@@ -207,5 +212,10 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         if config.lag_seconds is not None
         else runtime.settings.default_lag_seconds
     )
-    low = cursor_lower_bound(dialect, engine, config.table, cursor, lag)
-    return Plan(INCREMENTAL, target_exists=True, replace=False, window=Window(cursor.name, low))
+    window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
+    plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window)
+    if window.lower_bound is not None and window_matches(runtime, source, current, window):
+        plan.unchanged = True
+        return plan
+    dialect.stage_like_target(engine, current, config.primary_key)
+    return plan

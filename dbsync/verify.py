@@ -8,7 +8,6 @@ found too.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -16,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from dbsync.extract import text_expression
+from dbsync.checksum import aggregate
 from dbsync.runtime import Runtime
-from dbsync.schema import TableSchema, qualified, quote, require_source_table
+from dbsync.schema import qualified, quote, require_source_table
 from dbsync.sync import table_config
 
 if TYPE_CHECKING:
@@ -61,14 +60,6 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.mismatches and self.source_rows == self.target_rows
-
-
-def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
-    """MD5 over a row's exact text form, with a NULL map so NULL and '' differ."""
-    chosen = [c for c in schema.columns if c.name in columns]
-    values = ", ".join(text_expression(c) for c in chosen)
-    nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
-    return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
 
 
 def range_predicate(
@@ -122,67 +113,6 @@ def _boundaries(
         raw.close()
 
 
-_FOLD_SQL = (
-    "SELECT COUNT(*), "
-    "COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), "
-    "COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) "
-    "FROM (SELECT {row_hash} AS h FROM {table} WHERE {where}) AS x"
-)
-
-
-def _aggregate(
-    dialect: MySQLDialect,
-    engine: Engine,
-    table: str,
-    schema: TableSchema,
-    columns: Sequence[str],
-    where: str,
-    params: list,
-) -> tuple[int, int, int]:
-    """(rows, xor of the rows' MD5 halves) of one key range, computed by the server."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if dialect.name == "sqlite":
-            return _aggregate_locally(cursor, dialect, table, schema, columns, where, params)
-        cursor.execute(
-            _FOLD_SQL.format(row_hash=row_hash_sql(schema, columns), table=table, where=where),
-            params,
-        )
-        count, low, high = cursor.fetchone()
-        cursor.close()
-        return int(count), int(low), int(high)
-    finally:
-        raw.close()
-
-
-def _aggregate_locally(
-    cursor: Any,
-    dialect: MySQLDialect,
-    table: str,
-    schema: TableSchema,
-    columns: Sequence[str],
-    where: str,
-    params: list,
-) -> tuple[int, int, int]:
-    """The same fold in Python, for SQLite (demo), which lacks MD5 and BIT_XOR."""
-    chosen = [c for c in schema.columns if c.name in columns]
-    values = ", ".join(dialect.text_expression(c) for c in chosen)
-    cursor.execute(f"SELECT {values} FROM {table} WHERE {where}", params)
-    count = low = high = 0
-    for row in cursor.fetchall():
-        text = (
-            "#".join(v for v in row if v is not None)
-            + "#"
-            + "".join("1" if v is None else "0" for v in row)
-        )
-        digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
-        count += 1
-        low ^= int.from_bytes(digest[:8], "big")
-        high ^= int.from_bytes(digest[8:], "big")
-    return count, low, high
-
-
 def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> VerifyReport:
     """Compare one table's rows on both sides; report mismatching key ranges."""
     report = VerifyReport(table=table)
@@ -209,10 +139,10 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
     edges: list[Key | None] = [None, *bounds, None]
     for lower, upper in zip(edges, edges[1:], strict=False):
         where, params = range_predicate(key, lower, upper, dialect.placeholder)
-        src = _aggregate(
+        src = aggregate(
             dialect, engines.source, qualified(source_db, table), source, columns, where, params
         )
-        dst = _aggregate(
+        dst = aggregate(
             dialect, engines.target, qualified(target_db, table), target, columns, where, params
         )
         report.chunks += 1
