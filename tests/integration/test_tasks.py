@@ -18,10 +18,9 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, suppress
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -69,43 +68,61 @@ def wait_for_state(result: AsyncResult, state: str, timeout: float) -> None:
         time.sleep(0.05)
 
 
+FORWARDER = """
+import socket, sys, threading
+
+def pump(src, dst):
+    try:
+        while data := src.recv(65536):
+            dst.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+server = socket.create_server(("127.0.0.1", int(sys.argv[1])))
+while True:
+    client, _ = server.accept()
+    backend = socket.create_connection((sys.argv[2], int(sys.argv[3])))
+    for a, b in ((client, backend), (backend, client)):
+        threading.Thread(target=pump, args=(a, b), daemon=True).start()
+"""
+
+
 class Gate:
-    """A local TCP port in front of MariaDB: refuses connections until opened."""
+    """A local TCP port in front of MariaDB: refuses connections until opened.
+
+    The forwarder runs in a process of its own, so that it keeps relaying while the worker
+    (in this process) sits in native code that holds the GIL, as connectorx does.
+    """
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
         self.port = free_port()
-        self._server: socket.socket | None = None
+        self._process: subprocess.Popen[bytes] | None = None
 
     def open(self) -> None:
-        self._server = socket.create_server(("127.0.0.1", self.port))
-        threading.Thread(target=self._accept, args=(self._server,), daemon=True).start()
-
-    def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-
-    def _accept(self, server: socket.socket) -> None:
+        host, port = self.upstream
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", FORWARDER, str(self.port), host, str(port)]
+        )
+        deadline = time.monotonic() + 30
         while True:
             try:
-                client, _ = server.accept()
-            except OSError:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return
-            backend = socket.create_connection(self.upstream)
-            for src, dst in ((client, backend), (backend, client)):
-                threading.Thread(target=self._pump, args=(src, dst), daemon=True).start()
+            except OSError:
+                assert time.monotonic() < deadline, "the gate did not open"
+                time.sleep(0.02)
 
-    @staticmethod
-    def _pump(src: socket.socket, dst: socket.socket) -> None:
-        try:
-            while data := src.recv(65536):
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
+    def close(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
 
 
 @pytest.fixture(scope="session")
