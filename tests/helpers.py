@@ -99,3 +99,78 @@ def load_sakila(database: str) -> None:
             ["mysql", "-h", MYSQL_HOST, "-P", str(MYSQL_PORT), "-u", MYSQL_USER],
             input=text.encode(), check=True, capture_output=True,
         )
+
+
+# --- exact value comparison, CLI runs and target inspection (integration tests) -------------
+
+_HEX_TYPES = frozenset(
+    {
+        "binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob", "geometry",
+        "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+        "geometrycollection", "bit", "char", "varchar", "tinytext", "text", "mediumtext",
+        "longtext",
+    }
+)
+
+
+def exact_expression(name: str, data_type: str) -> str:
+    """A column's exact value as text: stored bytes (HEX) for strings, bytes and bits; the
+    exact double for FLOAT (its own text form keeps only 6 digits); CAST AS CHAR otherwise."""
+    column = f"`{name}`"
+    if data_type in _HEX_TYPES:
+        return f"HEX({column})"
+    if data_type == "float":
+        return f"CAST(CAST({column} AS DOUBLE) AS CHAR)"
+    return f"CAST({column} AS CHAR)"
+
+
+def exact_rows(database: str, table: str, order_by: str | None = None) -> list[tuple]:
+    """Every row of ``table`` as exact text per column (UTC session), NULLs as None."""
+    columns = query(
+        "information_schema",
+        "SELECT COLUMN_NAME, DATA_TYPE FROM COLUMNS WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s "
+        "ORDER BY ORDINAL_POSITION",
+        (database, table),
+    )
+    assert columns, f"{database}.{table} does not exist"
+    select = ", ".join(exact_expression(name, data_type.lower()) for name, data_type in columns)
+    keys = primary_key(database, table)
+    order = order_by or ", ".join(f"`{k}`" for k in keys) or "1"
+    return query(database, f"SELECT {select} FROM `{table}` ORDER BY {order}")
+
+
+def table_names(database: str) -> set[str]:
+    rows = query(
+        "information_schema",
+        "SELECT TABLE_NAME FROM TABLES WHERE TABLE_SCHEMA=%s",
+        (database,),
+    )
+    return {r[0] for r in rows}
+
+
+def count(database: str, table: str) -> int:
+    return int(query(database, f"SELECT COUNT(*) FROM `{table}`")[0][0])
+
+
+_DBSYNC_ENV_PREFIXES = (
+    "SOURCE_DB_", "TARGET_DB_", "STAGING_DB_", "POOL_", "TABLES_CONFIG", "DEFAULT_LAG",
+    "FETCH_LIMIT", "LOCK_",
+)
+
+
+def run_dbsync(
+    env: dict[str, str], *args: str, cwd: Path | str | None = None, timeout: float = 300
+):
+    """Run the ``dbsync`` console script with exactly ``env`` as its dbsync settings."""
+    import os
+    import subprocess
+    import sys
+
+    script = Path(sys.executable).with_name("dbsync")
+    command = [str(script)] if script.exists() else [sys.executable, "-m", "dbsync.cli"]
+    clean = {k: v for k, v in os.environ.items() if not k.upper().startswith(_DBSYNC_ENV_PREFIXES)}
+    clean.update(env)
+    return subprocess.run(
+        [*command, *args], env=clean, cwd=cwd, capture_output=True, text=True, timeout=timeout,
+        check=False,
+    )

@@ -1,0 +1,105 @@
+"""Settings: passwords never printed, problems reported per variable."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbsync.errors import ConfigError
+from dbsync.settings import load_settings
+
+SECRET = "s3cr3t-p@ss:w/rd"
+URL_SECRET = "url-only-secret"
+
+
+def _settings(**overrides: object):
+    values: dict[str, object] = {
+        "source_db_name": "src",
+        "target_db_name": "tgt",
+        "source_db_pass": SECRET,
+        "target_db_pass": SECRET,
+    }
+    values.update(overrides)
+    return load_settings(**values)
+
+
+def test_passwords_are_not_in_repr_or_str() -> None:
+    settings = _settings()
+    assert SECRET not in repr(settings)
+    assert SECRET not in str(settings)
+    assert settings.source_db_pass.get_secret_value() == SECRET  # it is really there
+
+
+def test_safe_url_masks_the_password() -> None:
+    settings = _settings()
+    for side in (settings.source, settings.target):
+        assert SECRET not in side.safe_url()
+        assert "***" in side.safe_url()
+        assert side.url.password == SECRET
+
+
+def test_database_url_passwords_are_hidden_too() -> None:
+    settings = _settings(
+        source_db_url=f"mysql+pymysql://reader:{URL_SECRET}@db.example:3307/shop",
+        source_db_name=None,
+    )
+    assert URL_SECRET not in repr(settings)
+    assert URL_SECRET not in str(settings)
+    assert URL_SECRET not in settings.source.safe_url()
+    assert settings.source.database == "shop"
+    assert settings.source.url.port == 3307
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DB_NAME", "from_env")
+    monkeypatch.setenv("TARGET_DB_NAME", "tgt_env")
+    monkeypatch.setenv("TARGET_DB_PORT", "3310")
+    settings = load_settings()
+    assert settings.source.database == "from_env"
+    assert settings.target.url.port == 3310
+    assert settings.staging_database == "tgt_env_staging"
+
+
+def test_staging_database_can_be_named() -> None:
+    assert _settings(staging_db_name="pre_made").staging_database == "pre_made"
+
+
+def _problems(**overrides: object) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        _settings(**overrides)
+    return [str(p) for p in caught.value.problems]
+
+
+def test_a_bad_port_names_the_variable() -> None:
+    (problem,) = _problems(source_db_port="notanumber")
+    assert problem.startswith("SOURCE_DB_PORT: ")
+
+
+def test_a_missing_database_name_names_the_variable() -> None:
+    (problem,) = _problems(target_db_name=None)
+    assert "TARGET_DB_NAME" in problem
+
+
+def test_several_field_problems_are_reported_together() -> None:
+    problems = _problems(source_db_port="x", fetch_limit=0, target_db_ssl_mode="sometimes")
+    assert [p.split(":")[0] for p in problems] == [
+        "SOURCE_DB_PORT",
+        "TARGET_DB_SSL_MODE",
+        "FETCH_LIMIT",
+    ]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: load_settings promises every problem at once, but the missing-database check "
+    "is a model_validator(mode='after') (dbsync/settings.py:110), which pydantic skips when "
+    "any field failed; check the names in a mode='before' validator or after field errors",
+)
+def test_a_missing_database_name_is_reported_alongside_a_bad_port() -> None:
+    problems = _problems(source_db_port="notanumber", target_db_name=None)
+    assert any(p.startswith("SOURCE_DB_PORT") for p in problems)
+    assert any("TARGET_DB_NAME" in p for p in problems)
+
+
+def test_problem_messages_do_not_echo_secret_values() -> None:
+    problems = _problems(source_db_port=SECRET)
+    assert all(SECRET not in p for p in problems)

@@ -1,0 +1,116 @@
+"""tables.json validation: every problem reported, each with its JSON path and a plain message."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dbsync.errors import ConfigError
+from dbsync.tables import load_tables, parse_tables
+
+
+def _problems(entries: object) -> list[str]:
+    return [str(p) for p in parse_tables(json.dumps(entries)).problems]
+
+
+def test_a_valid_file_has_tables_and_no_problems() -> None:
+    parsed = parse_tables(
+        json.dumps(
+            [
+                {"table": "a", "primary_key": "id"},
+                {"table": "b", "primary_key": ["x", "y"], "modifier": "m", "lag_seconds": 2.5},
+            ]
+        )
+    )
+    assert parsed.problems == []
+    assert [t.table for t in parsed.tables] == ["a", "b"]
+    assert parsed.get("a").primary_key == ("id",)  # a single name becomes a one-column key
+    assert parsed.get("b").primary_key == ("x", "y")
+    assert (parsed.get("a").mode, parsed.get("b").mode) == ("full_refresh", "incremental")
+    assert parsed.get("b").lag_seconds == 2.5
+    assert parsed.get("missing") is None
+
+
+@pytest.mark.parametrize(
+    ("entry", "expected"),
+    [
+        ({"table": "t"}, "$[1].primary_key: is required"),
+        ({"table": "t", "primary_key": []}, "$[1].primary_key: must not be an empty list"),
+        ({"table": "t", "primary_key": "id", "colour": "red"}, "$[1].colour: unknown key"),
+        ({"primary_key": "id"}, "$[1].table: is required"),
+        ({"table": "  ", "primary_key": "id"}, "$[1].table: must not be blank"),
+        ({"table": "t", "primary_key": ["a", "a"]}, "$[1].primary_key: lists a column twice"),
+        (
+            {"table": "t", "primary_key": ["a", ""]},
+            "$[1].primary_key: every key column must be a non-blank string",
+        ),
+        (
+            {"table": "t", "primary_key": 5},
+            "$[1].primary_key: must be a column name or a non-empty list of column names",
+        ),
+        ({"table": "t", "primary_key": "id", "modifier": " "}, "$[1].modifier: must not be blank"),
+        ("not an object", "$[1]: must be an object"),
+    ],
+)
+def test_each_problem_names_its_path(entry: object, expected: str) -> None:
+    assert _problems([{"table": "ok", "primary_key": "id"}, entry]) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("lag_seconds", -1), ("interval", 0), ("interval", "300"), ("table", "x" * 65)],
+)
+def test_out_of_range_or_mistyped_values_are_problems(field: str, value: object) -> None:
+    problems = _problems([{"table": "t", "primary_key": "id", field: value}])
+    assert len(problems) == 1
+    assert problems[0].startswith(f"$[0].{field}: ")
+
+
+def test_good_entries_survive_bad_ones_and_all_problems_are_reported() -> None:
+    parsed = parse_tables(
+        json.dumps(
+            [
+                {"table": "a", "primary_key": "id"},
+                {"table": "b"},
+                {"table": "c", "primary_key": "id", "bogus": 1},
+                {"table": "d", "primary_key": "id"},
+            ]
+        )
+    )
+    assert [t.table for t in parsed.tables] == ["a", "d"]
+    assert [str(p) for p in parsed.problems] == [
+        "$[1].primary_key: is required",
+        "$[2].bogus: unknown key",
+    ]
+    assert parsed.positions == {"a": 0, "d": 3}
+
+
+def test_a_duplicate_table_is_a_problem_pointing_at_the_first() -> None:
+    assert _problems([{"table": "a", "primary_key": "id"}, {"table": "a", "primary_key": "k"}]) == [
+        "$[1].table: duplicate of $[0] (a)"
+    ]
+
+
+def test_invalid_json_is_a_config_error_with_line_and_column() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_tables('[\n  {"table": "a",}\n]')
+    (problem,) = caught.value.problems
+    assert problem.path == "$"
+    assert problem.message.startswith("invalid JSON: ")
+    assert "(line 2, column" in problem.message
+
+
+def test_a_non_array_document_is_a_config_error() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_tables('{"table": "a", "primary_key": "id"}')
+    assert [str(p) for p in caught.value.problems] == ["$: must be a JSON array of table objects"]
+
+
+def test_an_unreadable_file_is_a_config_error_naming_the_path(tmp_path) -> None:
+    missing = tmp_path / "nope.json"
+    with pytest.raises(ConfigError) as caught:
+        load_tables(missing)
+    (problem,) = caught.value.problems
+    assert problem.path == str(missing)
+    assert problem.message.startswith("cannot read: ")
