@@ -23,7 +23,15 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync import target as tgt
 from dbsync.errors import TableBusy
 from dbsync.lock import TableLock, lock_name
-from dbsync.schema import Column, TableSchema, create_table_sql, qualified, quote, read_table
+from dbsync.schema import (
+    Column,
+    TableSchema,
+    add_indexes_sql,
+    create_table_sql,
+    qualified,
+    quote,
+    read_table,
+)
 from dbsync.settings import Settings
 
 
@@ -97,9 +105,18 @@ class MySQLDialect:
     def create_staging(
         self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
     ) -> None:
+        """An empty staging table for a full copy: primary key only, indexes come later."""
         tgt.drop_table(engine, self.staging_schema(), source.name)
-        sql = create_table_sql(source, self.staging_schema(), source.name, key, cursor)
+        sql = create_table_sql(
+            source, self.staging_schema(), source.name, key, cursor, secondary_indexes=False
+        )
         tgt.execute(engine, sql)
+
+    def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
+        """Build the secondary indexes of a fully loaded staging table (one sorted pass)."""
+        sql = add_indexes_sql(source, self.staging_schema(), cursor)
+        if sql:
+            tgt.execute(engine, sql)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         like = qualified(self.target_schema(), current.name)
@@ -232,6 +249,9 @@ class SQLiteDialect(MySQLDialect):
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         self.create_staging(engine, current, key, None)
+
+    def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
+        return None
 
     @staticmethod
     def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...]) -> str:

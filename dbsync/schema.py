@@ -177,16 +177,35 @@ def require_source_table(
 
 
 def create_table_sql(
-    source: TableSchema, database: str, name: str, key: tuple[str, ...], cursor: str | None
+    source: TableSchema,
+    database: str,
+    name: str,
+    key: tuple[str, ...],
+    cursor: str | None,
+    secondary_indexes: bool = True,
 ) -> str:
-    """CREATE TABLE for a target table that mirrors ``source`` (InnoDB, for atomic merges)."""
+    """CREATE TABLE for a target table that mirrors ``source`` (InnoDB, for atomic merges).
+
+    Without ``secondary_indexes`` only the primary key is created: a bulk load followed by
+    ``add_indexes_sql`` builds the other indexes by sorting, instead of row by row.
+    """
     lines = [c.definition() for c in source.columns]
     pk = source.rendered_primary_key if set(key) == set(source.primary_key) else ()
     lines.append("PRIMARY KEY (" + ", ".join(pk or [quote(c) for c in key]) + ")")
-    lines += [f"KEY {quote(i.name)} ({', '.join(i.columns)})" for i in _indexes(source, cursor)]
+    if secondary_indexes:
+        lines += [f"KEY {quote(i.name)} ({', '.join(i.columns)})" for i in _indexes(source, cursor)]
     collation = f" COLLATE={source.collation}" if source.collation else ""
     body = ",\n  ".join(lines)
     return f"CREATE TABLE {qualified(database, name)} (\n  {body}\n) ENGINE=InnoDB{collation}"
+
+
+def add_indexes_sql(source: TableSchema, database: str, cursor: str | None) -> str | None:
+    """ALTER TABLE adding the secondary indexes ``create_table_sql`` would have created."""
+    indexes = _indexes(source, cursor)
+    if not indexes:
+        return None
+    clauses = ", ".join(f"ADD KEY {quote(i.name)} ({', '.join(i.columns)})" for i in indexes)
+    return f"ALTER TABLE {qualified(database, source.name)} {clauses}"
 
 
 def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:
@@ -238,10 +257,15 @@ def _widens(new: str, old: str) -> bool:
         return (nb == "varchar" or ob == "char") and _ints(na)[0] >= _ints(oa)[0]
     if nb == "varbinary" and ob in ("varbinary", "binary"):
         return _ints(na)[0] >= _ints(oa)[0]
-    if nb in _TEXT_RANK and (ob in ("char", "varchar") or ob in _TEXT_RANK):
-        return ob not in _TEXT_RANK or _TEXT_RANK[nb] >= _TEXT_RANK[ob]
-    if nb in _BLOB_RANK and (ob in ("binary", "varbinary") or ob in _BLOB_RANK):
-        return ob not in _BLOB_RANK or _BLOB_RANK[nb] >= _BLOB_RANK[ob]
+    if nb in _TEXT_RANK and ob in ("char", "varchar"):
+        # TINYTEXT holds 255 bytes; a character takes up to 4 (utf8mb4)
+        return nb != "tinytext" or _ints(oa)[0] * 4 <= 255
+    if nb in _TEXT_RANK and ob in _TEXT_RANK:
+        return _TEXT_RANK[nb] >= _TEXT_RANK[ob]
+    if nb in _BLOB_RANK and ob in ("binary", "varbinary"):
+        return nb != "tinyblob" or _ints(oa)[0] <= 255
+    if nb in _BLOB_RANK and ob in _BLOB_RANK:
+        return _BLOB_RANK[nb] >= _BLOB_RANK[ob]
     if nb in ("enum", "set") and nb == ob:
         old_values = _enum_values(oa)
         return _enum_values(na)[: len(old_values)] == old_values

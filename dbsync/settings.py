@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -163,7 +164,22 @@ def load_settings(**overrides: Any) -> Settings:
             ConfigProblem(_env_name(err["loc"]), _plain_message(err["msg"]))
             for err in exc.errors(include_input=False, include_url=False)
         ]
+        # pydantic skips the model check for database names once a field failed
+        reported = " ".join(p.message for p in problems)
+        problems += [p for p in _missing_databases(overrides) if p.message not in reported]
         raise ConfigError(problems) from None
+
+
+def _missing_databases(overrides: dict[str, Any]) -> list[ConfigProblem]:
+    environ = {k.lower(): v for k, v in os.environ.items()}
+    problems = []
+    for role in ("source", "target"):
+        names = (f"{role}_db_name", f"{role}_db_url")
+        if not any(overrides.get(n) or (n not in overrides and environ.get(n)) for n in names):
+            upper = role.upper()
+            message = f"{upper}_DB_NAME (or {upper}_DB_URL) must be set"
+            problems.append(ConfigProblem("settings", message))
+    return problems
 
 
 def _plain_message(message: str) -> str:

@@ -44,6 +44,7 @@ class Plan:
     replace: bool  # stage everything and swap (full refresh, first load, backfill)
     window: Window
     unchanged: bool = False  # every row the window covers is already in the target as is
+    build_indexes: bool = False  # staging was created bare: add secondary indexes after load
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -160,6 +161,8 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
     if check_lock is not None:
         check_lock()
     if plan.replace:
+        if plan.build_indexes:
+            dialect.index_staging(engines.target, source, config.modifier)
         dialect.swap_into_place(engines.target, source, plan.target_exists)
     else:
         dialect.merge(engines.target, _target_schema(runtime, config.table), config.primary_key)
@@ -186,6 +189,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
         dialect.create_staging(engine, source, config.primary_key, config.modifier)
+        replace.build_indexes = True
         return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
     if alter and "ADD COLUMN" in alter:
@@ -196,6 +200,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         result.schema_changes.append(alter)
         result.mode = replace.mode = FULL_REFRESH
         dialect.create_staging(engine, source, config.primary_key, config.modifier)
+        replace.build_indexes = True
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)

@@ -63,12 +63,6 @@ def test_narrowing_or_reinterpreting_is_refused(new: str, old: str) -> None:
     assert not _widens(new, old)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dbsync/schema.py:241-242 _widens lets any CHAR/VARCHAR become TINYTEXT, which "
-    "holds 255 bytes: VARCHAR(100) utf8mb4 holds up to 400 (the docstring promises every "
-    "value fits); compare byte lengths (chars x maxlen of the charset) against 255/65535/...",
-)
 def test_varchar_longer_than_255_bytes_does_not_widen_to_tinytext() -> None:
     assert not _widens("tinytext", "varchar(100)")
 

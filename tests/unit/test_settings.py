@@ -88,12 +88,6 @@ def test_several_field_problems_are_reported_together() -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: load_settings promises every problem at once, but the missing-database check "
-    "is a model_validator(mode='after') (dbsync/settings.py:110), which pydantic skips when "
-    "any field failed; check the names in a mode='before' validator or after field errors",
-)
 def test_a_missing_database_name_is_reported_alongside_a_bad_port() -> None:
     problems = _problems(source_db_port="notanumber", target_db_name=None)
     assert any(p.startswith("SOURCE_DB_PORT") for p in problems)
