@@ -1,0 +1,144 @@
+"""Results: one record per measured run, the printed table, the goals and the JSON file."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+NOTE_WIDTH = 100  # the full note is in the JSON
+OK, INVALID, FAILED, UNAVAILABLE, TIMED_OUT = "ok", "INVALID", "failed", "n/a", "timed out"
+
+
+@dataclass
+class Run:
+    """One measured run. ``rows`` is what the step had to move: the whole table for a full
+    copy, the changed rows for an incremental one (rows/s = rows / wall)."""
+
+    scenario: str
+    label: str
+    table_rows: int
+    rows: int
+    repeat: int
+    status: str = OK
+    wall_s: float | None = None
+    task_s: float | None = None
+    rss_mb: float | None = None
+    extracted: int | None = None
+    note: str = ""
+    unverified_wall_s: float | None = None  # kept for diagnosis when the content differed
+
+    @property
+    def rows_per_s(self) -> float | None:
+        if self.wall_s is None or not self.rows or self.wall_s <= 0:
+            return None
+        return self.rows / self.wall_s
+
+
+@dataclass
+class Goal:
+    text: str
+    measured: str
+    met: bool | None  # None: not measured in this run
+
+
+@dataclass
+class Report:
+    args: dict[str, Any]
+    server_version: str
+    started_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    runs: list[Run] = field(default_factory=list)
+    goals: list[Goal] = field(default_factory=list)
+
+
+def median(runs: Sequence[Run], scenario: str, attr: str = "wall_s") -> float | None:
+    values = [
+        getattr(r, attr) for r in runs
+        if r.scenario == scenario and r.status == OK and getattr(r, attr) is not None
+    ]
+    return statistics.median(values) if values else None
+
+
+def _fmt(value: float | None, digits: int = 2) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def format_table(runs: Sequence[Run]) -> str:
+    base = median(runs, "baseline")
+    header = (
+        f"{'what':<44} {'rows':>9} {'wall s':>8} {'task s':>7} {'rows/s':>10} "
+        f"{'RSS MB':>7} {'x base':>7}  note"
+    )
+    lines = [header, "-" * len(header)]
+    for r in runs:
+        ratio = r.wall_s / base if base and r.wall_s is not None else None
+        status = "" if r.status == OK else f"{r.status}: "
+        extracted = f"extracted {r.extracted:,}; " if r.extracted is not None else ""
+        note = f"{status}{extracted}{r.note}"
+        note = note if len(note) <= NOTE_WIDTH else note[: NOTE_WIDTH - 3] + "..."
+        lines.append(
+            f"{r.label + f' #{r.repeat}':<44} {r.rows:>9,} {_fmt(r.wall_s):>8} "
+            f"{_fmt(r.task_s):>7} {_fmt(r.rows_per_s, 0):>10} {_fmt(r.rss_mb, 0):>7} "
+            f"{_fmt(ratio):>7}  {note}".rstrip()
+        )
+    return "\n".join(lines)
+
+
+def _goal(text: str, value: float | None, limit: float | None, unit: str) -> Goal:
+    if value is None or limit is None:
+        return Goal(text, "not measured", None)
+    return Goal(text, f"{value:.2f}{unit} (limit {limit:.2f}{unit})", value <= limit)
+
+
+def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
+    """Issue 5's goals, from the medians of the valid runs of this run."""
+    base = median(runs, "baseline")
+    full = median(runs, "dbsync_full")
+    inc_large = median(runs, "dbsync_incr_large", "task_s")
+    inc_small = median(runs, "dbsync_incr_small", "task_s")
+    big, little = f"{rows:,}", f"{small:,}"
+    return [
+        _goal(f"full refresh of {big} rows <= 1.5x mysqldump|mysql wall", full,
+              1.5 * base if base else None, " s"),
+        _goal(f"incremental, 1,000 changed rows into {big}: task time <= 1 s",
+              inc_large, 1.0, " s"),
+        _goal(f"incremental, 1,000 changed rows into {big}: whole process <= 5 s",
+              median(runs, "dbsync_incr_large"), 5.0, " s"),
+        _goal(f"incremental into {big} <= 1.5x the same into {little} (task time)",
+              inc_large, 1.5 * inc_small if inc_small else None, " s"),
+        _goal(f"full refresh peak RSS at {big} rows <= 500 MB",
+              median(runs, "dbsync_full", "rss_mb"), 500.0, " MB"),
+        _goal("sync with nothing to do: task time well under 1 s (< 1 s)",
+              median(runs, "dbsync_noop_large", "task_s"), 1.0, " s"),
+    ]
+
+
+def format_goals(goals: Sequence[Goal], runs: Sequence[Run]) -> str:
+    lines = ["Goals (medians of valid runs):"]
+    for g in goals:
+        verdict = {True: "MET", False: "NOT MET", None: "n/a"}[g.met]
+        lines.append(f"  [{verdict:^7}] {g.text}: {g.measured}")
+    rss_large = median(runs, "dbsync_full", "rss_mb")
+    rss_small = median(runs, "dbsync_full_small", "rss_mb")
+    if rss_large and rss_small:
+        lines.append(
+            f"  (full refresh peak RSS growth, small -> large table: "
+            f"{rss_small:.0f} -> {rss_large:.0f} MB, x{rss_large / rss_small:.2f})"
+        )
+    return "\n".join(lines)
+
+
+def write_json(report: Report, directory: Path = RESULTS_DIR) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    path = directory / f"{stamp}.json"
+    data = asdict(report)
+    for run, record in zip(report.runs, data["runs"], strict=True):
+        record["rows_per_s"] = run.rows_per_s
+    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,128 @@
+"""Command line and orchestration: scratch space, data, scenarios in order, report, cleanup."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import FrameType
+
+from bench import db, report
+from bench import scenarios as sc
+
+STEPS = ("full", "incremental", "dlt", "sling")
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="dbsync vs mysqldump|mysql, dlt and Sling on a scratch MariaDB/MySQL table.",
+    )
+    parser.add_argument("--rows", type=int, default=1_000_000, help="large table rows")
+    parser.add_argument("--small", type=int, default=100_000, help="small table rows")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each measurement")
+    parser.add_argument(
+        "--only", action="append", choices=STEPS, metavar="STEP",
+        help=f"run only these steps (repeatable; any of {', '.join(STEPS)}). "
+        "'full' is the baseline and dbsync full refreshes",
+    )
+    parser.add_argument("--peer-size", choices=("small", "large"), default="small",
+                        help="table the dlt and Sling peers sync (default: small)")
+    parser.add_argument("--peer-timeout", type=float, default=600,
+                        help="seconds per peer run (initial loads get 4x) before giving up")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3306)
+    parser.add_argument("--user", default="root", help="password: env BENCH_DB_PASS")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    args = parser.parse_args(argv)
+    if args.rows < 1000 or args.small < 1000 or args.repeat < 1:
+        parser.error("--rows and --small must be >= 1000 (1,000 rows change), --repeat >= 1")
+    return args
+
+
+def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def setup(bench: sc.Bench) -> None:
+    for name in (bench.source, bench.database("dump"), bench.database("dbsync")):
+        db.create_database(bench.server, name)
+    for table, rows in bench.sizes.items():
+        start = time.perf_counter()
+        db.generate_table(bench.server, bench.source, table, rows)
+        bench.log(f"generated {table}: {rows:,} rows in {time.perf_counter() - start:.1f} s")
+
+
+def step_full(bench: sc.Bench) -> None:
+    """Baseline and full refreshes interleaved, so drift in machine load hits both alike."""
+    for repeat in range(1, bench.repeat + 1):
+        sc.baseline(bench, repeat)
+        sc.dbsync_full(bench, repeat, sc.LARGE)
+        sc.dbsync_full(bench, repeat, sc.SMALL)
+
+
+def step_incremental(bench: sc.Bench) -> None:
+    for table in (sc.SMALL, sc.LARGE):
+        sc.ensure_dbsync_target(bench, table)
+    for repeat in range(1, bench.repeat + 1):
+        for table in (sc.SMALL, sc.LARGE):
+            sc.dbsync_incremental(bench, repeat, table)
+    for repeat in range(1, bench.repeat + 1):
+        for table in (sc.SMALL, sc.LARGE):
+            sc.dbsync_noop(bench, repeat, table)
+
+
+def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
+    actions: dict[str, Callable[[], None]] = {
+        "full": lambda: step_full(bench),
+        "incremental": lambda: step_incremental(bench),
+        "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
+        "sling": lambda: sc.run_peer(bench, "sling", peer_table),
+    }
+    for step in STEPS:
+        if step in steps:
+            bench.log(f"step: {step}")
+            actions[step]()
+
+
+def finish(bench: sc.Bench, args: argparse.Namespace) -> None:
+    version = db.query(bench.server, None, "SELECT VERSION()")[0][0]
+    result = report.Report(args=vars(args), server_version=version, runs=bench.runs)
+    result.goals = report.evaluate_goals(bench.runs, args.rows, args.small)
+    print(report.format_table(bench.runs))
+    print()
+    print(report.format_goals(result.goals, bench.runs))
+    path = report.write_json(result)
+    print(f"\nresults: {path}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    server = db.Server.from_env(args.host, args.port, args.user)
+    tmp = Path(tempfile.mkdtemp(prefix="dbsync_bench_"))
+    bench = sc.Bench(server, db.unique_prefix(), {sc.LARGE: args.rows, sc.SMALL: args.small},
+                     args.repeat, tmp, args.peer_timeout)
+    bench.log(f"scratch databases {bench.prefix}*, temp dir {tmp}")
+    try:
+        setup(bench)
+        run_steps(bench, args.only or STEPS, sc.LARGE if args.peer_size == "large" else sc.SMALL)
+        finish(bench, args)
+        return 0
+    except KeyboardInterrupt:
+        bench.log("interrupted")
+        return 130
+    finally:
+        if not args.keep:
+            dropped = db.drop_databases(server, bench.prefix)
+            bench.log(f"dropped {len(dropped)} scratch database(s)")
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,273 @@
+"""The measured steps. Each one runs a copier as a subprocess, then checks the target."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench import db, measure, peers
+from bench.report import FAILED, INVALID, OK, TIMED_OUT, UNAVAILABLE, Run
+
+LARGE, SMALL = "bench_large", "bench_small"
+CHANGED_ROWS = 1000
+REPO = Path(__file__).resolve().parents[1]
+_DBSYNC_ENV_PREFIXES = (
+    "SOURCE_DB_", "TARGET_DB_", "STAGING_DB_", "POOL_", "TABLES_CONFIG", "DEFAULT_LAG",
+    "FETCH_LIMIT", "LOCK_", "WORK_DIR",
+)
+
+
+@dataclass
+class Bench:
+    """One benchmark run: its server, scratch databases, temp dir and results."""
+
+    server: db.Server
+    prefix: str
+    sizes: dict[str, int]  # table -> rows
+    repeat: int
+    tmp: Path
+    peer_timeout: float
+    runs: list[Run] = field(default_factory=list)
+    change_round: int = 0
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def source(self) -> str:
+        return self.prefix
+
+    def database(self, suffix: str) -> str:
+        return f"{self.prefix}_{suffix}"
+
+    def log(self, message: str) -> None:
+        elapsed = time.perf_counter() - self.started
+        print(f"[bench {elapsed:7.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def change(self, table: str) -> int:
+        self.change_round += 1
+        return db.change_rows(self.server, self.source, table, self.sizes[table],
+                              CHANGED_ROWS, self.change_round)
+
+
+# --- content check ------------------------------------------------------------------------
+
+def differing_columns(bench: Bench, target_db: str, table: str) -> list[str]:
+    columns = db.source_columns(bench.server, bench.source, table)
+    return [
+        name for name, kind in columns
+        if db.checksum(bench.server, bench.source, table, [(name, kind)])
+        != db.checksum(bench.server, target_db, table, [(name, kind)])
+    ]
+
+
+def verify(bench: Bench, target_db: str, table: str) -> str | None:
+    """None if the target holds the source's content, else what differs."""
+    columns = db.source_columns(bench.server, bench.source, table)
+    want = db.checksum(bench.server, bench.source, table, columns)
+    got = db.checksum(bench.server, target_db, table, columns)
+    if got is None:
+        return "target table missing"
+    if want == got:
+        return None
+    if want is not None and got.rows != want.rows:
+        return f"target has {got.rows} rows, source {want.rows}"
+    return "values differ in column(s): " + ", ".join(differing_columns(bench, target_db, table))
+
+
+def record(bench: Bench, run: Run, result: measure.Measured, target_db: str, table: str) -> Run:
+    """Fill ``run`` from a measured subprocess, timing it only if the target is right."""
+    run.rss_mb = result.rss_mb
+    if result.returncode != 0:
+        run.status = FAILED
+        run.note = f"exit {result.returncode}: {_tail(result.stderr or result.stdout)}"
+    elif (problem := verify(bench, target_db, table)) is not None:
+        run.status, run.note, run.unverified_wall_s = INVALID, problem, result.wall_s
+        run.task_s = None
+    else:
+        run.wall_s = result.wall_s
+    if run.status != OK:
+        run.task_s = None
+    bench.runs.append(run)
+    bench.log(f"{run.label} #{run.repeat}: {run.status} wall={run.wall_s} task={run.task_s}")
+    return run
+
+
+def _tail(text: str, lines: int = 2) -> str:
+    return " | ".join(text.strip().splitlines()[-lines:])[:300]
+
+
+# --- baseline -------------------------------------------------------------------------------
+
+def baseline(bench: Bench, repeat: int) -> Run:
+    target = bench.database("dump")
+    client = bench.server.client_args()
+    dump = ["mysqldump", *client, "--single-transaction", "--quick", bench.source, LARGE]
+    load = ["mysql", *client, target]
+    result = measure.run_pipeline([dump, load], env=bench.server.client_env())
+    rows = bench.sizes[LARGE]
+    run = Run("baseline", "baseline mysqldump|mysql", rows, rows, repeat)
+    return record(bench, run, result, target, LARGE)
+
+
+# --- dbsync ---------------------------------------------------------------------------------
+
+def dbsync_env(bench: Bench) -> dict[str, str]:
+    tables = bench.tmp / "tables.json"
+    if not tables.exists():
+        entries = [{"table": t, "primary_key": "id", "modifier": "updated_at"}
+                   for t in bench.sizes]
+        tables.write_text(json.dumps(entries), encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.upper().startswith(_DBSYNC_ENV_PREFIXES)}
+    s = bench.server
+    for side, name in (("SOURCE", bench.source), ("TARGET", bench.database("dbsync"))):
+        env.update({f"{side}_DB_HOST": s.host, f"{side}_DB_PORT": str(s.port),
+                    f"{side}_DB_USER": s.user, f"{side}_DB_PASS": s.password,
+                    f"{side}_DB_NAME": name})
+    env["TABLES_CONFIG"] = str(tables)
+    env["WORK_DIR"] = str(bench.tmp / "dbsync-work")
+    return env
+
+
+def dbsync_command() -> list[str]:
+    script = Path(sys.executable).with_name("dbsync")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "dbsync.cli"]
+
+
+def parse_summary(stdout: str, table: str) -> tuple[float | None, int | None]:
+    """(seconds, extracted) from the `dbsync sync` summary line of ``table``."""
+    for line in stdout.splitlines():
+        parts = line.split()
+        if len(parts) >= 6 and parts[0] == table:
+            try:
+                return float(parts[5]), int(parts[3])
+            except ValueError:
+                return None, None
+    return None, None
+
+
+def dbsync_sync(bench: Bench, run: Run, table: str, *flags: str) -> Run:
+    (bench.tmp / "dbsync-work").mkdir(exist_ok=True)
+    result = measure.run([*dbsync_command(), "sync", table, *flags], env=dbsync_env(bench),
+                         cwd=bench.tmp)
+    run.task_s, run.extracted = parse_summary(result.stdout, table)
+    return record(bench, run, result, bench.database("dbsync"), table)
+
+
+def dbsync_full(bench: Bench, repeat: int, table: str = LARGE) -> Run:
+    rows = bench.sizes[table]
+    scenario = "dbsync_full" if table == LARGE else "dbsync_full_small"
+    run = Run(scenario, f"dbsync --full-refresh ({rows:,})", rows, rows, repeat)
+    return dbsync_sync(bench, run, table, "--full-refresh")
+
+
+def ensure_dbsync_target(bench: Bench, table: str) -> None:
+    if db.checksum(bench.server, bench.database("dbsync"), table, [("id", "bigint")]) is None:
+        bench.log(f"initial (untimed) dbsync load of {table}")
+        dbsync_sync(bench, Run("setup", "dbsync initial load (untimed)", bench.sizes[table],
+                               bench.sizes[table], 1), table)
+        bench.runs.pop()
+
+
+def dbsync_incremental(bench: Bench, repeat: int, table: str) -> Run:
+    size = "large" if table == LARGE else "small"
+    changed = bench.change(table)
+    rows = bench.sizes[table]
+    run = Run(f"dbsync_incr_{size}", f"dbsync incremental {changed:,} chg ({rows:,})",
+              rows, changed, repeat)
+    return dbsync_sync(bench, run, table)
+
+
+def dbsync_noop(bench: Bench, repeat: int, table: str) -> Run:
+    size = "large" if table == LARGE else "small"
+    rows = bench.sizes[table]
+    run = Run(f"dbsync_noop_{size}", f"dbsync incremental, no change ({rows:,})", rows, 0,
+              repeat)
+    return dbsync_sync(bench, run, table)
+
+
+# --- peers ----------------------------------------------------------------------------------
+
+@dataclass
+class Peer:
+    name: str
+    target_db: str
+    command: list[str]  # the (incremental) run
+    initial: list[str]  # the untimed first load
+    env: dict[str, str]
+
+
+def peer_dlt(bench: Bench, table: str) -> Peer:
+    target = bench.database("dlt")
+    db.create_database(bench.server, target)  # dlt's credentials must name a database
+    command = peers.dlt_command(bench.server, bench.source, target, table,
+                                bench.tmp / "dlt-pipelines")
+    env = {**peers.dlt_env(), "PYTHONPATH": str(REPO)}
+    return Peer("dlt (untuned, sqlalchemy, merge)", target, command, command, env)
+
+
+def peer_sling(bench: Bench, table: str) -> Peer:
+    binary = peers.ensure_sling()
+    target = bench.database("sling")
+    db.create_database(bench.server, target)
+    env = {**peers.sling_env(bench.tmp),
+           **peers.sling_connections(bench.server, bench.source, target)}
+    return Peer(
+        "sling incremental", target,
+        peers.sling_command(binary, bench.source, target, table, initial=False),
+        peers.sling_command(binary, bench.source, target, table, initial=True), env,
+    )
+
+
+def _peer_task_s(stdout: str) -> float | None:
+    for line in reversed(stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return float(json.loads(line)["task_s"])
+            except (ValueError, KeyError):
+                return None
+    return None
+
+
+def run_peer(bench: Bench, which: str, table: str) -> None:
+    rows = bench.sizes[table]
+    label = f"{which} incremental {CHANGED_ROWS:,} chg ({rows:,})"
+    scenario = f"peer_{which}"
+    try:
+        peer = peer_dlt(bench, table) if which == "dlt" else peer_sling(bench, table)
+    except peers.PeerUnavailable as exc:
+        bench.runs.append(Run(scenario, label, rows, 0, 1, UNAVAILABLE, note=str(exc)))
+        bench.log(f"{which}: not available: {exc}")
+        return
+    bench.log(f"{which}: initial (untimed) load of {rows:,} rows")
+    try:
+        first = measure.run(peer.initial, env=peer.env, cwd=bench.tmp,
+                            timeout=4 * bench.peer_timeout)
+    except subprocess.TimeoutExpired:
+        bench.runs.append(Run(scenario, label, rows, 0, 1, TIMED_OUT,
+                              note=f"initial load over {4 * bench.peer_timeout:.0f} s"))
+        return
+    if first.returncode != 0:
+        bench.runs.append(Run(scenario, label, rows, 0, 1, FAILED,
+                              note=f"initial load: {_tail(first.stderr or first.stdout)}"))
+        return
+    _peer_repeats(bench, peer, scenario, label, table)
+
+
+def _peer_repeats(bench: Bench, peer: Peer, scenario: str, label: str, table: str) -> None:
+    rows = bench.sizes[table]
+    for repeat in range(1, bench.repeat + 1):
+        changed = bench.change(table)
+        run = Run(scenario, label, rows, changed, repeat)
+        try:
+            result = measure.run(peer.command, env=peer.env, cwd=bench.tmp,
+                                 timeout=bench.peer_timeout)
+        except subprocess.TimeoutExpired:
+            run.status, run.note = TIMED_OUT, f"over {bench.peer_timeout:.0f} s; stopped"
+            bench.runs.append(run)
+            return
+        run.task_s = _peer_task_s(result.stdout)
+        record(bench, run, result, peer.target_db, table)
