@@ -112,7 +112,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
 # FLOAT's own text form keeps 6 significant digits (CAST(1.2345678e0 AS FLOAT) AS CHAR ->
 # '1.23457', 16777216 -> '16777200'), and that text is what dbsync extracts and loads.
 FLOAT_BUG = (
-    "BUG: FLOAT values lose precision: dbsync/extract.py:39 text_expression reads FLOAT as "
+    "BUG: FLOAT values lose precision: dbsync/extract.py:44 text_expression reads FLOAT as "
     "CAST(col AS CHAR), which MariaDB renders with 6 significant digits"
 )
 XFAIL = {"float_extremes": FLOAT_BUG}
@@ -209,8 +209,8 @@ def test_dbsync_verify_reports_the_values_table_ok(values_pair) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: an ENUM's out-of-range value '' (index 0, stored by non-strict sources) fails "
-    "the whole table: dbsync/engines.py:15 TARGET_INIT sets STRICT_ALL_TABLES, so LOAD DATA "
-    "rejects '' for ENUM('x','y') (warning 1265 -> LoadDataError)",
+    "the whole table: dbsync/engines.py:17 TARGET_INIT sets STRICT_ALL_TABLES and "
+    "dbsync/loader.py:154 fails the load on its warning 1265 (LOAD DATA stores the same index 0)",
 )
 def test_out_of_range_enum_value_arrives_unchanged(values_pair) -> None:
     pair, results = values_pair
@@ -269,7 +269,7 @@ def test_verify_finds_a_difference(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="BUG: verify's row hash is ambiguous: dbsync/verify.py:68 row_hash_sql joins the "
+    reason="BUG: verify's row hash is ambiguous: dbsync/checksum.py:28 row_hash_sql joins the "
     "column texts with CONCAT_WS('#', ...), so ('x#', 'y') and ('x', '#y') hash the same",
 )
 def test_verify_finds_text_moved_across_the_column_separator(scratch, runtime_factory) -> None:

@@ -167,3 +167,17 @@ def test_created_table_mirrors_columns_key_and_adds_a_cursor_index() -> None:
         "  KEY `dbsync_cursor` (`m`)\n"
         ") ENGINE=InnoDB"
     )
+
+
+@pytest.mark.parametrize(
+    ("new", "old", "widens"),
+    [
+        ("tinytext", "varchar(63)", True),  # 63 characters x 4 bytes fit in 255 bytes
+        ("tinytext", "char(255)", False),
+        ("text", "varchar(16383)", True),
+        ("tinyblob", "varbinary(255)", True),
+        ("tinyblob", "varbinary(256)", False),
+    ],
+)
+def test_tiny_text_and_blob_hold_only_255_bytes(new: str, old: str, widens: bool) -> None:
+    assert _widens(new, old) is widens
