@@ -25,8 +25,9 @@ def table_problems(engine: Engine, database: str, tables: TablesFile) -> list[Co
                     )
                 )
                 continue
-            problems += _column_problems(path, table, schema.column_names)
-            if not problems and not _is_unique_key(table, schema.primary_key, schema.unique_keys):
+            missing = _column_problems(path, table, schema.column_names)
+            problems += missing
+            if not missing and not _is_unique_key(table, schema.primary_key, schema.unique_keys):
                 problems.append(
                     ConfigProblem(
                         f"{path}.primary_key",

@@ -83,7 +83,7 @@ class TableLock:
                 owner = self._conn.execute(
                     sa.text("SELECT IS_USED_LOCK(:n) = CONNECTION_ID()"), {"n": self.name}
                 ).scalar()
-            except sa.exc.DBAPIError as exc:
+            except sa.exc.SQLAlchemyError as exc:
                 raise LockLost(f"lock {self.name}: its connection failed") from exc
         if owner != 1:
             raise LockLost(f"lock {self.name} is no longer held by this process")
@@ -103,8 +103,8 @@ class TableLock:
         try:
             with self._guard:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": self.name})
-        except sa.exc.DBAPIError:
-            pass  # the connection is gone, and the lock with it
+        except sa.exc.SQLAlchemyError:
+            pass  # the connection is gone (or unusable), and the lock with it
         finally:
             # session settings (wait_timeout) must not leak back into the pool
             conn.invalidate()

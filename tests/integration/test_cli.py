@@ -81,12 +81,6 @@ def test_check_config_accepts_a_good_configuration(scratch) -> None:
     assert "configuration OK: 2 table(s)" in done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: check-config stops checking keys once any earlier table had a problem: "
-    "dbsync/checks.py:29 tests `if not problems` (the list for all tables) instead of this "
-    "table's column problems",
-)
 def test_check_config_reports_problems_of_every_table(scratch) -> None:
     _source_tables(scratch)
     scratch.write_tables(

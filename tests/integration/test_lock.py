@@ -80,14 +80,6 @@ def _wait_until_free(scratch) -> None:
         time.sleep(0.05)
 
 
-LOCK_EXIT_BUG = (
-    "BUG: TableLock.__exit__ (dbsync/lock.py:106) catches only sa.exc.DBAPIError, but once "
-    "the lock connection died SQLAlchemy raises PendingRollbackError (not a DBAPIError) on "
-    "RELEASE_LOCK, which escapes and replaces the sync's own outcome"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=LOCK_EXIT_BUG)
 def test_a_holder_whose_connection_died_leaves_its_lock_context_cleanly(
     scratch, runtime_factory
 ) -> None:
@@ -100,11 +92,6 @@ def test_a_holder_whose_connection_died_leaves_its_lock_context_cleanly(
         time.sleep(0.5)  # the heartbeat (every 0.2 s) notices the loss
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=LOCK_EXIT_BUG + ": sync_table raises PendingRollbackError (LockLost only as its "
-    "__context__) instead of LockLost",
-)
 def test_a_sync_whose_lock_connection_dies_fails_with_lock_lost(scratch, runtime_factory) -> None:
     helpers.execute(
         scratch.source,
