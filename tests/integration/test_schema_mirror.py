@@ -164,3 +164,47 @@ def test_incompatible_change_fails_the_table_until_a_full_refresh(
     assert _same_schema(scratch)
     assert helpers.primary_key(scratch.target, "e") == helpers.primary_key(scratch.source, "e")
     assert helpers.exact_rows(scratch.target, "e") == helpers.exact_rows(scratch.source, "e")
+
+
+def test_unusual_table_and_column_names_are_mirrored(scratch, runtime_factory) -> None:
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE `Order-Lines` (`Line Id` INT PRIMARY KEY, `dot.name` INT NULL, "
+        "`ünïcode` VARCHAR(3) NULL, `MixedCase` INT NULL, `select` DATETIME NOT NULL)",
+        "INSERT INTO `Order-Lines` VALUES (1, 2, 'ü', 4, '2024-01-01'), "
+        "(2, NULL, NULL, NULL, '2024-01-02')",
+    )
+    scratch.write_tables([{"table": "Order-Lines", "primary_key": "Line Id", "modifier": "select"}])
+    runtime = runtime_factory()
+    sync_table(runtime, "Order-Lines")
+    helpers.execute(
+        scratch.source, "UPDATE `Order-Lines` SET `ünïcode` = 'é', `select` = '2024-02-01'"
+    )
+
+    sync_table(runtime, "Order-Lines")
+
+    assert _same_schema(scratch, "Order-Lines")
+    assert helpers.exact_rows(scratch.target, "Order-Lines") == helpers.exact_rows(
+        scratch.source, "Order-Lines"
+    )
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: a column name containing a backtick fails every sync: dlt's sqlalchemy "
+    "destination (run by dbsync/pipeline.py run_pipeline) does not match the staging "
+    "table's existing column `bt``ick` and issues ALTER TABLE ... ADD COLUMN `bt``ick` TEXT "
+    "(MySQL error 1060 Duplicate column name)",
+)
+def test_a_column_name_with_a_backtick_is_mirrored(scratch, runtime_factory) -> None:
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE bt (id INT PRIMARY KEY, `bt``ick` INT NULL)",
+        "INSERT INTO bt VALUES (1, 2)",
+    )
+    scratch.write_tables([{"table": "bt", "primary_key": "id"}])
+
+    result = run_sync(runtime_factory(), "bt")
+
+    assert result.status == "synced", result.error
+    assert helpers.query(scratch.target, "SELECT id, `bt``ick` FROM bt") == [(1, 2)]
