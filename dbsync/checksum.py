@@ -21,9 +21,15 @@ if TYPE_CHECKING:
 
 
 def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
-    """MD5 over a row's exact text form, with a NULL map so NULL and '' differ."""
+    """MD5 over a row's exact text form, with a NULL map so NULL and '' differ.
+
+    Each value is prefixed with its length, so text cannot move across the separator
+    unnoticed (``'x#', 'y'`` and ``'x', '#y'`` hash differently).
+    """
     chosen = [c for c in schema.columns if c.name in columns]
-    values = ", ".join(text_expression(c) for c in chosen)
+    values = ", ".join(
+        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (text_expression(c) for c in chosen)
+    )
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
 
@@ -78,7 +84,7 @@ def _aggregate_locally(
     count = low = high = 0
     for row in cursor.fetchall():
         text = (
-            "#".join(v for v in row if v is not None)
+            "#".join(f"{len(v)}:{v}" for v in row if v is not None)
             + "#"
             + "".join("1" if v is None else "0" for v in row)
         )

@@ -12,6 +12,7 @@ to one of these three outcomes by walking its cause chain.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -159,6 +160,26 @@ def classify(exc: BaseException) -> Outcome:
     if any(_type_names(item) & _TRANSIENT_TYPE_NAMES for item in chain):
         return Outcome.TRANSIENT
     return Outcome.FATAL
+
+
+_CODE_IN_TEXT = re.compile(r"ERROR (\d{4})")
+_TRANSIENT_TEXT = re.compile(
+    r"timed out|connection (refused|reset|closed|lost)|broken pipe|gone away|lost connection",
+    re.IGNORECASE,
+)
+
+
+def reader_error(exc: BaseException) -> DbsyncError:
+    """Classify an error that a non-DBAPI reader (connectorx) reports only as text."""
+    text = str(exc)
+    match = _CODE_IN_TEXT.search(text)
+    transient = (
+        int(match.group(1)) in TRANSIENT_MYSQL_CODES
+        if match
+        else bool(_TRANSIENT_TEXT.search(text))
+    )
+    message = f"source read failed: {text.strip().splitlines()[0] if text.strip() else exc!r}"
+    return TransientError(message) if transient else FatalError(message)
 
 
 def is_transient(exc: BaseException) -> bool:

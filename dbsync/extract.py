@@ -19,6 +19,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dbsync.errors import reader_error
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
@@ -41,6 +42,10 @@ def text_expression(column: Column) -> str:
         return f"CAST(CAST({name} AS UNSIGNED) AS CHAR)"
     if column.data_type in _AS_IS:
         return name
+    if column.data_type == "float":
+        # a FLOAT prints with 6 significant digits; as a DOUBLE it prints every digit it has,
+        # and that text rounds back to the very same FLOAT
+        return f"CAST(CAST({name} AS DOUBLE) AS CHAR)"
     return f"CAST({name} AS CHAR)"
 
 
@@ -135,15 +140,18 @@ def _stream_arrow(
     sql, params = select_sql(dialect, database, schema, window)
     for name, value in params.items():
         sql = sql.replace(dialect.named_param(name), sql_literal(value))
-    reader = connectorx.read_sql(
-        url,
-        sql,
-        return_type="arrow_stream",
-        batch_size=fetch_limit,
-        pre_execution_query=["SET time_zone = '+00:00'"],
-    )
+    try:
+        reader = connectorx.read_sql(
+            url,
+            sql,
+            return_type="arrow_stream",
+            batch_size=fetch_limit,
+            pre_execution_query=["SET time_zone = '+00:00'"],
+        )
+    except RuntimeError as exc:  # connectorx reports MySQL errors as text only
+        raise reader_error(exc) from None
     names = list(schema.column_names)
-    for batch in reader:
+    for batch in _batches(reader):
         if batch.num_rows == 0:
             continue
         stats.rows += batch.num_rows
@@ -154,6 +162,17 @@ def _stream_arrow(
             .rename_columns(names)
             .cast(pa.schema([(n, pa.string()) for n in names]))
         )
+
+
+def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
+    while True:
+        try:
+            batch = reader.read_next_batch()
+        except StopIteration:
+            return
+        except (RuntimeError, OSError) as exc:
+            raise reader_error(exc) from None
+        yield batch
 
 
 def _stream_dbapi(

@@ -47,3 +47,18 @@ class SyncResult:
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         return data
+
+
+_ATTRIBUTE = "dbsync_result"
+
+
+def attach_result(exc: BaseException, result: SyncResult) -> BaseException:
+    """Carry the failed sync's summary (rows so far, load id, timings) on its exception."""
+    setattr(exc, _ATTRIBUTE, result)
+    return exc
+
+
+def result_of(exc: BaseException) -> SyncResult | None:
+    """The summary attached by ``attach_result``, if any."""
+    found = getattr(exc, _ATTRIBUTE, None)
+    return found if isinstance(found, SyncResult) else None

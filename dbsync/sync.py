@@ -22,7 +22,7 @@ from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBus
 from dbsync.extract import ExtractStats, Window, cursor_lower_bound, stream_rows
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
-from dbsync.result import SyncResult
+from dbsync.result import SyncResult, attach_result
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, plan_alter, require_source_table
 from dbsync.state import record_result
@@ -59,7 +59,7 @@ def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> S
     """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
     result, error = _attempt(runtime, table, full_refresh)
     if error is not None:
-        raise error
+        raise attach_result(error, result)
     return result
 
 

@@ -21,7 +21,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from dbsync import sync
 from dbsync.errors import Outcome, classify, describe
-from dbsync.result import Status, SyncResult, utc_now
+from dbsync.result import Status, SyncResult, result_of, utc_now
 from dbsync.retry import backoff_delay, should_retry
 from dbsync.runtime import Runtime
 from workers.app import app
@@ -64,10 +64,19 @@ def _mode(runtime: Runtime | None, table: str, full_refresh: bool) -> str:
 
 
 def _summary(
-    table: str, mode: str, started: datetime, status: Status, error: str | None = None
+    table: str,
+    mode: str,
+    started: datetime,
+    status: Status,
+    error: str | None = None,
+    cause: BaseException | None = None,
 ) -> dict[str, Any]:
-    result = SyncResult(table=table, mode=mode, started_at=started)
-    return result.finish(status, error=error).to_dict()
+    """The library's own summary of a failed sync when it has one, else a minimal one."""
+    result = result_of(cause) if cause is not None else None
+    if result is None:
+        result = SyncResult(table=table, mode=mode, started_at=started).finish(status)
+    result.status, result.error = status, error
+    return result.to_dict()
 
 
 # throws: a SyncFailed is an expected outcome, already logged with its reason by the task;
@@ -139,4 +148,5 @@ def _on_error(
             )
         message = f"{message} (still failing after {retries} retries)"
     logger.error("%s failed: %s", table, message)
-    raise SyncFailed(f"{table}: {message}", _summary(table, mode, started, "failed", message))
+    summary = _summary(table, mode, started, "failed", message, exc)
+    raise SyncFailed(f"{table}: {message}", summary)

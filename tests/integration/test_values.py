@@ -111,11 +111,7 @@ CASES: dict[str, tuple[str, list[str]]] = {
 
 # FLOAT's own text form keeps 6 significant digits (CAST(1.2345678e0 AS FLOAT) AS CHAR ->
 # '1.23457', 16777216 -> '16777200'), and that text is what dbsync extracts and loads.
-FLOAT_BUG = (
-    "BUG: FLOAT values lose precision: dbsync/extract.py:44 text_expression reads FLOAT as "
-    "CAST(col AS CHAR), which MariaDB renders with 6 significant digits"
-)
-XFAIL = {"float_extremes": FLOAT_BUG}
+XFAIL: dict[str, str] = {}
 
 
 def _literal_rows() -> list[list[str]]:
@@ -300,18 +296,12 @@ def test_verify_finds_a_difference(
     assert (report.source_rows, report.target_rows) == (source_rows, target_rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: verify's row hash is ambiguous: dbsync/checksum.py:28 row_hash_sql joins the "
-    "column texts with CONCAT_WS('#', ...), so ('x#', 'y') and ('x', '#y') hash the same",
-)
 def test_verify_finds_text_moved_across_the_column_separator(scratch, runtime_factory) -> None:
     _copied_table(scratch, W_DDL, W_ROWS, "UPDATE w SET a = 'x#', b = 'y' WHERE id = 5")
     helpers.execute(scratch.target, "UPDATE w SET a = 'x', b = '#y' WHERE id = 5")
     assert not verify_table(runtime_factory(), "w").ok
 
 
-@pytest.mark.xfail(strict=True, reason=FLOAT_BUG + " (verify hashes the same lossy text)")
 def test_verify_finds_a_float_that_differs_in_the_seventh_digit(scratch, runtime_factory) -> None:
     _copied_table(scratch, W_DDL, W_ROWS, "UPDATE w SET f = 1.2345678 WHERE id = 5")
     helpers.execute(scratch.target, "UPDATE w SET f = 1.2345679 WHERE id = 5")
