@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from dbsync.errors import ConfigError, ConfigProblem, DbsyncError, describe
-from dbsync.schema import read_table
+from dbsync.schema import nullable_key_columns, read_table
 from dbsync.settings import Settings, load_settings
 from dbsync.tables import TableConfig, TablesFile, load_tables
 
@@ -27,7 +27,16 @@ def table_problems(engine: Engine, database: str, tables: TablesFile) -> list[Co
                 continue
             missing = _column_problems(path, table, schema.column_names)
             problems += missing
-            if not missing and not _is_unique_key(table, schema.primary_key, schema.unique_keys):
+            nullable = nullable_key_columns(schema, table.primary_key) if not missing else []
+            if nullable:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.primary_key",
+                        f"column(s) {nullable} of {table.table!r} allow NULL; "
+                        "a merge key must be NOT NULL",
+                    )
+                )
+            elif not missing and not _is_unique_key(table, schema.primary_key, schema.unique_keys):
                 problems.append(
                     ConfigProblem(
                         f"{path}.primary_key",

@@ -11,10 +11,12 @@ from sqlalchemy.engine import Engine
 from dbsync.settings import DatabaseSettings, Settings
 
 # Both sides talk UTC so TIMESTAMP values travel as their stored instants, and the target
-# accepts zero dates (as the source did) while still refusing truncation.
+# accepts zero and invalid dates (as a permissive source stores them) while still refusing
+# truncation.
 SOURCE_INIT = "SET time_zone = '+00:00'"
 TARGET_INIT = (
-    "SET time_zone = '+00:00', sql_mode = 'STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION', "
+    "SET time_zone = '+00:00', "
+    "sql_mode = 'STRICT_ALL_TABLES,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
     "foreign_key_checks = 0, unique_checks = 1"
 )
 

@@ -19,6 +19,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import sqlalchemy as sa
 from dlt.common.destination.client import LoadJob, PreparedTableSchema, RunnableLoadJob
+from dlt.common.destination.exceptions import DestinationTerminalException
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDestination
 from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
@@ -148,23 +149,28 @@ def bulk_load(
             loaded = cursor.execute(load_data_sql(path, database, table, columns))
             cursor.execute("SHOW WARNINGS LIMIT 3")
             warnings = cursor.fetchall()
+            if warnings or loaded != expected:
+                raw.rollback()  # nothing of a bad load stays in staging (dlt may retry a job)
+                detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
+                raise TerminalLoadError(
+                    f"LOAD DATA into {table} loaded {loaded} of {expected} rows"
+                    + (f" with warnings: {detail}" if detail else "")
+                )
             raw.commit()
         finally:
             raw.close()
-        if warnings or loaded != expected:
-            detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
-            raise LoadDataError(
-                f"LOAD DATA into {table} loaded {loaded} of {expected} rows"
-                + (f" with warnings: {detail}" if detail else "")
-            )
         return loaded
     finally:
         os.unlink(path)
 
 
+class TerminalLoadError(LoadDataError, DestinationTerminalException):
+    """A load that retrying cannot fix: dlt must not retry the job, dbsync fails the table."""
+
+
 def _column(column: Column | None, name: str) -> Column:
     if column is None:
-        raise LoadDataError(f"load file has column {name!r} that the staging table lacks")
+        raise TerminalLoadError(f"load file has column {name!r} that the staging table lacks")
     return column
 
 

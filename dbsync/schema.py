@@ -173,7 +173,17 @@ def require_source_table(
             f"primary_key {list(key)} of table {table!r} is neither the source's primary key "
             f"{list(schema.primary_key)} nor a unique key: rows could not be merged safely"
         )
+    nullable = nullable_key_columns(schema, key)
+    if nullable:
+        raise IncompatibleSchema(
+            f"primary_key {list(key)} of table {table!r}: column(s) {nullable} allow NULL, "
+            "and rows with a NULL key cannot be merged by key; use a NOT NULL unique key"
+        )
     return schema
+
+
+def nullable_key_columns(schema: TableSchema, key: tuple[str, ...]) -> list[str]:
+    return [c for c in key if (col := schema.column(c)) is not None and col.nullable]
 
 
 def create_table_sql(

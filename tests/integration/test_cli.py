@@ -162,13 +162,6 @@ def test_bad_settings_give_one_line_each_and_exit_2(
     assert "Traceback" not in done.stderr + done.stdout
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a nullable UNIQUE key is accepted as primary_key (dbsync/checks.py "
-    "_is_unique_key, dbsync/schema.py require_source_table) but cannot be mirrored: the "
-    "staging table makes it the PRIMARY KEY (NOT NULL), so rows with NULL keys fail LOAD DATA "
-    "and every sync of the table fails; require NOT NULL key columns",
-)
 def test_check_config_rejects_a_nullable_unique_key(scratch) -> None:
     helpers.execute(
         scratch.source,

@@ -224,12 +224,6 @@ def test_out_of_range_enum_value_arrives_unchanged(values_pair) -> None:
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: dates stored under the source's ALLOW_INVALID_DATES ('2024-02-31') fail the "
-    "whole table: dbsync/engines.py:17 TARGET_INIT's sql_mode lacks ALLOW_INVALID_DATES, so "
-    "LOAD DATA warns 1265 and dbsync/loader.py:154 raises LoadDataError",
-)
 def test_dates_valid_under_allow_invalid_dates_arrive_unchanged(values_pair) -> None:
     pair, results = values_pair
     assert results["odd_dates"].status == "synced", results["odd_dates"].error
@@ -238,12 +232,6 @@ def test_dates_valid_under_allow_invalid_dates_arrive_unchanged(values_pair) -> 
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failed LOAD DATA job is retried by dlt (LoadDataError, dbsync/loader.py:156, "
-    "is not a dlt TerminalException) against a staging table that kept the first attempt's "
-    "rows, so the error reported is 'Duplicate entry ... PRIMARY' from the last retry",
-)
 def test_a_failed_load_reports_its_cause_not_retry_duplicates(values_pair) -> None:
     _, results = values_pair
     error = results["bad_enum"].error or ""
