@@ -103,7 +103,8 @@ def finish(bench: sc.Bench, args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    for signum in (signal.SIGINT, signal.SIGTERM):  # SIGINT too when started in background
+        signal.signal(signum, _raise_interrupt)
     server = db.Server.from_env(args.host, args.port, args.user)
     tmp = Path(tempfile.mkdtemp(prefix="dbsync_bench_"))
     bench = sc.Bench(server, db.unique_prefix(), {sc.LARGE: args.rows, sc.SMALL: args.small},
