@@ -100,8 +100,9 @@ def window_matches(
 ) -> bool:
     """True when the rows an incremental read would take are already in the target, as is.
 
-    One count-and-checksum query per side over ``cursor >= low OR cursor IS NULL``: when they
-    agree, the read, the load and the merge can all be skipped.
+    First the row counts over ``cursor >= low OR cursor IS NULL`` on both sides (an index
+    range count); only when they agree and the window is small enough to be worth it, a
+    checksum of the window on both sides. A match skips the read, the load and the merge.
     """
     dialect = runtime.dialect
     columns = [c for c in source.column_names if target.column(c) is not None]
@@ -110,11 +111,26 @@ def window_matches(
     where, params = window.positional(dialect.placeholder)
     condition = where.removeprefix(" WHERE ")
     sides = (
-        (runtime.engines.source, dialect.source_schema(), source),
-        (runtime.engines.target, dialect.target_schema(), target),
+        (runtime.engines.source, qualified(dialect.source_schema(), source.name), source),
+        (runtime.engines.target, qualified(dialect.target_schema(), target.name), target),
     )
+    counts = [_count(engine, table, condition, params) for engine, table, _ in sides]
+    if counts[0] != counts[1] or counts[0] > runtime.settings.fetch_limit:
+        return False
     results = [
-        aggregate(dialect, engine, qualified(db, schema.name), schema, columns, condition, params)
-        for engine, db, schema in sides
+        aggregate(dialect, engine, table, schema, columns, condition, params)
+        for engine, table, schema in sides
     ]
     return results[0] == results[1]
+
+
+def _count(engine: Engine, table: str, condition: str, params: list) -> int:
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)
+        (count,) = cursor.fetchone()
+        cursor.close()
+        return int(count)
+    finally:
+        raw.close()

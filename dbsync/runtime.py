@@ -32,6 +32,9 @@ class Runtime:
 
     @classmethod
     def create(cls, settings: Settings, tables: TablesFile | None = None) -> Runtime:
+        from dbsync.pipeline import warm_up
+
+        warm_up()
         return cls(
             settings=settings,
             engines=Engines.create(settings),
