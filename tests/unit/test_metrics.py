@@ -111,7 +111,9 @@ def _child_sync(directory: str, table: str, rows: int, pool_size: int) -> None:
 
 
 def _run_children(directory: str, count: int) -> None:
-    context = multiprocessing.get_context("fork")
+    # spawn, not fork: forking a pytest process that runs other threads (coverage,
+    # connectorx, lock heartbeats) can deadlock the child on a lock held at fork time
+    context = multiprocessing.get_context("spawn")
     children = [
         context.Process(target=_child_sync, args=(directory, "orders", 10 * (i + 1), 5))
         for i in range(count)
@@ -119,7 +121,7 @@ def _run_children(directory: str, count: int) -> None:
     for child in children:
         child.start()
     for child in children:
-        child.join(30)
+        child.join(120)
         assert child.exitcode == 0
 
 
