@@ -35,9 +35,9 @@ _DLT_DEFAULTS = {
     "RESTORE_FROM_DESTINATION": "false",
     "RUNTIME__LOG_LEVEL": "WARNING",
     # parquet files of bounded size: memory stays flat and LOAD DATA runs per file
-    "DATA_WRITER__FILE_MAX_ITEMS": "250000",
+    "DATA_WRITER__FILE_MAX_ITEMS": "100000",
     "DATA_WRITER__BUFFER_MAX_ITEMS": "50000",
-    "LOAD__WORKERS": "2",
+    "LOAD__WORKERS": "1",
     "NORMALIZE__WORKERS": "1",
 }
 

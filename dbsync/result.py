@@ -33,6 +33,7 @@ class SyncResult:
     load_id: str | None = None
     error: str | None = None
     schema_changes: list[str] = field(default_factory=list)
+    phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the sync
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status

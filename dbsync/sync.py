@@ -13,6 +13,9 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +94,13 @@ def _attempt(
         return result, exc
     result.finish("synced")
     log.info(
-        "table %s: synced (%s) %s rows extracted, %s loaded in %.2fs",
+        "table %s: synced (%s) %s rows extracted, %s loaded in %.2fs (%s)",
         table,
         result.mode,
         result.rows_extracted,
         result.rows_loaded,
         result.duration_s,
+        ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
     )
     _record(runtime, result)
     return result, None
@@ -112,24 +116,47 @@ def _record(runtime: Runtime, result: SyncResult) -> None:
     runtime.notify(result)
 
 
+@contextmanager
+def _phase(result: SyncResult, name: str) -> Iterator[None]:
+    """Time one step of the sync into ``result.phases`` (seconds)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.phases[name] = round(time.perf_counter() - started, 3)
+
+
 def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock: Any) -> None:
-    settings = runtime.settings
-    engines = runtime.engines
     dialect = runtime.dialect
-    with engines.source.connect() as conn:
-        source = require_source_table(
-            conn,
-            dialect.source_schema(),
-            config.table,
-            config.primary_key,
-            config.modifier,
-            read=dialect.read_table,
-        )
-    dialect.ensure_staging(engines.target)
-    plan = _plan(runtime, config, source, result)
+    with _phase(result, "schema"):
+        with runtime.engines.source.connect() as conn:
+            source = require_source_table(
+                conn,
+                dialect.source_schema(),
+                config.table,
+                config.primary_key,
+                config.modifier,
+                read=dialect.read_table,
+            )
+        dialect.ensure_staging(runtime.engines.target)
+        plan = _plan(runtime, config, source, result)
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
         return
+    with _phase(result, "stage"):
+        staged = _stage(runtime, config, source, plan, result)
+    if lock_check := getattr(lock, "ensure_held", None):
+        lock_check()
+    with _phase(result, "commit"):
+        _commit(runtime, config, source, plan)
+    result.rows_loaded = staged
+
+
+def _stage(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, result: SyncResult
+) -> int:
+    """Extract with dlt into the staging table; returns the staged row count (checked)."""
+    dialect, engines = runtime.dialect, runtime.engines
     stats = ExtractStats()
     rows = stream_rows(
         dialect,
@@ -137,7 +164,7 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
         dialect.source_schema(),
         source,
         plan.window,
-        settings.fetch_limit,
+        runtime.settings.fetch_limit,
         stats,
         count_snapshot=plan.replace,
     )
@@ -148,7 +175,7 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
             dialect.staging_schema(),
             config.table,
             rows,
-            settings.work_dir,
+            runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
     staged = tgt.count_rows(engines.target, dialect.staging_schema(), config.table)
@@ -157,16 +184,18 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
             f"table {config.table!r}: staged {staged} rows but the source snapshot has "
             f"{stats.snapshot_rows}; the target was left unchanged"
         )
-    check_lock = getattr(lock, "ensure_held", None)
-    if check_lock is not None:
-        check_lock()
-    if plan.replace:
-        if plan.build_indexes:
-            dialect.index_staging(engines.target, source, config.modifier)
-        dialect.swap_into_place(engines.target, source, plan.target_exists)
-    else:
-        dialect.merge(engines.target, _target_schema(runtime, config.table), config.primary_key)
-    result.rows_loaded = staged
+    return staged
+
+
+def _commit(runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan) -> None:
+    """Make the staged rows the target's: atomic swap, or one upsert by key."""
+    dialect, target = runtime.dialect, runtime.engines.target
+    if not plan.replace:
+        dialect.merge(target, _target_schema(runtime, config.table), config.primary_key)
+        return
+    if plan.build_indexes:
+        dialect.index_staging(target, source, config.modifier)
+    dialect.swap_into_place(target, source, plan.target_exists)
 
 
 def _target_schema(runtime: Runtime, table: str) -> TableSchema:
