@@ -33,6 +33,8 @@ def _mysql_connect_args(
     context = db.ssl_context()
     if context is not None:
         args["ssl"] = context
+    elif db.ssl_mode == "disabled":
+        args["ssl_disabled"] = True  # PyMySQL otherwise tries TLS whenever the server offers it
     return args
 
 

@@ -103,9 +103,10 @@ class TableLock:
         try:
             with self._guard:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": self.name})
+                # back to the server's idle timeout before the connection returns to the pool
+                conn.execute(sa.text("SET SESSION wait_timeout = @@GLOBAL.wait_timeout"))
+                conn.commit()
         except sa.exc.SQLAlchemyError:
-            pass  # the connection is gone (or unusable), and the lock with it
+            conn.invalidate()  # the connection is gone (or unusable), and the lock with it
         finally:
-            # session settings (wait_timeout) must not leak back into the pool
-            conn.invalidate()
             conn.close()
