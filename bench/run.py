@@ -74,6 +74,9 @@ def step_incremental(bench: sc.Bench) -> None:
             sc.dbsync_incremental(bench, repeat, table)
     for repeat in range(1, bench.repeat + 1):
         for table in (sc.SMALL, sc.LARGE):
+            sc.dbsync_incremental_warm(bench, repeat, table)
+    for repeat in range(1, bench.repeat + 1):
+        for table in (sc.SMALL, sc.LARGE):
             sc.dbsync_noop(bench, repeat, table)
 
 

@@ -22,6 +22,9 @@ _DBSYNC_ENV_PREFIXES = (
 )
 
 
+ROOT = Path(__file__).resolve().parents[1]
+
+
 @dataclass
 class Bench:
     """One benchmark run: its server, scratch databases, temp dir and results."""
@@ -183,6 +186,22 @@ def dbsync_incremental(bench: Bench, repeat: int, table: str) -> Run:
     run = Run(f"dbsync_incr_{size}", f"dbsync incremental {changed:,} chg ({rows:,})",
               rows, changed, repeat)
     return dbsync_sync(bench, run, table)
+
+
+def dbsync_incremental_warm(bench: Bench, repeat: int, table: str) -> Run:
+    """The same change, timed inside a process that already ran a sync (a running worker)."""
+    size = "large" if table == LARGE else "small"
+    bench.change_round += 1
+    rows = bench.sizes[table]
+    command = [sys.executable, "-m", "bench.warm", table, str(rows), str(bench.change_round)]
+    result = measure.run(command, env={**dbsync_env(bench), "PYTHONPATH": str(ROOT)},
+                         cwd=bench.tmp)
+    run = Run(f"dbsync_warm_{size}", f"dbsync incr. in running worker ({rows:,})", rows,
+              CHANGED_ROWS, repeat)
+    if result.returncode == 0 and result.stdout.strip():
+        data = json.loads(result.stdout.strip().splitlines()[-1])
+        run.task_s, run.extracted, run.rows = data["task_s"], data["extracted"], data["changed"]
+    return record(bench, run, result, bench.database("dbsync"), table)
 
 
 def dbsync_noop(bench: Bench, repeat: int, table: str) -> Run:
