@@ -1,4 +1,4 @@
-"""``python -m bench``: see bench/__init__.py and docs/performance.md."""
+"""``python -m bench``: see bench/__init__.py and the README."""
 
 import sys
 
