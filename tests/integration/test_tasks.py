@@ -199,6 +199,7 @@ def test_task_returns_the_summary_of_the_sync(
     elapsed = (finished - started).total_seconds()
     assert summary.pop("duration_s") == pytest.approx(elapsed, abs=0.01)
     assert started.utcoffset() == finished.utcoffset() == timedelta(0)
+    assert set(summary.pop("phases")) == {"schema", "stage", "commit"}
     assert summary == {
         "table": "orders",
         "status": "synced",
