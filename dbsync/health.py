@@ -44,7 +44,7 @@ import sqlalchemy as sa
 
 from dbsync import __version__, metrics
 from dbsync.engines import Engines, pool_status
-from dbsync.errors import describe
+from dbsync.errors import ConfigError, describe
 from dbsync.logs import redact
 
 if TYPE_CHECKING:
@@ -503,9 +503,15 @@ def cmd_health(args: argparse.Namespace) -> int:
     back to a direct database probe when nothing listens. Without ``--check``: print the
     health JSON computed in this process; exit 0 unless unhealthy.
     """
-    settings = _cli_settings()
     if args.check:
-        return check(settings, args.url)
+        # a container health check answers 0 or 1, and probing the endpoint needs no
+        # database settings: without them there is just no direct-probe fallback
+        try:
+            probe_settings: Settings | None = _cli_settings()
+        except ConfigError:
+            probe_settings = None
+        return check(probe_settings, args.url)
+    settings = _cli_settings()
     engines = Engines.create(settings.model_copy(update={"pool_size": 1, "max_overflow": 1}))
     try:
         body, code = build_health(settings, engines, datetime.now(UTC))
