@@ -102,66 +102,60 @@ def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
     )
 
 
-def stream_rows(
-    dialect: MySQLDialect,
-    engine: Engine,
-    database: str,
-    schema: TableSchema,
-    window: Window,
-    fetch_limit: int,
-    stats: ExtractStats,
-    count_snapshot: bool,
-) -> Iterator[pa.Table]:
+@dataclass
+class Read:
+    """One extraction: which rows of which table, from where, in what chunks."""
+
+    dialect: MySQLDialect
+    engine: Engine
+    database: str
+    schema: TableSchema
+    window: Window
+    fetch_limit: int
+    stats: ExtractStats
+    count_snapshot: bool  # full copies are counted against their own snapshot
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.column_names)
+
+
+def stream_rows(read: Read) -> Iterator[pa.Table]:
     """Yield the selected rows as arrow tables of text, ``fetch_limit`` rows at a time."""
-    reader_url = dialect.arrow_reader_url()
+    reader_url = read.dialect.arrow_reader_url()
     if reader_url is not None:
-        yield from _stream_arrow(reader_url, dialect, database, schema, window, fetch_limit, stats)
-        if count_snapshot:
+        yield from _stream_arrow(reader_url, read)
+        if read.count_snapshot:
             # one SELECT is one consistent read: what it returned is the snapshot's content
-            stats.snapshot_rows = stats.rows
+            read.stats.snapshot_rows = read.stats.rows
         return
-    yield from _stream_dbapi(
-        dialect, engine, database, schema, window, fetch_limit, stats, count_snapshot
-    )
+    yield from _stream_dbapi(read)
 
 
-def _stream_arrow(
-    url: str,
-    dialect: MySQLDialect,
-    database: str,
-    schema: TableSchema,
-    window: Window,
-    fetch_limit: int,
-    stats: ExtractStats,
-) -> Iterator[pa.Table]:
+def _stream_arrow(url: str, read: Read) -> Iterator[pa.Table]:
     """Read with connectorx (Rust, arrow-native): several times less CPU than PyMySQL."""
     import connectorx
 
-    sql, params = select_sql(dialect, database, schema, window)
+    sql, params = select_sql(read.dialect, read.database, read.schema, read.window)
     for name, value in params.items():
-        sql = sql.replace(dialect.named_param(name), sql_literal(value))
+        sql = sql.replace(read.dialect.named_param(name), sql_literal(value))
     try:
         reader = connectorx.read_sql(
             url,
             sql,
             return_type="arrow_stream",
-            batch_size=fetch_limit,
+            batch_size=read.fetch_limit,
             pre_execution_query=["SET time_zone = '+00:00'"],
         )
     except RuntimeError as exc:  # connectorx reports MySQL errors as text only
         raise reader_error(exc) from None
-    names = list(schema.column_names)
+    names = read.names
+    target = pa.schema([(n, pa.string()) for n in names])
     for batch in _batches(reader):
         if batch.num_rows == 0:
             continue
-        stats.rows += batch.num_rows
-        stats.chunks += 1
-        _report_progress(schema.name, stats)
-        yield (
-            pa.Table.from_batches([batch])
-            .rename_columns(names)
-            .cast(pa.schema([(n, pa.string()) for n in names]))
-        )
+        _count_chunk(read, batch.num_rows)
+        yield pa.Table.from_batches([batch]).rename_columns(names).cast(target)
 
 
 def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
@@ -175,31 +169,19 @@ def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
         yield batch
 
 
-def _stream_dbapi(
-    dialect: MySQLDialect,
-    engine: Engine,
-    database: str,
-    schema: TableSchema,
-    window: Window,
-    fetch_limit: int,
-    stats: ExtractStats,
-    count_snapshot: bool,
-) -> Iterator[pa.Table]:
+def _stream_dbapi(read: Read) -> Iterator[pa.Table]:
     """Read through the engine's driver inside a consistent-snapshot transaction."""
-    sql, params = select_sql(dialect, database, schema, window)
-    names = list(schema.column_names)
-    raw = engine.raw_connection()
+    sql, params = select_sql(read.dialect, read.database, read.schema, read.window)
+    raw = read.engine.raw_connection()
     try:
-        cursor = dialect.begin_snapshot(raw)
-        if count_snapshot:
-            cursor.execute(f"SELECT COUNT(*) FROM {qualified(database, schema.name)}")
-            stats.snapshot_rows = int(cursor.fetchall()[0][0])
+        cursor = read.dialect.begin_snapshot(raw)
+        if read.count_snapshot:
+            cursor.execute(f"SELECT COUNT(*) FROM {qualified(read.database, read.schema.name)}")
+            read.stats.snapshot_rows = int(cursor.fetchall()[0][0])
         cursor.execute(sql, params) if params else cursor.execute(sql)
-        while rows := cursor.fetchmany(fetch_limit):
-            stats.rows += len(rows)
-            stats.chunks += 1
-            _report_progress(schema.name, stats)
-            yield _arrow_chunk(names, rows)
+        while rows := cursor.fetchmany(read.fetch_limit):
+            _count_chunk(read, len(rows))
+            yield _arrow_chunk(read.names, rows)
         cursor.close()
         raw.commit()
     except BaseException:
@@ -208,6 +190,12 @@ def _stream_dbapi(
         raise
     else:
         raw.close()
+
+
+def _count_chunk(read: Read, rows: int) -> None:
+    read.stats.rows += rows
+    read.stats.chunks += 1
+    _report_progress(read.schema.name, read.stats)
 
 
 def _report_progress(table: str, stats: ExtractStats) -> None:

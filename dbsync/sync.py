@@ -22,7 +22,7 @@ from typing import Any
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
-from dbsync.extract import ExtractStats, Window, cursor_lower_bound, stream_rows
+from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.result import SyncResult, attach_result
@@ -159,14 +159,16 @@ def _stage(
     dialect, engines = runtime.dialect, runtime.engines
     stats = ExtractStats()
     rows = stream_rows(
-        dialect,
-        engines.source,
-        dialect.source_schema(),
-        source,
-        plan.window,
-        runtime.settings.fetch_limit,
-        stats,
-        count_snapshot=plan.replace,
+        Read(
+            dialect=dialect,
+            engine=engines.source,
+            database=dialect.source_schema(),
+            schema=source,
+            window=plan.window,
+            fetch_limit=runtime.settings.fetch_limit,
+            stats=stats,
+            count_snapshot=plan.replace,
+        )
     )
     with dialect.first_run_guard(engines.target):
         result.load_id = run_pipeline(
