@@ -321,7 +321,7 @@ def fleet_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetRun]:
         yield scenario(fleet, scratch, tables, began)
     finally:
         stop_workers(fleet)
-        redis.Redis.from_url(REDIS_URL).delete(queue)
+        redis.Redis.from_url(REDIS_URL).delete(queue, f"_kombu.binding.{queue}")
         for database in (scratch.source, scratch.target, scratch.staging):
             helpers.execute(None, f"DROP DATABASE IF EXISTS `{database}`")
 

@@ -139,7 +139,7 @@ def redis_client() -> redis.Redis:
 def queue(redis_client: redis.Redis) -> Iterator[str]:
     name = helpers.unique_name("dbsync_tasks_q")
     yield name
-    redis_client.delete(name)
+    redis_client.delete(name, f"_kombu.binding.{name}")
 
 
 @pytest.fixture(scope="session")
@@ -148,7 +148,9 @@ def app(queue: str) -> Celery:
     from workers.app import app as workers_app
 
     workers_app.conf.update(
-        celery_config(load_fleet_settings(redis_url=REDIS_URL, celery_queue=queue))
+        celery_config(
+            load_fleet_settings(redis_url=REDIS_URL, celery_queue=queue, result_expires=3600)
+        )
     )
     import workers.tasks  # noqa: F401 - registers dbsync.sync_table on the app
 
