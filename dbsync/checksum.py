@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
@@ -42,24 +43,27 @@ _FOLD_SQL = (
 )
 
 
-def aggregate(
-    dialect: MySQLDialect,
-    engine: Engine,
-    table: str,
-    schema: TableSchema,
-    columns: Sequence[str],
-    where: str,
-    params: list,
-) -> tuple[int, int, int]:
-    """(rows, xor of the rows' MD5 halves) of one key range, computed by the server."""
+@dataclass(frozen=True)
+class RowSet:
+    """Rows of one table selected by a WHERE clause, hashed over ``columns``."""
+
+    table: str  # qualified name
+    schema: TableSchema
+    columns: Sequence[str]
+    where: str
+    params: list
+
+
+def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+    """(rows, xor of the rows' MD5 halves) of a set of rows, computed by the server."""
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         if dialect.name == "sqlite":
-            return _aggregate_locally(cursor, dialect, table, schema, columns, where, params)
+            return _aggregate_locally(cursor, dialect, rows)
+        row_hash = row_hash_sql(rows.schema, rows.columns)
         cursor.execute(
-            _FOLD_SQL.format(row_hash=row_hash_sql(schema, columns), table=table, where=where),
-            params,
+            _FOLD_SQL.format(row_hash=row_hash, table=rows.table, where=rows.where), rows.params
         )
         count, low, high = cursor.fetchone()
         cursor.close()
@@ -68,19 +72,11 @@ def aggregate(
         raw.close()
 
 
-def _aggregate_locally(
-    cursor: Any,
-    dialect: MySQLDialect,
-    table: str,
-    schema: TableSchema,
-    columns: Sequence[str],
-    where: str,
-    params: list,
-) -> tuple[int, int, int]:
+def _aggregate_locally(cursor: Any, dialect: MySQLDialect, rows: RowSet) -> tuple[int, int, int]:
     """The same fold in Python, for SQLite (demo), which lacks MD5 and BIT_XOR."""
-    chosen = [c for c in schema.columns if c.name in columns]
+    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
     values = ", ".join(dialect.text_expression(c) for c in chosen)
-    cursor.execute(f"SELECT {values} FROM {table} WHERE {where}", params)
+    cursor.execute(f"SELECT {values} FROM {rows.table} WHERE {rows.where}", rows.params)
     count = low = high = 0
     for row in cursor.fetchall():
         text = (
@@ -118,7 +114,7 @@ def window_matches(
     if counts[0] != counts[1] or counts[0] > runtime.settings.fetch_limit:
         return False
     results = [
-        aggregate(dialect, engine, table, schema, columns, condition, params)
+        aggregate(dialect, engine, RowSet(table, schema, columns, condition, params))
         for engine, table, schema in sides
     ]
     return results[0] == results[1]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from dbsync.checksum import aggregate
+from dbsync.checksum import RowSet, aggregate
 from dbsync.runtime import Runtime
 from dbsync.schema import qualified, quote, require_source_table
 from dbsync.sync import table_config
@@ -140,10 +140,14 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
     for lower, upper in zip(edges, edges[1:], strict=False):
         where, params = range_predicate(key, lower, upper, dialect.placeholder)
         src = aggregate(
-            dialect, engines.source, qualified(source_db, table), source, columns, where, params
+            dialect,
+            engines.source,
+            RowSet(qualified(source_db, table), source, columns, where, params),
         )
         dst = aggregate(
-            dialect, engines.target, qualified(target_db, table), target, columns, where, params
+            dialect,
+            engines.target,
+            RowSet(qualified(target_db, table), target, columns, where, params),
         )
         report.chunks += 1
         report.source_rows += src[0]
