@@ -90,12 +90,25 @@ class Engines:
         self.target.dispose()
 
 
-def pool_status(engine: Engine) -> dict[str, int]:
-    """Size and checked-out connections of an engine's pool (zeros for pool-less engines)."""
+def pool_numbers(engine: Engine) -> dict[str, int]:
+    """Everything an engine's pool tells about itself (zeros for pool-less engines)."""
     pool = engine.pool
-    size = getattr(pool, "size", None)
-    checked_out = getattr(pool, "checkedout", None)
-    return {
-        "pool_size": size() if callable(size) else 0,
-        "checked_out": checked_out() if callable(checked_out) else 0,
-    }
+    numbers: dict[str, int] = {}
+    for name, attr in (
+        ("size", "size"),
+        ("checked_out", "checkedout"),
+        ("checked_in", "checkedin"),
+        ("overflow", "overflow"),
+    ):
+        method = getattr(pool, attr, None)
+        numbers[name] = int(method()) if callable(method) else 0
+    # QueuePool.overflow() counts down from -size while the pool fills: clamp it.
+    numbers["overflow"] = max(numbers["overflow"], 0)
+    numbers["max_overflow"] = int(getattr(pool, "_max_overflow", 0) or 0)
+    return numbers
+
+
+def pool_status(engine: Engine) -> dict[str, int]:
+    """Size and checked-out connections of an engine's pool, as health and metrics report."""
+    numbers = pool_numbers(engine)
+    return {"pool_size": numbers["size"], "checked_out": numbers["checked_out"]}

@@ -182,10 +182,6 @@ def reader_error(exc: BaseException) -> DbsyncError:
     return TransientError(message) if transient else FatalError(message)
 
 
-def is_transient(exc: BaseException) -> bool:
-    return classify(exc) is Outcome.TRANSIENT
-
-
 def describe(exc: BaseException) -> str:
     """A one-line message for summaries and logs: the most specific error in the chain."""
     for item in _chain(exc):

@@ -30,6 +30,8 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
+from dbsync.engines import pool_numbers
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
@@ -166,26 +168,9 @@ def configure_logging(level: int | str = "INFO", stream: TextIO | None = None) -
     return handler
 
 
-def _pool_numbers(engine: Engine) -> dict[str, int]:
-    pool = engine.pool
-    numbers: dict[str, int] = {}
-    for name, attr in (
-        ("size", "size"),
-        ("checked_out", "checkedout"),
-        ("checked_in", "checkedin"),
-        ("overflow", "overflow"),
-    ):
-        method = getattr(pool, attr, None)
-        numbers[name] = int(method()) if callable(method) else 0
-    # QueuePool.overflow() counts down from -size while the pool fills: clamp it.
-    numbers["overflow"] = max(numbers["overflow"], 0)
-    numbers["max_overflow"] = int(getattr(pool, "_max_overflow", 0) or 0)
-    return numbers
-
-
 def pool_line(name: str, engine: Engine) -> tuple[int, str]:
     """The log level and text of one pool status line."""
-    n = _pool_numbers(engine)
+    n = pool_numbers(engine)
     line = f"{name} pool: size={n['size']} checked_out={n['checked_out']} overflow={n['overflow']}"
     capacity = n["size"] + max(n["max_overflow"], 0)
     if n["size"] and n["checked_out"] >= capacity:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from dbsync.errors import FatalError
 from dbsync.schema import TableSchema, qualified, quote
@@ -46,12 +46,10 @@ def recreate_like(engine: Engine, database: str, table: str, like: str) -> None:
     execute(engine, f"CREATE TABLE {qualified(database, table)} LIKE {like}")
 
 
-def count_rows(conn: Connection | Engine, database: str, table: str) -> int:
-    sql = sa.text(f"SELECT COUNT(*) FROM {qualified(database, table)}")
-    if isinstance(conn, Engine):
-        with conn.connect() as c:
-            return int(c.execute(sql).scalar_one())
-    return int(conn.execute(sql).scalar_one())
+def count_rows(engine: Engine, database: str, table: str) -> int:
+    with engine.connect() as conn:
+        sql = f"SELECT COUNT(*) FROM {qualified(database, table)}"
+        return int(conn.execute(sa.text(sql)).scalar_one())
 
 
 def is_empty(engine: Engine, database: str, table: str) -> bool:
