@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import logging
 import re
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 import pymysql
@@ -174,3 +177,20 @@ def run_dbsync(
         [*command, *args], env=clean, cwd=cwd, capture_output=True, text=True, timeout=timeout,
         check=False,
     )
+
+
+@contextlib.contextmanager
+def captured_logs() -> Iterator[io.StringIO]:
+    """dbsync's log configuration writing into a buffer; the root logger restored after."""
+    from dbsync import logs
+
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    logs.configure_logging("DEBUG", stream=buffer)
+    try:
+        yield buffer
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+        logs.clear_secrets()

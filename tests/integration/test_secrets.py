@@ -44,14 +44,8 @@ def db_user(scratch: Scratch, password: str) -> Iterator[str]:
 
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    logs.configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    logs.clear_secrets()
+    with helpers.captured_logs() as buffer:
+        yield buffer
     metrics.disable_multiprocess()
 
 

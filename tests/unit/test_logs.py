@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from dbsync import logs
 from dbsync.engines import Engines
+from tests import helpers
 
 LINE = re.compile(
     r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2},\d{3} - (?P<level>[A-Z]+) - (?P<component>[A-Z_]+) - "
@@ -22,14 +23,8 @@ LINE = re.compile(
 
 @pytest.fixture
 def stream() -> Iterator[io.StringIO]:
-    root = logging.getLogger()
-    saved_handlers, saved_level = list(root.handlers), root.level
-    buffer = io.StringIO()
-    logs.configure_logging("DEBUG", stream=buffer)
-    yield buffer
-    root.handlers[:] = saved_handlers
-    root.setLevel(saved_level)
-    logs.clear_secrets()
+    with helpers.captured_logs() as buffer:
+        yield buffer
 
 
 def lines(buffer: io.StringIO) -> list[str]:
