@@ -40,6 +40,7 @@ class MySQLDialect:
 
     name = "mysql"
     placeholder = "%s"
+    reads_ahead = True  # warm the target's pages before a merge (dbsync.prewarm)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -182,6 +183,7 @@ class SQLiteDialect(MySQLDialect):
 
     name = "sqlite"
     placeholder = "?"
+    reads_ahead = False
 
     def source_schema(self) -> str:
         return "main"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +25,7 @@ from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBus
 from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
+from dbsync.prewarm import ReadAhead, reading_ahead
 from dbsync.result import SyncResult, attach_result
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, plan_alter, require_source_table
@@ -48,6 +49,7 @@ class Plan:
     window: Window
     unchanged: bool = False  # every row the window covers is already in the target as is
     build_indexes: bool = False  # staging was created bare: add secondary indexes after load
+    target: TableSchema | None = None  # the target table an incremental run merges into
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -143,13 +145,26 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
         return
-    with _phase(result, "stage"):
+    with _phase(result, "stage"), _read_ahead(runtime, config, plan):
         staged = _stage(runtime, config, source, plan, result)
     if lock_check := getattr(lock, "ensure_held", None):
         lock_check()
     with _phase(result, "commit"):
         _commit(runtime, config, source, plan)
     result.rows_loaded = staged
+
+
+def _read_ahead(
+    runtime: Runtime, config: TableConfig, plan: Plan
+) -> AbstractContextManager[ReadAhead | None]:
+    """While staging, read the target pages the merge will write (incremental runs only)."""
+    dialect, engines = runtime.dialect, runtime.engines
+    if plan.target is None or plan.replace or not dialect.reads_ahead:
+        return nullcontext()
+    databases = (dialect.source_schema(), dialect.target_schema())
+    return reading_ahead(
+        engines.source, engines.target, databases, plan.target, config.primary_key, plan.window
+    )
 
 
 def _stage(
@@ -249,7 +264,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         else runtime.settings.default_lag_seconds
     )
     window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
-    plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window)
+    plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
     if window.lower_bound is not None and window_matches(runtime, source, current, window):
         plan.unchanged = True
         return plan

@@ -1,0 +1,106 @@
+"""Read-ahead before an incremental merge: point lookups only, the window's keys, harmless."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbsync.extract import Window
+from dbsync.prewarm import cursor_index, read_ahead_sql, reading_ahead
+from dbsync.schema import qualified
+from dbsync.sync import sync_table
+from tests import helpers
+
+LOW = "2024-01-01 00:00:50.000000"
+
+
+def _make_pair(scratch, key: str) -> None:
+    ddl = (
+        "CREATE TABLE t (a INT NOT NULL, b INT NOT NULL, v VARCHAR(20) NOT NULL, "
+        f"m DATETIME(6) NULL, PRIMARY KEY ({key}), KEY by_m (m))"
+    )
+    rows = (
+        "INSERT INTO t SELECT seq, seq % 7, CONCAT('v', seq), "
+        "'2024-01-01' + INTERVAL seq SECOND FROM seq_1_to_2000"
+    )
+    for database in (scratch.source, scratch.target):
+        helpers.execute(database, ddl, rows, "ANALYZE TABLE t")
+
+
+def _target_schema(runtime, scratch):
+    with runtime.engines.target.connect() as conn:
+        return runtime.dialect.read_table(conn, scratch.target, "t")
+
+
+@pytest.mark.parametrize("key", [("a",), ("a", "b")], ids=["single key", "composite key"])
+def test_read_ahead_looks_up_each_row_and_its_cursor_entry_by_key(
+    scratch, runtime_factory, key
+) -> None:
+    _make_pair(scratch, ", ".join(key))
+    runtime = runtime_factory()
+    index = cursor_index(_target_schema(runtime, scratch), "m")
+    sql = read_ahead_sql(qualified(scratch.target, "t"), key, index, 3)
+    params = [value for row in ((10, 3), (20, 6), (30, 2)) for value in row[: len(key)]]
+    conn = helpers.connect(scratch.target)
+    try:
+        plan = helpers.query(scratch.target, "EXPLAIN " + conn.cursor().mogrify(sql, params))
+    finally:
+        conn.close()
+
+    access = [(row[2], row[3], row[5]) for row in plan]  # table, access type, index used
+    assert access == [("x", "range", "PRIMARY"), ("y", "eq_ref", "by_m")]
+
+
+def test_read_ahead_reads_the_keys_of_the_window(scratch, runtime_factory) -> None:
+    _make_pair(scratch, "a, b")
+    helpers.execute(scratch.source, "UPDATE t SET m = NULL WHERE a = 7")
+    runtime = runtime_factory()
+    schema = _target_schema(runtime, scratch)
+    databases = (scratch.source, scratch.target)
+    engines = runtime.engines
+
+    with reading_ahead(
+        engines.source, engines.target, databases, schema, ("a", "b"), Window("m", LOW)
+    ) as ahead:
+        pass
+
+    assert ahead is not None
+    assert ahead.keys_read == len(range(50, 2001)) + 1  # rows at/after LOW, row 7 (NULL m)
+
+
+def test_a_failing_read_ahead_leaves_the_sync_to_the_merge(scratch, runtime_factory) -> None:
+    _make_pair(scratch, "a")
+    runtime = runtime_factory()
+    schema = _target_schema(runtime, scratch)
+    helpers.execute(scratch.target, "DROP TABLE t")  # every read-ahead statement now fails
+    engines = runtime.engines
+
+    with reading_ahead(
+        engines.source,
+        engines.target,
+        (scratch.source, scratch.target),
+        schema,
+        ("a",),
+        Window("m", LOW),
+    ) as ahead:
+        pass
+
+    assert ahead is not None
+    assert ahead.keys_read == 0
+
+
+def test_incremental_sync_with_read_ahead_merges_every_change(scratch, runtime_factory) -> None:
+    _make_pair(scratch, "a, b")
+    helpers.execute(scratch.target, "DELETE FROM t")
+    scratch.write_tables([{"table": "t", "primary_key": ["a", "b"], "modifier": "m"}])
+    runtime = runtime_factory()
+    sync_table(runtime, "t")
+    helpers.execute(
+        scratch.source,
+        "UPDATE t SET v = CONCAT('changed', a), m = '2024-06-01' WHERE a % 97 = 0",
+        "INSERT INTO t VALUES (5000, 1, 'new', '2024-06-01')",
+    )
+
+    result = sync_table(runtime, "t")
+
+    assert result.rows_extracted == 2000 // 97 + 2  # changed, new, and the boundary row
+    assert helpers.exact_rows(scratch.target, "t") == helpers.exact_rows(scratch.source, "t")
