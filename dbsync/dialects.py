@@ -40,7 +40,7 @@ class MySQLDialect:
 
     name = "mysql"
     placeholder = "%s"
-    reads_ahead = True  # warm the target's pages before a merge (dbsync.prewarm)
+    reads_ahead = True  # warm the target's pages before a merge (dbsync.read_ahead)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

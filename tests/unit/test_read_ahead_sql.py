@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbsync.prewarm import cursor_index, read_ahead_sql
+from dbsync.read_ahead import cursor_index, read_ahead_sql
 from dbsync.schema import Column, Index, TableSchema
 
 

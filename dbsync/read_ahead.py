@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 from dbsync.extract import Window
 from dbsync.schema import Index, TableSchema, qualified, quote
 
-log = logging.getLogger("dbsync.prewarm")
+log = logging.getLogger("dbsync.read_ahead")
 
 MAX_KEYS = 50_000  # a larger window is a bulk merge: reading ahead would double its reads
 CHUNK_KEYS = 5_000  # keys per lookup statement (keeps it far below max_allowed_packet)
@@ -51,7 +51,7 @@ class ReadAhead:
         self._key, self._window, self._index = tuple(key), window, index
         self._stop = threading.Event()
         self.keys_read = 0
-        self._thread = threading.Thread(target=self._run, name="dbsync-prewarm", daemon=True)
+        self._thread = threading.Thread(target=self._run, name="dbsync-read-ahead", daemon=True)
 
     def start(self) -> ReadAhead:
         self._thread.start()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbsync.extract import Window
-from dbsync.prewarm import cursor_index, read_ahead_sql, reading_ahead
+from dbsync.read_ahead import cursor_index, read_ahead_sql, reading_ahead
 from dbsync.schema import qualified
 from dbsync.sync import sync_table
 from tests import helpers
@@ -104,3 +104,23 @@ def test_incremental_sync_with_read_ahead_merges_every_change(scratch, runtime_f
 
     assert result.rows_extracted == 2000 // 97 + 2  # changed, new, and the boundary row
     assert helpers.exact_rows(scratch.target, "t") == helpers.exact_rows(scratch.source, "t")
+
+
+@pytest.mark.parametrize("indexed", [True, False], ids=["cursor index", "no cursor index"])
+def test_read_ahead_runs_only_when_the_source_can_find_the_keys_by_index(
+    scratch, runtime_factory, indexed
+) -> None:
+    _make_pair(scratch, "a")
+    if not indexed:
+        helpers.execute(scratch.source, "ALTER TABLE t DROP INDEX by_m")
+    helpers.execute(scratch.target, "DELETE FROM t")
+    scratch.write_tables([{"table": "t", "primary_key": "a", "modifier": "m"}])
+    runtime = runtime_factory()
+    sync_table(runtime, "t")
+    # 20 keys: the window is rows 100, 200, ... 2000 (2000 also held the previous maximum)
+    helpers.execute(scratch.source, "UPDATE t SET m = '2024-06-01' WHERE a % 100 = 0")
+
+    with helpers.captured_logs() as logs:
+        sync_table(runtime, "t")
+
+    assert ("READ_AHEAD - read ahead 20 keys" in logs.getvalue()) is indexed
