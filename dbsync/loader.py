@@ -40,6 +40,9 @@ TEXTUAL = frozenset(
 
 
 _SPECIAL = r"[\\\t\n\r\x00]"
+# rows per arrow batch turned into TSV: each batch is copied a few times on the way, so this
+# bounds the load's memory (100,000 peaked ~80 MB higher at the same speed)
+LOAD_BATCH_ROWS = 25_000
 
 
 def escape_column(values: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -85,7 +88,7 @@ def _value_bytes(array: pa.Array) -> bytes:
     )
     first, last = offsets[0].as_py(), offsets[len(array)].as_py()
     data = array.buffers()[2]
-    return data.to_pybytes()[first:last] if data is not None else b""
+    return data.slice(first, last - first).to_pybytes() if data is not None else b""
 
 
 def _target_expression(column: Column, variable: str) -> str | None:
@@ -201,7 +204,7 @@ class DbsyncJobClient(SqlalchemyJobClient):
         engine = self.config.credentials.engine
         parsed = ParsedLoadJobFileName.parse(file_path)
         if parsed.file_format == "parquet" and engine.dialect.name in ("mysql", "mariadb"):
-            return LoadDataJob(file_path, engine, self.sql_client.dataset_name, 100_000)
+            return LoadDataJob(file_path, engine, self.sql_client.dataset_name, LOAD_BATCH_ROWS)
         return super().create_load_job(table, file_path, load_id, restore)
 
 
