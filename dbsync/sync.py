@@ -169,7 +169,7 @@ def _read_ahead(
         return nullcontext()
     databases = (dialect.source_schema(), dialect.target_schema())
     return reading_ahead(
-        engines.source, engines.target, databases, plan.target, config.primary_key, plan.window
+        engines.source, engines.target, databases, plan.target, plan.target.primary_key, plan.window
     )
 
 
