@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from dbsync.engines import pool_numbers
 from dbsync.extract import Window
 from dbsync.schema import Index, TableSchema, qualified, quote
 
@@ -31,6 +32,9 @@ log = logging.getLogger("dbsync.read_ahead")
 MAX_KEYS = 50_000  # a larger window is a bulk merge: reading ahead would double its reads
 CHUNK_KEYS = 5_000  # keys per lookup statement (keeps it far below max_allowed_packet)
 WAIT_SECONDS = 10.0  # the longest the merge waits for a read-ahead still under way
+# free pool slots required: its own, and the three the sync takes after it starts (dlt's
+# first-run lock, dlt's client, the bulk load), so the sync never waits for the read-ahead
+SPARE_CONNECTIONS = 4
 
 
 class ReadAhead:
@@ -122,6 +126,16 @@ def read_ahead_sql(table: str, key: Sequence[str], index: Index | None, rows: in
     return f"{sql} JOIN {table} AS y FORCE INDEX ({quote(index.name)}) ON {on} WHERE {where}"
 
 
+def _pools_allow(*engines: Engine) -> bool:
+    """True when every pool has room for the read-ahead beside the sync's own connections."""
+    for engine in engines:
+        numbers = pool_numbers(engine)
+        capacity = numbers["size"] + numbers["max_overflow"]
+        if capacity - numbers["checked_out"] < SPARE_CONNECTIONS:
+            return False
+    return True
+
+
 def _fetch(engine: Engine, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
     raw = engine.raw_connection()
     try:
@@ -145,7 +159,7 @@ def reading_ahead(
 ) -> Iterator[ReadAhead | None]:
     """Read ahead for an incremental merge into ``schema`` (the target table's definition)
     while the body stages its rows."""
-    if window.cursor is None or window.lower_bound is None:
+    if window.cursor is None or window.lower_bound is None or not _pools_allow(source, target):
         yield None
         return
     source_db, target_db = databases

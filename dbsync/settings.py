@@ -13,6 +13,9 @@ from sqlalchemy.engine import URL, make_url
 
 from dbsync.errors import ConfigError, ConfigProblem
 
+# connections one sync holds on the target at once (see Settings._require_pool_room)
+MIN_POOL_CONNECTIONS = 4
+
 SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
 
 
@@ -113,6 +116,17 @@ class Settings(BaseSettings):
         for role in ("source", "target"):
             if getattr(self, f"{role}_db_url") is None and not getattr(self, f"{role}_db_name"):
                 raise ValueError(f"{role.upper()}_DB_NAME (or {role.upper()}_DB_URL) must be set")
+        return self
+
+    @model_validator(mode="after")
+    def _require_pool_room(self) -> Settings:
+        if self.pool_size + self.max_overflow < MIN_POOL_CONNECTIONS:
+            raise ValueError(
+                f"POOL_SIZE + MAX_OVERFLOW is {self.pool_size + self.max_overflow} but must be "
+                f"at least {MIN_POOL_CONNECTIONS}: a sync holds up to {MIN_POOL_CONNECTIONS} "
+                "target connections at once (its table lock, dlt's first-run lock, dlt's "
+                "client and the bulk load); with fewer it waits POOL_TIMEOUT and fails"
+            )
         return self
 
     def database(self, role: Literal["source", "target"]) -> DatabaseSettings:

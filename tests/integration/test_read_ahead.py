@@ -124,3 +124,18 @@ def test_read_ahead_runs_only_when_the_source_can_find_the_keys_by_index(
         sync_table(runtime, "t")
 
     assert ("READ_AHEAD - read ahead 20 keys" in logs.getvalue()) is indexed
+
+
+def test_no_read_ahead_when_the_pools_have_no_room_for_it(scratch, runtime_factory) -> None:
+    _make_pair(scratch, "a")
+    helpers.execute(scratch.target, "DELETE FROM t")
+    scratch.write_tables([{"table": "t", "primary_key": "a", "modifier": "m"}])
+    runtime = runtime_factory(pool_size=4, max_overflow=0)
+    sync_table(runtime, "t")
+    helpers.execute(scratch.source, "UPDATE t SET m = '2024-06-01' WHERE a % 100 = 0")
+
+    with helpers.captured_logs() as logs:
+        result = sync_table(runtime, "t")
+
+    assert result.rows_extracted == 20
+    assert "read ahead" not in logs.getvalue()

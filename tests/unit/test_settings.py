@@ -97,3 +97,16 @@ def test_a_missing_database_name_is_reported_alongside_a_bad_port() -> None:
 def test_problem_messages_do_not_echo_secret_values() -> None:
     problems = _problems(source_db_port=SECRET)
     assert all(SECRET not in p for p in problems)
+
+
+def test_a_pool_too_small_for_one_sync_is_refused_with_the_reason() -> None:
+    with pytest.raises(ConfigError) as raised:
+        _settings(pool_size=2, max_overflow=1)
+
+    assert "POOL_SIZE + MAX_OVERFLOW is 3 but must be at least 4" in str(raised.value)
+
+
+def test_the_smallest_pool_one_sync_needs_is_accepted() -> None:
+    settings = _settings(pool_size=1, max_overflow=3)
+
+    assert (settings.pool_size, settings.max_overflow) == (1, 3)
