@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
+from dbsync.engines import fetch_all
 from dbsync.extract import Window, text_expression
 from dbsync.schema import TableSchema, qualified, quote
 
@@ -121,12 +122,5 @@ def window_matches(
 
 
 def _count(engine: Engine, table: str, condition: str, params: list) -> int:
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)
-        (count,) = cursor.fetchone()
-        cursor.close()
-        return int(count)
-    finally:
-        raw.close()
+    (count,) = fetch_all(engine, f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)[0]
+    return int(count)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,3 +113,16 @@ def pool_status(engine: Engine) -> dict[str, int]:
     """Size and checked-out connections of an engine's pool, as health and metrics report."""
     numbers = pool_numbers(engine)
     return {"pool_size": numbers["size"], "checked_out": numbers["checked_out"]}
+
+
+def fetch_all(engine: Engine, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """The rows of one statement with DB-API parameters, on a pooled raw connection."""
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(sql, params)
+        rows = [tuple(row) for row in cursor.fetchall()]
+        cursor.close()
+        return rows
+    finally:
+        raw.close()

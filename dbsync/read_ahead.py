@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from dbsync.engines import pool_numbers
+from dbsync.engines import fetch_all, pool_numbers
 from dbsync.extract import Window
 from dbsync.schema import Index, TableSchema, qualified, quote
 
@@ -86,7 +86,7 @@ class ReadAhead:
         where, params = self._window.positional()
         columns = ", ".join(quote(k) for k in self._key)
         sql = f"SELECT {columns} FROM {self._source_table}{where} LIMIT {MAX_KEYS + 1}"
-        rows = _fetch(self._source, sql, params)
+        rows = fetch_all(self._source, sql, params)
         return [] if len(rows) > MAX_KEYS else rows
 
     def _read_target(self, keys: list[tuple[Any, ...]]) -> None:
@@ -95,7 +95,7 @@ class ReadAhead:
                 return
             chunk = keys[start : start + CHUNK_KEYS]
             sql = read_ahead_sql(self._target_table, self._key, self._index, len(chunk))
-            _fetch(self._target, sql, [value for row in chunk for value in row])
+            fetch_all(self._target, sql, [value for row in chunk for value in row])
             self.keys_read += len(chunk)
 
 
@@ -134,18 +134,6 @@ def _pools_allow(*engines: Engine) -> bool:
         if capacity - numbers["checked_out"] < SPARE_CONNECTIONS:
             return False
     return True
-
-
-def _fetch(engine: Engine, sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        cursor.execute(sql, params)
-        rows = list(cursor.fetchall())
-        cursor.close()
-        return rows
-    finally:
-        raw.close()
 
 
 @contextmanager
