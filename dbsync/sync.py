@@ -214,7 +214,8 @@ def _commit(runtime: Runtime, config: TableConfig, source: TableSchema, plan: Pl
     """Make the staged rows the target's: atomic swap, or one upsert by key."""
     dialect, target = runtime.dialect, runtime.engines.target
     if not plan.replace:
-        dialect.merge(target, _target_schema(runtime, config.table), config.primary_key)
+        assert plan.target is not None, "an incremental plan knows its target table"
+        dialect.merge(target, plan.target, config.primary_key)
         return
     if plan.build_indexes:
         dialect.index_staging(target, source, config.modifier)
