@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
@@ -57,29 +57,22 @@ class RowSet:
 
 def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
     """(rows, xor of the rows' MD5 halves) of a set of rows, computed by the server."""
-    raw = engine.raw_connection()
-    try:
-        cursor = raw.cursor()
-        if dialect.name == "sqlite":
-            return _aggregate_locally(cursor, dialect, rows)
-        row_hash = row_hash_sql(rows.schema, rows.columns)
-        cursor.execute(
-            _FOLD_SQL.format(row_hash=row_hash, table=rows.table, where=rows.where), rows.params
-        )
-        count, low, high = cursor.fetchone()
-        cursor.close()
-        return int(count), int(low), int(high)
-    finally:
-        raw.close()
+    if dialect.name == "sqlite":
+        return _aggregate_locally(dialect, engine, rows)
+    sql = _FOLD_SQL.format(
+        row_hash=row_hash_sql(rows.schema, rows.columns), table=rows.table, where=rows.where
+    )
+    count, low, high = fetch_all(engine, sql, rows.params)[0]
+    return int(count), int(low), int(high)
 
 
-def _aggregate_locally(cursor: Any, dialect: MySQLDialect, rows: RowSet) -> tuple[int, int, int]:
+def _aggregate_locally(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
     """The same fold in Python, for SQLite (demo), which lacks MD5 and BIT_XOR."""
     chosen = [c for c in rows.schema.columns if c.name in rows.columns]
     values = ", ".join(dialect.text_expression(c) for c in chosen)
-    cursor.execute(f"SELECT {values} FROM {rows.table} WHERE {rows.where}", rows.params)
+    sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
-    for row in cursor.fetchall():
+    for row in fetch_all(engine, sql, rows.params):
         text = (
             "#".join(f"{len(v)}:{v}" for v in row if v is not None)
             + "#"
