@@ -141,24 +141,34 @@ def reading_ahead(
     source: Engine,
     target: Engine,
     databases: tuple[str, str],
-    schema: TableSchema,
-    key: Sequence[str],
+    schemas: tuple[TableSchema, TableSchema],
     window: Window,
 ) -> Iterator[ReadAhead | None]:
-    """Read ahead for an incremental merge into ``schema`` (the target table's definition)
-    while the body stages its rows."""
-    if window.cursor is None or window.lower_bound is None or not _pools_allow(source, target):
+    """Read ahead for an incremental merge while the body stages its rows.
+
+    ``schemas`` are the source and target definitions of the table. Nothing is read ahead
+    without a window, without an index led by the cursor in the source (finding the keys
+    would scan the source table a second time), or without room in the pools.
+    """
+    source_schema, target_schema = schemas
+    cursor = window.cursor
+    if (
+        cursor is None
+        or window.lower_bound is None
+        or cursor_index(source_schema, cursor) is None
+        or not _pools_allow(source, target)
+    ):
         yield None
         return
     source_db, target_db = databases
     ahead = ReadAhead(
         source,
         target,
-        qualified(source_db, schema.name),
-        qualified(target_db, schema.name),
-        key,
+        qualified(source_db, source_schema.name),
+        qualified(target_db, target_schema.name),
+        target_schema.primary_key,
         window,
-        cursor_index(schema, window.cursor),
+        cursor_index(target_schema, cursor),
     ).start()
     try:
         yield ahead

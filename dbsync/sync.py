@@ -25,7 +25,7 @@ from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBus
 from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
-from dbsync.read_ahead import ReadAhead, cursor_index, reading_ahead
+from dbsync.read_ahead import ReadAhead, reading_ahead
 from dbsync.result import SyncResult, attach_result
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, plan_alter, require_source_table
@@ -145,7 +145,7 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
         return
-    with _phase(result, "stage"), _read_ahead(runtime, config, source, plan):
+    with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         staged = _stage(runtime, config, source, plan, result)
     if lock_check := getattr(lock, "ensure_held", None):
         lock_check()
@@ -155,21 +155,15 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
 
 
 def _read_ahead(
-    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+    runtime: Runtime, source: TableSchema, plan: Plan
 ) -> AbstractContextManager[ReadAhead | None]:
-    """While staging, read the target pages the merge will write (incremental runs only).
-
-    Only when the source has an index led by the cursor: without one, finding the window's
-    keys would scan the source table a second time.
-    """
+    """While staging, read the target pages the merge will write (incremental runs only)."""
     dialect, engines = runtime.dialect, runtime.engines
     if plan.target is None or plan.replace or not dialect.reads_ahead:
         return nullcontext()
-    if cursor_index(source, config.modifier or "") is None:
-        return nullcontext()
     databases = (dialect.source_schema(), dialect.target_schema())
     return reading_ahead(
-        engines.source, engines.target, databases, plan.target, plan.target.primary_key, plan.window
+        engines.source, engines.target, databases, (source, plan.target), plan.window
     )
 
 

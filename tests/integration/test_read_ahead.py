@@ -54,12 +54,12 @@ def test_read_ahead_reads_the_keys_of_the_window(scratch, runtime_factory) -> No
     _make_pair(scratch, "a, b")
     helpers.execute(scratch.source, "UPDATE t SET m = NULL WHERE a = 7")
     runtime = runtime_factory()
-    schema = _target_schema(runtime, scratch)
+    schema = _target_schema(runtime, scratch)  # the source's is the same
     databases = (scratch.source, scratch.target)
     engines = runtime.engines
 
     with reading_ahead(
-        engines.source, engines.target, databases, schema, ("a", "b"), Window("m", LOW)
+        engines.source, engines.target, databases, (schema, schema), Window("m", LOW)
     ) as ahead:
         pass
 
@@ -70,7 +70,7 @@ def test_read_ahead_reads_the_keys_of_the_window(scratch, runtime_factory) -> No
 def test_a_failing_read_ahead_leaves_the_sync_to_the_merge(scratch, runtime_factory) -> None:
     _make_pair(scratch, "a")
     runtime = runtime_factory()
-    schema = _target_schema(runtime, scratch)
+    schema = _target_schema(runtime, scratch)  # the source's is the same
     helpers.execute(scratch.target, "DROP TABLE t")  # every read-ahead statement now fails
     engines = runtime.engines
 
@@ -78,8 +78,7 @@ def test_a_failing_read_ahead_leaves_the_sync_to_the_merge(scratch, runtime_fact
         engines.source,
         engines.target,
         (scratch.source, scratch.target),
-        schema,
-        ("a",),
+        (schema, schema),
         Window("m", LOW),
     ) as ahead:
         pass
