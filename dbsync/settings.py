@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import ssl
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -113,9 +112,13 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _require_databases(self) -> Settings:
-        for role in ("source", "target"):
-            if getattr(self, f"{role}_db_url") is None and not getattr(self, f"{role}_db_name"):
-                raise ValueError(f"{role.upper()}_DB_NAME (or {role.upper()}_DB_URL) must be set")
+        missing = [
+            f"{role.upper()}_DB_NAME (or {role.upper()}_DB_URL) must be set"
+            for role in ("source", "target")
+            if getattr(self, f"{role}_db_url") is None and not getattr(self, f"{role}_db_name")
+        ]
+        if missing:
+            raise ValueError("; ".join(missing))
         return self
 
     @model_validator(mode="after")
@@ -174,26 +177,34 @@ def load_settings(**overrides: Any) -> Settings:
     try:
         return Settings(**overrides)
     except ValidationError as exc:
-        problems = [
-            ConfigProblem(_env_name(err["loc"]), _plain_message(err["msg"]))
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
-        # pydantic skips the model check for database names once a field failed
-        reported = " ".join(p.message for p in problems)
-        problems += [p for p in _missing_databases(overrides) if p.message not in reported]
+        problems = _problems(exc)
+        # pydantic runs the model checks (database names, pool room) only once every field
+        # is valid: run them again, from the same sources, with the failed fields at their
+        # defaults
+        failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        problems += [p for p in _model_problems(overrides, failed) if p not in problems]
         raise ConfigError(problems) from None
 
 
-def _missing_databases(overrides: dict[str, Any]) -> list[ConfigProblem]:
-    environ = {k.lower(): v for k, v in os.environ.items()}
-    problems = []
-    for role in ("source", "target"):
-        names = (f"{role}_db_name", f"{role}_db_url")
-        if not any(overrides.get(n) or (n not in overrides and environ.get(n)) for n in names):
-            upper = role.upper()
-            message = f"{upper}_DB_NAME (or {upper}_DB_URL) must be set"
-            problems.append(ConfigProblem("settings", message))
-    return problems
+def _problems(exc: ValidationError) -> list[ConfigProblem]:
+    return [
+        ConfigProblem(_env_name(err["loc"]), _plain_message(err["msg"]))
+        for err in exc.errors(include_input=False, include_url=False)
+    ]
+
+
+def _model_problems(overrides: dict[str, Any], failed: set[str]) -> list[ConfigProblem]:
+    fields = Settings.model_fields
+    defaults = {
+        name: fields[name].get_default(call_default_factory=True)
+        for name in failed
+        if name in fields
+    }
+    try:
+        Settings(**{**overrides, **defaults})
+    except ValidationError as exc:
+        return [p for p in _problems(exc) if p.path == "settings"]
+    return []
 
 
 def _plain_message(message: str) -> str:

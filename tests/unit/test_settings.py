@@ -94,6 +94,21 @@ def test_a_missing_database_name_is_reported_alongside_a_bad_port() -> None:
     assert any("TARGET_DB_NAME" in p for p in problems)
 
 
+def test_database_names_from_the_env_file_count_when_another_setting_is_bad(tmp_path) -> None:
+    (tmp_path / ".env").write_text("SOURCE_DB_NAME=src\nTARGET_DB_NAME=tgt\n", encoding="utf-8")
+
+    with pytest.raises(ConfigError) as caught:
+        load_settings(source_db_port="notanumber")
+
+    assert [str(p).split(":")[0] for p in caught.value.problems] == ["SOURCE_DB_PORT"]
+
+
+def test_a_small_pool_is_reported_alongside_a_bad_port() -> None:
+    problems = _problems(source_db_port="notanumber", pool_size=1, max_overflow=1)
+    assert any(p.startswith("SOURCE_DB_PORT") for p in problems)
+    assert any("POOL_SIZE + MAX_OVERFLOW is 2" in p for p in problems)
+
+
 def test_problem_messages_do_not_echo_secret_values() -> None:
     problems = _problems(source_db_port=SECRET)
     assert all(SECRET not in p for p in problems)
