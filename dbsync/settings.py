@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ssl
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +14,8 @@ from dbsync.errors import ConfigError, ConfigProblem
 
 # connections one sync holds on the target at once (see Settings._require_pool_room)
 MIN_POOL_CONNECTIONS = 4
+
+SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
 SslMode = Literal["disabled", "preferred", "required", "verify_ca", "verify_identity"]
 
@@ -174,15 +176,21 @@ def _env_name(loc: tuple[Any, ...]) -> str:
 
 def load_settings(**overrides: Any) -> Settings:
     """Build settings from the environment, reporting every problem at once."""
+    return build_settings(Settings, overrides)
+
+
+def build_settings(cls: type[SettingsT], overrides: dict[str, Any]) -> SettingsT:
+    """An instance of ``cls`` from its sources and ``overrides``, or a ConfigError with
+    every problem: field errors by variable name, then the model checks."""
     try:
-        return Settings(**overrides)
+        return cls(**overrides)
     except ValidationError as exc:
         problems = _problems(exc)
         # pydantic runs the model checks (database names, pool room) only once every field
         # is valid: run them again, from the same sources, with the failed fields at their
         # defaults
         failed = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
-        problems += [p for p in _model_problems(overrides, failed) if p not in problems]
+        problems += [p for p in _model_problems(cls, overrides, failed) if p not in problems]
         raise ConfigError(problems) from None
 
 
@@ -193,15 +201,17 @@ def _problems(exc: ValidationError) -> list[ConfigProblem]:
     ]
 
 
-def _model_problems(overrides: dict[str, Any], failed: set[str]) -> list[ConfigProblem]:
-    fields = Settings.model_fields
+def _model_problems(
+    cls: type[BaseSettings], overrides: dict[str, Any], failed: set[str]
+) -> list[ConfigProblem]:
+    fields = cls.model_fields
     defaults = {
         name: fields[name].get_default(call_default_factory=True)
         for name in failed
         if name in fields
     }
     try:
-        Settings(**{**overrides, **defaults})
+        cls(**{**overrides, **defaults})
     except ValidationError as exc:
         return [p for p in _problems(exc) if p.path == "settings"]
     return []

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from dbsync.errors import ConfigError, ConfigProblem
-from dbsync.settings import Settings
+from dbsync.settings import Settings, build_settings
 
 TASK_NAME = "dbsync.sync_table"
 
@@ -63,17 +62,7 @@ class FleetSettings(Settings):
 
 def load_fleet_settings(**overrides: Any) -> FleetSettings:
     """Read the fleet settings from the environment, reporting every problem at once."""
-    try:
-        return FleetSettings(**overrides)
-    except ValidationError as exc:
-        problems = [
-            ConfigProblem(
-                str(err["loc"][0]).upper() if err["loc"] else "settings",
-                str(err["msg"]).removeprefix("Value error, "),
-            )
-            for err in exc.errors(include_input=False, include_url=False)
-        ]
-        raise ConfigError(problems) from None
+    return build_settings(FleetSettings, overrides)
 
 
 def celery_config(fleet: FleetSettings) -> dict[str, Any]:
