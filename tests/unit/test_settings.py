@@ -125,3 +125,15 @@ def test_the_smallest_pool_one_sync_needs_is_accepted() -> None:
     settings = _settings(pool_size=1, max_overflow=3)
 
     assert (settings.pool_size, settings.max_overflow) == (1, 3)
+
+
+def test_fleet_settings_report_a_limit_problem_beside_a_field_error() -> None:
+    from workers.config import load_fleet_settings
+
+    with pytest.raises(ConfigError) as caught:
+        load_fleet_settings(sync_time_limit=100, sync_soft_time_limit=200, result_expires=1)
+
+    assert [str(p) for p in caught.value.problems] == [
+        "RESULT_EXPIRES: Input should be greater than or equal to 60",
+        "settings: SYNC_SOFT_TIME_LIMIT must be lower than SYNC_TIME_LIMIT",
+    ]
