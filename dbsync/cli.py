@@ -25,10 +25,10 @@ def _print_problems(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _runtime() -> Runtime:
+def _runtime(**overrides: object) -> Runtime:
     from dbsync.logs import register_settings_secrets
 
-    settings = load_settings()
+    settings = load_settings(**overrides)
     register_settings_secrets(settings)
     return Runtime.create(settings, load_tables(settings.tables_config))
 
@@ -54,7 +54,7 @@ def format_results(results: Sequence[SyncResult]) -> str:
 def cmd_sync(args: argparse.Namespace) -> int:
     from dbsync.sync import run_sync
 
-    runtime = _runtime()
+    runtime = _runtime(**({"chunk_workers": args.parallel} if args.parallel else {}))
     try:
         results = [
             SyncResult(table=p.path.split(".")[0], mode="-").finish("failed", str(p))
@@ -99,14 +99,16 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from dbsync.copy_progress import running_copies
     from dbsync.engines import create_engine
     from dbsync.state import read_status
-    from dbsync.status_view import render_status
+    from dbsync.status_view import render_copies, render_status
 
     settings = load_settings()
     engine = create_engine(settings.target, settings, target=True)
     try:
         rows = read_status(engine, settings.target.database)
+        copies = running_copies(engine, settings.target.database)
     finally:
         engine.dispose()
     configured = [t.table for t in load_tables(settings.tables_config).tables]
@@ -115,6 +117,8 @@ def cmd_status(args: argparse.Namespace) -> int:
             rows, datetime.now(UTC), configured=configured, stale_after_s=3 * settings.interval
         )
     )
+    if copies:
+        print("\n" + render_copies(copies))
     return EXIT_OK
 
 
@@ -137,6 +141,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.directory)
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dbsync", description="Sync MySQL/MariaDB tables with dlt."
@@ -148,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync tables now (default: all in tables.json)")
     sync.add_argument("tables", nargs="*", metavar="TABLE")
     sync.add_argument("--full-refresh", action="store_true", help="rebuild from a full copy")
+    sync.add_argument(
+        "--parallel",
+        type=_positive,
+        metavar="N",
+        help="chunks of a large table copied at once (default CHUNK_WORKERS: cores, max 4)",
+    )
     sync.set_defaults(handler=cmd_sync)
 
     verify = commands.add_parser("verify", help="compare source and target content")

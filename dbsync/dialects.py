@@ -41,6 +41,7 @@ class MySQLDialect:
     name = "mysql"
     placeholder = "%s"
     reads_ahead = True  # warm the target's pages before a merge (dbsync.read_ahead)
+    copies_in_chunks = True  # large full copies in key ranges (dbsync.chunked_copy)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -184,6 +185,7 @@ class SQLiteDialect(MySQLDialect):
     name = "sqlite"
     placeholder = "?"
     reads_ahead = False
+    copies_in_chunks = False
 
     def source_schema(self) -> str:
         return "main"

@@ -55,6 +55,7 @@ class Window:
 
     cursor: str | None = None
     lower_bound: str | None = None
+    key_range: str | None = None  # one chunk of a copy: a key-range predicate, values inlined
 
     def positional(self, placeholder: str = "%s") -> tuple[str, list[str]]:
         """The WHERE clause with a positional parameter (empty when reading everything)."""
@@ -62,10 +63,15 @@ class Window:
         return where, list(params.values())
 
     def where(self, param: str = "%(low)s") -> tuple[str, dict[str, str]]:
-        if self.cursor is None or self.lower_bound is None:
-            return "", {}
-        column = quote(self.cursor)
-        return f" WHERE ({column} >= {param} OR {column} IS NULL)", {"low": self.lower_bound}
+        clauses: list[str] = []
+        params: dict[str, str] = {}
+        if self.cursor is not None and self.lower_bound is not None:
+            column = quote(self.cursor)
+            clauses.append(f"({column} >= {param} OR {column} IS NULL)")
+            params["low"] = self.lower_bound
+        if self.key_range is not None:
+            clauses.append(f"({self.key_range})")
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 @dataclass
@@ -176,7 +182,10 @@ def _stream_dbapi(read: Read) -> Iterator[pa.Table]:
     try:
         cursor = read.dialect.begin_snapshot(raw)
         if read.count_snapshot:
-            cursor.execute(f"SELECT COUNT(*) FROM {qualified(read.database, read.schema.name)}")
+            table = qualified(read.database, read.schema.name)
+            where, _ = read.window.where(read.dialect.named_param("low"))
+            count = f"SELECT COUNT(*) FROM {table}{where}"
+            cursor.execute(count, params) if params else cursor.execute(count)
             read.stats.snapshot_rows = int(cursor.fetchall()[0][0])
         cursor.execute(sql, params) if params else cursor.execute(sql)
         while rows := cursor.fetchmany(read.fetch_limit):

@@ -13,6 +13,7 @@ import logging
 import os
 import tempfile
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -131,40 +132,65 @@ def bulk_load(
     Fails (LoadDataError) on any warning or row-count difference: LOAD DATA LOCAL turns
     errors into warnings, and a silently truncated or skipped value is a lost value.
     """
-    with engine.connect() as conn:
-        schema = read_table(conn, database, table)
-    if schema is None:
-        raise LoadDataError(f"staging table {database}.{table} does not exist")
-    with tempfile.NamedTemporaryFile(prefix="dbsync-", suffix=".tsv", delete=False) as handle:
-        path = handle.name
-        columns: list[Column] = []
-        expected = 0
-        for batch in batches:
-            columns = columns or [_column(schema.column(n), n) for n in batch.schema.names]
-            handle.write(to_tsv(batch, [c.data_type in TEXTUAL for c in columns]))
-            expected += batch.num_rows
-    try:
-        if not expected:
+    with LoadFile(engine, database, table, batches) as load:
+        if not load.rows:
             return 0
         raw = engine.raw_connection()
         try:
             cursor = raw.cursor()
-            loaded = cursor.execute(load_data_sql(path, database, table, columns))
-            cursor.execute("SHOW WARNINGS LIMIT 3")
-            warnings = cursor.fetchall()
-            if warnings or loaded != expected:
+            try:
+                loaded = load.into(cursor)
+            except TerminalLoadError:
                 raw.rollback()  # nothing of a bad load stays in staging (dlt may retry a job)
-                detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
-                raise TerminalLoadError(
-                    f"LOAD DATA into {table} loaded {loaded} of {expected} rows"
-                    + (f" with warnings: {detail}" if detail else "")
-                )
+                raise
             raw.commit()
         finally:
             raw.close()
         return loaded
-    finally:
-        os.unlink(path)
+
+
+class LoadFile:
+    """Arrow batches written as one LOAD DATA file for ``database.table`` (removed on exit)."""
+
+    def __init__(
+        self, engine: sa.Engine, database: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> None:
+        self.database, self.table = database, table
+        self.engine, self.batches = engine, batches
+        self.columns: list[Column] = []
+        self.rows = 0
+        self.path = ""
+
+    def __enter__(self) -> LoadFile:
+        with self.engine.connect() as conn:
+            schema = read_table(conn, self.database, self.table)
+        if schema is None:
+            raise LoadDataError(f"staging table {self.database}.{self.table} does not exist")
+        with tempfile.NamedTemporaryFile(prefix="dbsync-", suffix=".tsv", delete=False) as file:
+            self.path = file.name
+            for batch in self.batches:
+                if not self.columns:
+                    self.columns = [_column(schema.column(n), n) for n in batch.schema.names]
+                file.write(to_tsv(batch, [c.data_type in TEXTUAL for c in self.columns]))
+                self.rows += batch.num_rows
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.path:
+            os.unlink(self.path)
+
+    def into(self, cursor: Any) -> int:
+        """Run the LOAD DATA on ``cursor`` (its transaction is the caller's); checks it."""
+        loaded = cursor.execute(load_data_sql(self.path, self.database, self.table, self.columns))
+        cursor.execute("SHOW WARNINGS LIMIT 3")
+        warnings = cursor.fetchall()
+        if warnings or loaded != self.rows:
+            detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
+            raise TerminalLoadError(
+                f"LOAD DATA into {self.table} loaded {loaded} of {self.rows} rows"
+                + (f" with warnings: {detail}" if detail else "")
+            )
+        return int(loaded)
 
 
 class TerminalLoadError(LoadDataError, DestinationTerminalException):

@@ -34,6 +34,9 @@ class SyncResult:
     error: str | None = None
     schema_changes: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the sync
+    chunks: int = 0  # key-range chunks of a chunked full copy (0: copied in one piece)
+    chunks_reused: int = 0  # chunks an earlier, interrupted run had already loaded
+    workers: list[str] = field(default_factory=list)  # processes that loaded those chunks
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status

@@ -15,6 +15,10 @@ if TYPE_CHECKING:
     from dbsync.result import SyncResult
 
 Listener = Callable[["SyncResult"], None]
+# (table, rows) of each chunk of a chunked copy that this process loaded
+ChunkListener = Callable[[str, int], None]
+# (table, copy id, helpers): ask that many other processes to help copy the chunks
+SpreadChunks = Callable[[str, str, int], None]
 
 
 @dataclass
@@ -25,6 +29,10 @@ class Runtime:
     engines: Engines
     tables: TablesFile
     listeners: list[Listener] = field(default_factory=list)
+    chunk_listeners: list[ChunkListener] = field(default_factory=list)
+    # set by a fleet (workers/) so a chunked copy fans out to other workers; without it the
+    # copy's helpers are threads of this process
+    spread_chunks: SpreadChunks | None = None
     dialect: MySQLDialect = field(init=False)
 
     def __post_init__(self) -> None:
@@ -44,6 +52,10 @@ class Runtime:
     def notify(self, result: SyncResult) -> None:
         for listener in self.listeners:
             listener(result)
+
+    def notify_chunk(self, table: str, rows: int) -> None:
+        for listener in self.chunk_listeners:
+            listener(table, rows)
 
     def dispose(self) -> None:
         self.engines.dispose()

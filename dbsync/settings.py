@@ -111,6 +111,18 @@ class Settings(BaseSettings):
     retry_backoff_base: float = Field(2, gt=0)
     retry_backoff_max: float = Field(300, gt=0)
     work_dir: str | None = Field(None, description="where dlt keeps load packages (temp)")
+    chunk_rows: int = Field(
+        250_000, ge=1, description="full copies of larger tables go in key ranges of this size"
+    )
+    chunk_workers: int | None = Field(
+        None, ge=1, description="participants in one chunked copy (default: cores, at most 4)"
+    )
+    chunk_lease_seconds: float = Field(
+        60, ge=1, description="a chunk whose holder stops renewing it is claimable after this"
+    )
+    copy_resume_seconds: int = Field(
+        6 * 3600, ge=60, description="an unfinished chunked copy older than this is discarded"
+    )
 
     @model_validator(mode="after")
     def _require_databases(self) -> Settings:

@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from dbsync.copy_progress import RunningCopy
 from dbsync.logs import redact
 from dbsync.state import TableStatus
 
@@ -196,3 +197,19 @@ def render_status(
         return "  ".join(parts).rstrip()
 
     return "\n".join([line(COLUMNS), *(line(r) for r in body)])
+
+
+def render_copies(copies: Sequence[RunningCopy]) -> str:
+    """One line per chunked copy in progress: chunks, rows, elapsed time and an estimate."""
+    lines = []
+    for table, _started, elapsed_s, progress in copies:
+        left = "-"
+        if 0 < progress.done < progress.total:
+            left = format_duration(elapsed_s * (progress.total - progress.done) / progress.done)
+        lines.append(
+            f"copying {table}: {progress.done}/{progress.total} chunks done "
+            f"({progress.running} running), {progress.rows:,} rows, "
+            f"elapsed {format_duration(elapsed_s)}, about {left} left"
+            + (f", workers: {', '.join(progress.workers)}" if progress.workers else "")
+        )
+    return "\n".join(lines)

@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+import sqlalchemy as sa
+
+from dbsync import chunked_copy
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
+from dbsync.copy_progress import Copy
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
 from dbsync.logs import redact
@@ -50,6 +54,8 @@ class Plan:
     unchanged: bool = False  # every row the window covers is already in the target as is
     build_indexes: bool = False  # staging was created bare: add secondary indexes after load
     target: TableSchema | None = None  # the target table an incremental run merges into
+    copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
+    rereads_copy: bool = False  # first incremental run after a chunked copy
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -142,16 +148,27 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
             )
         dialect.ensure_staging(runtime.engines.target)
         plan = _plan(runtime, config, source, result)
+    lock_check: Callable[[], None] = getattr(lock, "ensure_held", None) or (lambda: None)
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
+        _reread_done(runtime, config, plan)
         return
     with _phase(result, "stage"), _read_ahead(runtime, source, plan):
-        staged = _stage(runtime, config, source, plan, result)
-    if lock_check := getattr(lock, "ensure_held", None):
-        lock_check()
+        if plan.copy is not None:
+            job = chunked_copy.Job(runtime, source, config.primary_key, plan.copy)
+            staged = chunked_copy.coordinate(job, result, lock_check)
+        else:
+            staged = _stage(runtime, config, source, plan, result)
+    lock_check()
     with _phase(result, "commit"):
         _commit(runtime, config, source, plan)
     result.rows_loaded = staged
+    _reread_done(runtime, config, plan)
+
+
+def _reread_done(runtime: Runtime, config: TableConfig, plan: Plan) -> None:
+    if plan.rereads_copy:
+        chunked_copy.progress_of(runtime).clear_reread(config.table)
 
 
 def _read_ahead(
@@ -213,7 +230,12 @@ def _commit(runtime: Runtime, config: TableConfig, source: TableSchema, plan: Pl
         return
     if plan.build_indexes:
         dialect.index_staging(target, source, config.modifier)
-    dialect.swap_into_place(target, source, plan.target_exists)
+    if plan.copy is None:
+        dialect.swap_into_place(target, source, plan.target_exists)
+        return
+    chunked_copy.finish(
+        runtime, plan.copy, lambda: dialect.swap_into_place(target, source, plan.target_exists)
+    )
 
 
 def _target_schema(runtime: Runtime, table: str) -> TableSchema:
@@ -231,12 +253,18 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
     replace = Plan(result.mode, target_exists=current is not None, replace=True, window=Window())
+    if dialect.copies_in_chunks and current is not None:
+        replace.copy = chunked_copy.resume(runtime, source, config.primary_key)
+        if replace.copy is not None:
+            log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
+            result.mode = replace.mode = FULL_REFRESH
+            replace.build_indexes = True
+            return replace
     if result.mode == FULL_REFRESH or current is None:
         if current is None:
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
-        dialect.create_staging(engine, source, config.primary_key, config.modifier)
-        replace.build_indexes = True
+        _prepare_full_copy(runtime, config, source, replace)
         return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
     if alter and "ADD COLUMN" in alter:
@@ -246,8 +274,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         )
         result.schema_changes.append(alter)
         result.mode = replace.mode = FULL_REFRESH
-        dialect.create_staging(engine, source, config.primary_key, config.modifier)
-        replace.build_indexes = True
+        _prepare_full_copy(runtime, config, source, replace)
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
@@ -259,15 +286,52 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         return replace
     cursor = source.column(config.modifier or "")
     assert cursor is not None
-    lag = (
-        config.lag_seconds
-        if config.lag_seconds is not None
-        else runtime.settings.default_lag_seconds
-    )
+    lag = _lag(runtime, config)
     window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
+    if dialect.copies_in_chunks:
+        # changes made while a chunked copy ran may be older than the target's newest row
+        copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
+        if copy_start is not None:
+            plan.window.lower_bound, plan.rereads_copy = copy_start, True
     if window.lower_bound is not None and window_matches(runtime, source, current, window):
         plan.unchanged = True
         return plan
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
+
+
+def _lag(runtime: Runtime, config: TableConfig) -> float:
+    if config.lag_seconds is not None:
+        return config.lag_seconds
+    return runtime.settings.default_lag_seconds
+
+
+def _prepare_full_copy(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+) -> None:
+    """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
+    dialect = runtime.dialect
+    plan.build_indexes = True
+    if dialect.copies_in_chunks:
+        chunk_rows = config.chunk_rows or runtime.settings.chunk_rows
+        plan.copy = chunked_copy.start(
+            runtime, source, config, chunk_rows, lambda: _copy_start(runtime, config, source)
+        )
+    if plan.copy is None:
+        dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
+
+
+def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:
+    """Where the first incremental read after a chunked copy must start: the source's
+    highest cursor value before the copy read anything, minus the lag."""
+    cursor = source.column(config.modifier) if config.modifier else None
+    if cursor is None:
+        return None
+    dialect = runtime.dialect
+    sql = dialect.lower_bound_sql(
+        dialect.source_schema(), config.table, cursor, _lag(runtime, config)
+    )
+    with runtime.engines.source.connect() as conn:
+        value = conn.execute(sa.text(sql)).scalar()
+    return None if value is None else str(value)

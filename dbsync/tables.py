@@ -21,6 +21,7 @@ class TableConfig(BaseModel):
     modifier: str | None = Field(None, min_length=1, max_length=64)
     lag_seconds: float | None = Field(None, ge=0)
     interval: int | None = Field(None, ge=1)
+    chunk_rows: int | None = Field(None, ge=1)
 
     @field_validator("table", "modifier")
     @classmethod

@@ -46,6 +46,18 @@ def recreate_like(engine: Engine, database: str, table: str, like: str) -> None:
     execute(engine, f"CREATE TABLE {qualified(database, table)} LIKE {like}")
 
 
+def table_exists(engine: Engine, database: str, table: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(
+                "SELECT 1 FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = :d AND TABLE_NAME = :t"
+            ),
+            {"d": database, "t": table},
+        ).first()
+    return found is not None
+
+
 def count_rows(engine: Engine, database: str, table: str) -> int:
     with engine.connect() as conn:
         sql = f"SELECT COUNT(*) FROM {qualified(database, table)}"

@@ -11,11 +11,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from dbsync.checksum import RowSet, aggregate
+from dbsync.key_ranges import Key, range_predicate
 from dbsync.runtime import Runtime
 from dbsync.schema import qualified, quote, require_source_table
 from dbsync.sync import table_config
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
     from dbsync.dialects import MySQLDialect
 
 log = logging.getLogger("dbsync.verify")
-
-Key = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -60,35 +59,6 @@ class VerifyReport:
     @property
     def ok(self) -> bool:
         return self.error is None and not self.mismatches and self.source_rows == self.target_rows
-
-
-def range_predicate(
-    key: Sequence[str], lower: Key | None, upper: Key | None, placeholder: str = "%s"
-) -> tuple[str, list]:
-    """``lower <= key < upper`` for a (composite) key, in a form index ranges can use."""
-    parts: list[str] = []
-    params: list[Any] = []
-    if lower is not None:
-        sql, values = _at_or_after(key, lower, placeholder)
-        parts.append(sql)
-        params += values
-    if upper is not None:
-        sql, values = _at_or_after(key, upper, placeholder)
-        parts.append(f"NOT {sql}")
-        params += values
-    return (" AND ".join(parts) or "1=1"), params
-
-
-def _at_or_after(key: Sequence[str], values: Key, placeholder: str) -> tuple[str, list]:
-    """``key >= values`` in lexicographic order, expanded so the first column bounds a range."""
-    ors: list[str] = []
-    params: list[Any] = []
-    for i, column in enumerate(key):
-        equal = [f"{quote(k)} = {placeholder}" for k in key[:i]]
-        last = ">=" if i == len(key) - 1 else ">"
-        ors.append("(" + " AND ".join([*equal, f"{quote(column)} {last} {placeholder}"]) + ")")
-        params += [*values[:i], values[i]]
-    return "(" + " OR ".join(ors) + ")", params
 
 
 def _boundaries(

@@ -1,0 +1,356 @@
+"""Progress of chunked full copies, kept in the target database beside ``_dbsync_status``.
+
+``_dbsync_copies`` has one row per copy of a table (its chunk count, the schema it was
+planned for, where the first incremental read after it must start); ``_dbsync_copy_chunks``
+one row per key range of a copy: ``pending``, ``running`` under a lease, or ``done`` with
+its row count. Every participant (the coordinator and any helper) claims chunks with one
+atomic UPDATE here; a lease that is not renewed expires and its chunk is claimable again,
+so a chunk held by a killed process is never lost. A chunk becomes ``done`` in the same
+transaction as its load into staging, and only for the lease that loaded it.
+
+Times are the target server's clock (``NOW(6)``), the one clock every participant shares.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbsync.key_ranges import Key, decode_key, encode_key
+from dbsync.schema import qualified
+
+COPIES = "_dbsync_copies"
+CHUNKS = "_dbsync_copy_chunks"
+
+COPYING, SWAPPED, DISCARDED = "copying", "swapped", "discarded"
+PENDING, RUNNING, DONE = "pending", "running", "done"
+
+_COPIES_DDL = """(
+  copy_id CHAR(32) NOT NULL PRIMARY KEY,
+  table_name VARCHAR(64) NOT NULL,
+  state VARCHAR(12) NOT NULL,
+  fingerprint CHAR(64) NOT NULL,
+  chunks INT NOT NULL,
+  started_at DATETIME(6) NOT NULL,
+  finished_at DATETIME(6) NULL,
+  reread_from VARCHAR(64) NULL,
+  reread_pending TINYINT NOT NULL DEFAULT 0,
+  KEY by_table (table_name, started_at)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+_CHUNKS_DDL = """(
+  copy_id CHAR(32) NOT NULL,
+  chunk_no INT NOT NULL,
+  table_name VARCHAR(64) NOT NULL,
+  lower_key TEXT NULL,
+  upper_key TEXT NULL,
+  state VARCHAR(8) NOT NULL,
+  rows_copied BIGINT NULL,
+  worker VARCHAR(255) NULL,
+  lease_token CHAR(32) NULL,
+  leased_until DATETIME(6) NULL,
+  attempts INT NOT NULL DEFAULT 0,
+  last_error TEXT NULL,
+  started_at DATETIME(6) NULL,
+  finished_at DATETIME(6) NULL,
+  PRIMARY KEY (copy_id, chunk_no)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One key range of a copy, claimed by one participant under ``token``."""
+
+    copy_id: str
+    number: int
+    lower: Key | None
+    upper: Key | None
+    token: str
+
+
+@dataclass(frozen=True)
+class Copy:
+    copy_id: str
+    table: str
+    chunks: int
+    started_at: datetime
+    reread_from: str | None
+
+
+@dataclass(frozen=True)
+class Progress:
+    total: int
+    done: int
+    running: int
+    rows: int
+    workers: tuple[str, ...]
+    most_attempts: int
+    last_error: str | None
+
+    @property
+    def complete(self) -> bool:
+        return self.done == self.total
+
+
+class CopyProgress:
+    """The two progress tables of one target database."""
+
+    def __init__(self, engine: Engine, database: str) -> None:
+        self.engine = engine
+        self.copies = qualified(database, COPIES)
+        self.chunks = qualified(database, CHUNKS)
+
+    def _run(self, sql: str, params: dict[str, Any] | None = None) -> int:
+        with self.engine.begin() as conn:
+            return int(conn.execute(sa.text(sql), params or {}).rowcount)
+
+    def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
+        with self.engine.connect() as conn:
+            return list(conn.execute(sa.text(sql), params or {}).all())
+
+    def ensure(self) -> None:
+        self._run(f"CREATE TABLE IF NOT EXISTS {self.copies} {_COPIES_DDL}")
+        self._run(f"CREATE TABLE IF NOT EXISTS {self.chunks} {_CHUNKS_DDL}")
+
+    # --- copies ---------------------------------------------------------------------
+    def unfinished(self, table: str) -> list[tuple[Copy, str, float]]:
+        """Copies of ``table`` still copying: (copy, fingerprint, age in seconds)."""
+        rows = self._rows(
+            f"SELECT copy_id, table_name, chunks, started_at, reread_from, fingerprint, "
+            f"TIMESTAMPDIFF(MICROSECOND, started_at, NOW(6)) / 1e6 FROM {self.copies} "
+            "WHERE table_name = :t AND state = :s ORDER BY started_at DESC",
+            {"t": table, "s": COPYING},
+        )
+        return [(Copy(*row[:5]), row[5], float(row[6])) for row in rows]
+
+    def start(
+        self, table: str, fingerprint: str, splits: list[Key], reread_from: str | None
+    ) -> Copy:
+        """A new copy of ``table`` with one pending chunk per range between ``splits``."""
+        copy_id = uuid.uuid4().hex
+        edges: list[Key | None] = [None, *splits, None]
+        with self.engine.begin() as conn:
+            self._forget_old(conn, table)
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {self.copies} (copy_id, table_name, state, fingerprint, "
+                    "chunks, started_at, reread_from) "
+                    "VALUES (:c, :t, :s, :f, :n, NOW(6), :r)"
+                ),
+                {
+                    "c": copy_id,
+                    "t": table,
+                    "s": COPYING,
+                    "f": fingerprint,
+                    "n": len(edges) - 1,
+                    "r": reread_from,
+                },
+            )
+            conn.execute(
+                sa.text(
+                    f"INSERT INTO {self.chunks} (copy_id, chunk_no, table_name, lower_key, "
+                    "upper_key, state) VALUES (:c, :n, :t, :lo, :hi, :s)"
+                ),
+                [
+                    {
+                        "c": copy_id,
+                        "n": number,
+                        "t": table,
+                        "lo": encode_key(lower),
+                        "hi": encode_key(upper),
+                        "s": PENDING,
+                    }
+                    for number, (lower, upper) in enumerate(zip(edges, edges[1:], strict=False))
+                ],
+            )
+            started = conn.execute(
+                sa.text(f"SELECT started_at FROM {self.copies} WHERE copy_id = :c"),
+                {"c": copy_id},
+            ).scalar_one()
+        return Copy(copy_id, table, len(edges) - 1, started, reread_from)
+
+    def _forget_old(self, conn: sa.Connection, table: str) -> None:
+        """Drop the records of finished or discarded copies (keep a pending re-read)."""
+        old = f"SELECT copy_id FROM {self.copies} WHERE table_name = :t AND state <> :s"
+        conn.execute(
+            sa.text(f"DELETE FROM {self.chunks} WHERE copy_id IN ({old})"),
+            {"t": table, "s": COPYING},
+        )
+        conn.execute(
+            sa.text(
+                f"DELETE FROM {self.copies} WHERE table_name = :t AND state <> :s "
+                "AND reread_pending = 0"
+            ),
+            {"t": table, "s": COPYING},
+        )
+
+    def fingerprint(self, copy_id: str) -> str | None:
+        """The table definition a copy was planned for (None: no such copy)."""
+        rows = self._rows(
+            f"SELECT fingerprint FROM {self.copies} WHERE copy_id = :c", {"c": copy_id}
+        )
+        return rows[0][0] if rows else None
+
+    def set_state(self, copy_id: str, state: str) -> None:
+        self._run(
+            f"UPDATE {self.copies} SET state = :s, finished_at = NOW(6) WHERE copy_id = :c",
+            {"s": state, "c": copy_id},
+        )
+
+    def state(self, copy_id: str) -> str | None:
+        rows = self._rows(f"SELECT state FROM {self.copies} WHERE copy_id = :c", {"c": copy_id})
+        return rows[0][0] if rows else None
+
+    def reread_pending(self, copy_id: str) -> None:
+        """Before the swap: the next incremental run must re-read from the copy's start."""
+        self._run(
+            f"UPDATE {self.copies} SET reread_pending = 1 "
+            "WHERE copy_id = :c AND reread_from IS NOT NULL",
+            {"c": copy_id},
+        )
+
+    def pending_reread(self, table: str) -> str | None:
+        """Where the first incremental read after a chunked copy starts (None: no such copy)."""
+        rows = self._rows(
+            f"SELECT reread_from FROM {self.copies} WHERE table_name = :t "
+            "AND reread_pending = 1 ORDER BY started_at LIMIT 1",
+            {"t": table},
+        )
+        return rows[0][0] if rows else None
+
+    def clear_reread(self, table: str) -> None:
+        self._run(
+            f"UPDATE {self.copies} SET reread_pending = 0 WHERE table_name = :t",
+            {"t": table},
+        )
+
+    def running(self) -> list[RunningCopy]:
+        """Every copy in progress: (table, started_at, elapsed seconds, progress)."""
+        rows = self._rows(
+            f"SELECT copy_id, table_name, started_at, "
+            f"TIMESTAMPDIFF(MICROSECOND, started_at, NOW(6)) / 1e6 FROM {self.copies} "
+            "WHERE state = :s ORDER BY table_name",
+            {"s": COPYING},
+        )
+        return [(r[1], r[2], float(r[3]), self.progress(r[0])) for r in rows]
+
+    # --- chunks ---------------------------------------------------------------------
+    def claim(self, copy_id: str, worker: str, lease_s: float) -> Chunk | None:
+        """Take the first pending chunk, or one whose lease expired, under a new lease."""
+        token = uuid.uuid4().hex
+        claimed = self._run(
+            f"UPDATE {self.chunks} SET state = :running, lease_token = :tok, worker = :w, "
+            "leased_until = NOW(6) + INTERVAL :lease MICROSECOND, attempts = attempts + 1, "
+            "started_at = NOW(6) "
+            "WHERE copy_id = :c AND (state = :pending "
+            "OR (state = :running AND leased_until < NOW(6))) "
+            f"AND copy_id IN (SELECT copy_id FROM {self.copies} WHERE copy_id = :c "
+            "AND state = :copying) ORDER BY chunk_no LIMIT 1",
+            {
+                "running": RUNNING,
+                "pending": PENDING,
+                "copying": COPYING,
+                "tok": token,
+                "w": worker[:255],
+                "lease": int(lease_s * 1_000_000),
+                "c": copy_id,
+            },
+        )
+        if not claimed:
+            return None
+        row = self._rows(
+            f"SELECT chunk_no, lower_key, upper_key FROM {self.chunks} "
+            "WHERE copy_id = :c AND lease_token = :tok",
+            {"c": copy_id, "tok": token},
+        )[0]
+        return Chunk(copy_id, int(row[0]), decode_key(row[1]), decode_key(row[2]), token)
+
+    def renew(self, chunk: Chunk, lease_s: float) -> bool:
+        """Extend the lease; False when it is no longer this holder's."""
+        return bool(
+            self._run(
+                f"UPDATE {self.chunks} SET leased_until = NOW(6) + INTERVAL :lease MICROSECOND "
+                "WHERE copy_id = :c AND chunk_no = :n AND lease_token = :tok AND state = :s",
+                {
+                    "lease": int(lease_s * 1_000_000),
+                    "c": chunk.copy_id,
+                    "n": chunk.number,
+                    "tok": chunk.token,
+                    "s": RUNNING,
+                },
+            )
+        )
+
+    def release(self, chunk: Chunk, error: str) -> None:
+        """Give a failed chunk back at once (pending again), with the reason."""
+        self._run(
+            f"UPDATE {self.chunks} SET state = :p, lease_token = NULL, leased_until = NULL, "
+            "last_error = :e WHERE copy_id = :c AND chunk_no = :n AND lease_token = :tok",
+            {
+                "p": PENDING,
+                "e": error[:4000],
+                "c": chunk.copy_id,
+                "n": chunk.number,
+                "tok": chunk.token,
+            },
+        )
+
+    def done_sql(self) -> str:
+        """Mark a chunk done, only for the lease that loaded it (PyMySQL parameters).
+
+        Run in the transaction of the chunk's load: the load and its ``done`` commit together,
+        and a holder whose lease was taken over updates nothing and rolls its load back.
+        """
+        return (
+            f"UPDATE {self.chunks} SET state = '{DONE}', rows_copied = %s, "
+            "finished_at = NOW(6), leased_until = NULL "
+            "WHERE copy_id = %s AND chunk_no = %s AND lease_token = %s AND state = 'running'"
+        )
+
+    def progress(self, copy_id: str) -> Progress:
+        row = self._rows(
+            f"SELECT COUNT(*), SUM(state = :done), SUM(state = :running), "
+            "COALESCE(SUM(CASE WHEN state = :done THEN rows_copied END), 0), "
+            f"COALESCE(MAX(attempts), 0) FROM {self.chunks} WHERE copy_id = :c",
+            {"done": DONE, "running": RUNNING, "c": copy_id},
+        )[0]
+        workers = self._rows(
+            f"SELECT DISTINCT worker FROM {self.chunks} WHERE copy_id = :c AND state = :done "
+            "ORDER BY worker",
+            {"c": copy_id, "done": DONE},
+        )
+        error = self._rows(
+            f"SELECT last_error FROM {self.chunks} WHERE copy_id = :c AND state <> :done "
+            "AND last_error IS NOT NULL ORDER BY attempts DESC LIMIT 1",
+            {"c": copy_id, "done": DONE},
+        )
+        return Progress(
+            total=int(row[0]),
+            done=int(row[1] or 0),
+            running=int(row[2] or 0),
+            rows=int(row[3]),
+            workers=tuple(w[0] for w in workers),
+            most_attempts=int(row[4]),
+            last_error=error[0][0] if error else None,
+        )
+
+
+RunningCopy = tuple[str, datetime, float, Progress]
+
+
+def running_copies(engine: Engine, database: str) -> list[RunningCopy]:
+    """Chunked copies in progress in ``database`` (none when no copy was ever chunked)."""
+    with engine.connect() as conn:
+        exists = conn.execute(
+            sa.text(
+                "SELECT 1 FROM information_schema.TABLES "
+                "WHERE TABLE_SCHEMA = :d AND TABLE_NAME = :t"
+            ),
+            {"d": database, "t": COPIES},
+        ).first()
+    return CopyProgress(engine, database).running() if exists else []

@@ -1,0 +1,145 @@
+"""Primary-key ranges: the lexicographic predicate for a (composite) key, and the split of a
+table into ranges of about N rows found from the key index in one server-side pass.
+
+Ranges are half-open, ``lower <= key < upper``, with open ends at the first and last, so a
+split covers the whole key space: a key equal to a boundary belongs to exactly one range,
+and a row inserted anywhere later falls into some range.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from dbsync.schema import qualified, quote
+
+Key = tuple[Any, ...]
+# never part of a MySQL identifier: marks where a literal goes when parameters are inlined
+_INLINE = "\x00"
+
+
+def range_predicate(
+    key: Sequence[str], lower: Key | None, upper: Key | None, placeholder: str = "%s"
+) -> tuple[str, list]:
+    """``lower <= key < upper`` for a (composite) key, in a form index ranges can use."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if lower is not None:
+        sql, values = _at_or_after(key, lower, placeholder)
+        parts.append(sql)
+        params += values
+    if upper is not None:
+        sql, values = _at_or_after(key, upper, placeholder)
+        parts.append(f"NOT {sql}")
+        params += values
+    return (" AND ".join(parts) or "1=1"), params
+
+
+def _at_or_after(key: Sequence[str], values: Key, placeholder: str) -> tuple[str, list]:
+    """``key >= values`` in lexicographic order, expanded so the first column bounds a range."""
+    ors: list[str] = []
+    params: list[Any] = []
+    for i, column in enumerate(key):
+        equal = [f"{quote(k)} = {placeholder}" for k in key[:i]]
+        last = ">=" if i == len(key) - 1 else ">"
+        ors.append("(" + " AND ".join([*equal, f"{quote(column)} {last} {placeholder}"]) + ")")
+        params += [*values[:i], values[i]]
+    return "(" + " OR ".join(ors) + ")", params
+
+
+def literal(value: Any) -> str:
+    """A MySQL literal for a key value as PyMySQL returns it."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, bytes | bytearray):
+        return f"X'{bytes(value).hex()}'" if value else "''"
+    text = value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def range_sql(key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+    """``range_predicate`` with its values written in as literals (for any driver)."""
+    sql, params = range_predicate(key, lower, upper, _INLINE)
+    pieces = sql.split(_INLINE)
+    out = [pieces[0]]
+    for value, piece in zip(params, pieces[1:], strict=True):
+        out += [literal(value), piece]
+    return "".join(out)
+
+
+def split_points(
+    engine: Engine, database: str, table: str, key: Sequence[str], every: int
+) -> list[Key]:
+    """Every ``every``-th key in key order (the first chunk's upper bound first).
+
+    Each step is one statement that walks ``every`` entries of the primary key index on the
+    server from the previous split point (``LIMIT 1 OFFSET every``): one pass over the index
+    in all, and only the split points cross the network. Empty when the table has at most
+    ``every`` rows.
+    """
+    columns = ", ".join(quote(k) for k in key)
+    points: list[Key] = []
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        while True:
+            where = f" WHERE {range_sql(key, points[-1], None)}" if points else ""
+            cursor.execute(
+                f"SELECT {columns} FROM {qualified(database, table)}{where} "
+                f"ORDER BY {columns} LIMIT 1 OFFSET {int(every)}"
+            )
+            row = cursor.fetchone()
+            if row is None:
+                break
+            points.append(tuple(row))
+        cursor.close()
+        raw.commit()
+    finally:
+        raw.close()
+    return points
+
+
+def encode_key(values: Key | None) -> str | None:
+    """A key as JSON text for the progress table (bytes and dates tagged)."""
+    if values is None:
+        return None
+    return json.dumps([_encode(v) for v in values])
+
+
+def decode_key(text: str | None) -> Key | None:
+    if text is None:
+        return None
+    return tuple(_decode(v) for v in json.loads(text))
+
+
+def _encode(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, bytes | bytearray):
+        return {"hex": bytes(value).hex()}
+    if isinstance(value, Decimal):
+        return {"decimal": str(value)}
+    if isinstance(value, datetime | date | time | timedelta):
+        return {"text": value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)}
+    return {"text": str(value)}
+
+
+def _decode(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    if "hex" in value:
+        return bytes.fromhex(value["hex"])
+    if "decimal" in value:
+        return Decimal(value["decimal"])
+    return value["text"]

@@ -1,0 +1,218 @@
+"""Chunked full copies in one process: key ranges, progress, leases and resumption.
+
+Real MariaDB; tables are small and ``chunk_rows`` is set low so that they split into several
+chunks. The fleet (chunks on several worker processes, SIGKILLs) is tests/integration/
+test_chunked_fleet.py.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from dbsync import chunked_copy
+from dbsync.chunked_copy import Job, LeaseLost
+from dbsync.copy_progress import CopyProgress
+from dbsync.runtime import Runtime
+from dbsync.schema import require_source_table
+from dbsync.sync import sync_table
+from dbsync.tables import TableConfig
+from dbsync.verify import verify_table
+from tests import helpers
+
+
+def _numbers(scratch, rows: int = 10_000, table: str = "n") -> None:
+    helpers.execute(
+        scratch.source,
+        f"CREATE TABLE `{table}` (id INT NOT NULL PRIMARY KEY, v VARCHAR(32) NOT NULL, "
+        "n INT NULL, updated_at DATETIME(6) NOT NULL, KEY n (n), KEY u (updated_at))",
+        f"INSERT INTO `{table}` SELECT seq, MD5(seq), seq % 97, "
+        f"'2025-01-01' + INTERVAL seq SECOND FROM seq_1_to_{rows}",
+    )
+
+
+def _chunks(scratch, table: str) -> list[tuple]:
+    return helpers.query(
+        scratch.target,
+        "SELECT chunk_no, state, rows_copied, attempts, worker FROM _dbsync_copy_chunks "
+        "WHERE table_name = %s ORDER BY chunk_no",
+        (table,),
+    )
+
+
+def _same(scratch, table: str) -> bool:
+    return helpers.exact_rows(scratch.target, table) == helpers.exact_rows(scratch.source, table)
+
+
+def test_a_large_full_refresh_is_copied_in_key_ranges_and_swapped_whole(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=3)
+
+    result = sync_table(runtime, "n")
+
+    assert (result.chunks, result.chunks_reused, result.rows_loaded) == (10, 0, 10_000)
+    assert [c[1:3] for c in _chunks(scratch, "n")] == [("done", 1_000)] * 10
+    assert _same(scratch, "n")
+    assert helpers.query(scratch.target, "SHOW INDEX FROM n WHERE Key_name = 'n'")
+
+
+def test_a_table_at_most_chunk_rows_takes_the_one_piece_path(scratch, runtime_factory) -> None:
+    _numbers(scratch, rows=1_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id", "chunk_rows": 1_000}])
+    runtime = runtime_factory(chunk_rows=10)
+
+    result = sync_table(runtime, "n")
+
+    assert (result.chunks, result.rows_loaded) == (0, 1_000)
+    assert result.load_id is not None and len(result.load_id) < 32  # dlt's load id
+    assert _same(scratch, "n")
+
+
+def test_composite_keys_split_at_boundaries_without_losing_or_doubling_rows(
+    scratch, runtime_factory
+) -> None:
+    # many rows share each first key column, so boundaries fall inside runs of equal values
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE c (a INT NOT NULL, b VARCHAR(20) NOT NULL, v INT, PRIMARY KEY (a, b))",
+        "INSERT INTO c SELECT seq DIV 7, CONCAT('k', seq % 7), seq FROM seq_1_to_5000",
+    )
+    scratch.write_tables([{"table": "c", "primary_key": ["a", "b"]}])
+    runtime = runtime_factory(chunk_rows=333, chunk_workers=2)
+
+    result = sync_table(runtime, "c")
+
+    assert result.chunks == 16
+    assert sum(c[2] for c in _chunks(scratch, "c")) == 5_000
+    assert _same(scratch, "c")
+    assert verify_table(runtime, "c").ok
+
+
+def test_string_keys_in_a_case_insensitive_collation_split_exactly(
+    scratch, runtime_factory
+) -> None:
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE s (code VARCHAR(40) COLLATE utf8mb4_general_ci NOT NULL PRIMARY KEY, "
+        "v INT) DEFAULT CHARSET=utf8mb4",
+        "INSERT INTO s SELECT CONCAT(IF(seq % 2, 'Key-', 'key_'), LPAD(seq, 5, '0'), "
+        "IF(seq % 3 = 0, 'é', ''), IF(seq % 5 = 0, ' x''y\\\\z', '')), seq FROM seq_1_to_3000",
+    )
+    scratch.write_tables([{"table": "s", "primary_key": "code"}])
+    runtime = runtime_factory(chunk_rows=250, chunk_workers=2)
+
+    result = sync_table(runtime, "s")
+
+    assert result.chunks == 12
+    assert _same(scratch, "s")
+    assert verify_table(runtime, "s").ok
+
+
+def _start_copy(runtime: Runtime, table: str) -> tuple[Job, CopyProgress]:
+    config = runtime.tables.get(table)
+    assert isinstance(config, TableConfig)
+    with runtime.engines.source.connect() as conn:
+        source = require_source_table(
+            conn, runtime.dialect.source_schema(), table, config.primary_key, config.modifier
+        )
+    runtime.dialect.ensure_staging(runtime.engines.target)
+    copy = chunked_copy.start(runtime, source, config, runtime.settings.chunk_rows, lambda: None)
+    assert copy is not None
+    return Job(runtime, source, config.primary_key, copy), chunked_copy.progress_of(runtime)
+
+
+def test_the_next_sync_resumes_an_interrupted_copy_and_copies_only_the_rest(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch)
+    scratch.write_tables([{"table": "n", "primary_key": "id", "modifier": "updated_at"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=1, chunk_lease_seconds=1)
+    sync_table(runtime, "n")  # the target exists: the interrupted copy is a re-copy
+    job, progress = _start_copy(runtime, "n")
+    for _ in range(4):  # a coordinator copied four chunks, then died holding a fifth
+        chunk = progress.claim(job.copy.copy_id, "earlier", 60)
+        assert chunk is not None
+        chunked_copy.copy_chunk(job, chunk)
+    progress.claim(job.copy.copy_id, "dead", 1)
+
+    result = sync_table(runtime, "n")  # an incremental call: it finishes the copy first
+
+    assert (result.mode, result.chunks, result.chunks_reused) == ("full_refresh", 10, 4)
+    attempts = [c[3] for c in _chunks(scratch, "n")]
+    assert attempts == [1, 1, 1, 1, 2, 1, 1, 1, 1, 1]  # only the dead one's chunk twice
+    assert _same(scratch, "n")
+
+
+def test_a_holder_whose_lease_was_taken_over_loads_nothing(scratch, runtime_factory) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    job, progress = _start_copy(runtime, "n")
+    slow = progress.claim(job.copy.copy_id, "slow", 0.2)
+    time.sleep(0.5)
+    fast = progress.claim(job.copy.copy_id, "fast", 60)
+    assert slow is not None and fast is not None and slow.number == fast.number
+
+    with pytest.raises(LeaseLost):
+        chunked_copy.copy_chunk(job, slow)
+    assert helpers.query(scratch.target + "_staging", "SELECT COUNT(*) FROM n") == [(0,)]
+    chunked_copy.copy_chunk(job, fast)
+    assert helpers.query(scratch.target + "_staging", "SELECT COUNT(*) FROM n") == [(1_000,)]
+
+
+def test_an_unfinished_copy_older_than_the_limit_is_discarded(scratch, runtime_factory) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    sync_table(runtime, "n")
+    job, progress = _start_copy(runtime, "n")
+    helpers.execute(
+        scratch.target,
+        "UPDATE _dbsync_copies SET started_at = NOW(6) - INTERVAL 7 HOUR "
+        f"WHERE copy_id = '{job.copy.copy_id}'",
+    )
+
+    result = sync_table(runtime, "n")
+
+    assert (result.chunks, result.chunks_reused) == (3, 0)
+    assert progress.state(job.copy.copy_id) is None  # discarded, then forgotten
+    assert _same(scratch, "n")
+
+
+def test_changes_during_a_chunked_copy_are_caught_by_the_next_incremental_sync(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch)
+    scratch.write_tables([{"table": "n", "primary_key": "id", "modifier": "updated_at"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=1)
+
+    def writer(table: str, rows: int) -> None:
+        # after the first chunk is in: a row already copied changes, then a later one with a
+        # newer cursor value, which the copy does read; the target's highest cursor is then
+        # newer than the first change
+        if not writes:
+            writes.append(rows)
+            helpers.execute(
+                scratch.source,
+                "UPDATE n SET v = 'early', updated_at = '2030-01-01 00:00:01' WHERE id = 5",
+                "UPDATE n SET v = 'late', updated_at = '2030-01-01 00:00:02' WHERE id = 9999",
+            )
+
+    writes: list[int] = []
+    runtime.chunk_listeners.append(writer)
+    result = sync_table(runtime, "n", full_refresh=True)
+    assert result.chunks == 10 and writes
+    assert helpers.query(scratch.target, "SELECT v FROM n WHERE id IN (5, 9999) ORDER BY id") == [
+        (helpers.query(scratch.source, "SELECT MD5(5)")[0][0],),
+        ("late",),
+    ]
+
+    again = sync_table(runtime, "n")
+
+    assert again.mode == "incremental"
+    assert _same(scratch, "n")
+    assert verify_table(runtime, "n").ok
