@@ -7,6 +7,8 @@ Per-process metrics (written by whichever process ran the sync):
   ``records_extracted_total{table,mode}`` rows read from the source.
 - ``sync_errors_total{table,mode}`` failed syncs; ``syncs_total{table,mode,status}`` every
   sync outcome (``synced``, ``failed``, ``skipped``).
+- ``chunks_copied_total{table}`` chunks of chunked full copies loaded by these processes
+  (``chunk_rows_copied_total{table}`` their rows).
 - ``connection_pool_size{pool}`` and ``connection_pool_checked_out{pool}`` gauges
   (``pool`` = ``source`` | ``target``), summed over the live processes.
 
@@ -81,6 +83,8 @@ class _Metrics:
     records_extracted: Counter
     sync_errors: Counter
     syncs: Counter
+    chunks_copied: Counter
+    chunk_rows_copied: Counter
     pool_size: Gauge
     pool_checked_out: Gauge
 
@@ -125,6 +129,12 @@ def _create() -> _Metrics:
         ),
         sync_errors=Counter("sync_errors", "Failed table syncs", by_table, registry=registry),
         syncs=Counter("syncs", "Table sync outcomes", (*by_table, "status"), registry=registry),
+        chunks_copied=Counter(
+            "chunks_copied", "Chunks of chunked copies loaded", ("table",), registry=registry
+        ),
+        chunk_rows_copied=Counter(
+            "chunk_rows_copied", "Rows of chunks loaded", ("table",), registry=registry
+        ),
         pool_size=Gauge(
             "connection_pool_size",
             "Configured pool size, summed over live processes",
@@ -211,6 +221,13 @@ def record_sync(result: SyncResult) -> None:
         m.sync_errors.labels(**labels).inc()
 
 
+def record_chunk(table: str, rows: int) -> None:
+    """Count one chunk of a chunked copy loaded by this process: a Runtime chunk listener."""
+    m = _get()
+    m.chunks_copied.labels(table=table).inc()
+    m.chunk_rows_copied.labels(table=table).inc(max(rows, 0))
+
+
 def update_pool_gauges(engines: Engines) -> None:
     """Publish this process's pool size and checked-out connections."""
     m = _get()
@@ -247,6 +264,7 @@ def instrument(
         update_pool_gauges(engines)
 
     runtime.listeners.append(listener)
+    runtime.chunk_listeners.append(record_chunk)
     update_pool_gauges(engines)
     return Instrumentation(
         threads=[

@@ -74,6 +74,22 @@ def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> S
     return result
 
 
+def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
+    """Help a running chunked copy of ``table`` (a chunk task): copy chunks until none is
+    left. Takes no lock: the copy's coordinator holds the table's."""
+    config = table_config(runtime, table)
+    with runtime.engines.source.connect() as conn:
+        source = require_source_table(
+            conn,
+            runtime.dialect.source_schema(),
+            table,
+            config.primary_key,
+            config.modifier,
+            read=runtime.dialect.read_table,
+        )
+    return chunked_copy.help_copy(runtime, source, config.primary_key, copy_id)
+
+
 def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
     """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
     result, _error = _attempt(runtime, table, full_refresh)

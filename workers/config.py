@@ -15,6 +15,7 @@ from pydantic import Field, model_validator
 from dbsync.settings import Settings, build_settings
 
 TASK_NAME = "dbsync.sync_table"
+CHUNK_TASK_NAME = "dbsync.copy_chunk"
 
 
 class FleetSettings(Settings):

@@ -1,4 +1,6 @@
-"""The fleet's one task, ``dbsync.sync_table``: a thin wrapper around dbsync.sync.sync_table.
+"""The fleet's tasks, thin wrappers around the library: ``dbsync.sync_table`` around
+dbsync.sync.sync_table, and ``dbsync.copy_chunk`` around dbsync.sync.help_copy (a helper of a
+chunked full copy, sent by the copy's coordinator through ``spread_chunks``).
 
 The task builds nothing itself: it takes the process's Runtime (built after fork by
 ``workers.worker``), calls the same library function as ``dbsync sync`` and turns the outcome
@@ -25,7 +27,7 @@ from dbsync.result import Status, SyncResult, result_of, utc_now
 from dbsync.retry import backoff_delay, should_retry
 from dbsync.runtime import Runtime
 from workers.app import app
-from workers.config import TASK_NAME, load_fleet_settings
+from workers.config import CHUNK_TASK_NAME, TASK_NAME, load_fleet_settings
 from workers.worker import get_runtime
 
 logger = logging.getLogger("workers.worker")
@@ -150,3 +152,27 @@ def _on_error(
     logger.error("%s failed: %s", table, message)
     summary = _summary(table, mode, started, "failed", message, exc)
     raise SyncFailed(f"{table}: {message}", summary)
+
+
+@app.task(name=CHUNK_TASK_NAME, bind=True, throws=(SyncFailed,))
+def copy_chunk(self: Task, table: str, copy_id: str) -> dict[str, Any]:
+    """Copy chunks of a running chunked copy until none is left; never takes the table lock.
+
+    Not retried: a chunk that fails goes back to the copy (its lease is released, or
+    expires if this process dies) and the coordinator, or another helper, copies it.
+    """
+    try:
+        summary = sync.help_copy(get_runtime(), table, copy_id)
+    except Exception as exc:  # the chunk is back in the copy; report and end
+        message = describe(exc)
+        logger.warning("%s: chunk helper for copy %s stopped: %s", table, copy_id, message)
+        raise SyncFailed(f"{table}: {message}") from None
+    logger.info("%s: helped copy %s with chunks %s", table, copy_id, summary["chunks"])
+    return summary
+
+
+def spread_chunks(table: str, copy_id: str, helpers: int) -> None:
+    """``Runtime.spread_chunks`` in a worker: that many chunk tasks for idle workers."""
+    expires = get_runtime().settings.copy_resume_seconds
+    for _ in range(helpers):
+        copy_chunk.apply_async(args=[table, copy_id], expires=expires)

@@ -47,6 +47,7 @@ def start_runtime() -> Runtime:
             settings = load_settings()
             register_settings_secrets(settings)
             runtime = Runtime.create(settings)
+            runtime.spread_chunks = _spread_chunks
             for problem in runtime.tables.problems:
                 logger.warning("tables.json entry skipped: %s", problem)
             try:
@@ -61,6 +62,13 @@ def start_runtime() -> Runtime:
                 len(runtime.tables.tables),
             )
         return _runtime
+
+
+def _spread_chunks(table: str, copy_id: str, helpers: int) -> None:
+    """A chunked copy's helpers are chunk tasks any worker of the fleet takes."""
+    from workers.tasks import spread_chunks
+
+    spread_chunks(table, copy_id, helpers)
 
 
 def stop_runtime() -> None:
