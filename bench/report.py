@@ -115,6 +115,10 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
               median(runs, "dbsync_full", "rss_mb"), 500.0, " MB"),
         _goal("sync with nothing to do: task time well under 1 s (< 1 s)",
               median(runs, "dbsync_noop_large", "task_s"), 1.0, " s"),
+        _goal(f"chunked full refresh of {big} rows on the fleet <= 0.7x mysqldump|mysql wall",
+              median(runs, "dbsync_fleet"), 0.7 * base if base else None, " s"),
+        _goal(f"chunked full refresh of {big} rows, --parallel 1 <= 1.1x mysqldump|mysql wall",
+              median(runs, "dbsync_full_p1"), 1.1 * base if base else None, " s"),
     ]
 
 
@@ -130,6 +134,9 @@ def format_goals(goals: Sequence[Goal], runs: Sequence[Run]) -> str:
             f"  (full refresh peak RSS growth, small -> large table: "
             f"{rss_small:.0f} -> {rss_large:.0f} MB, x{rss_large / rss_small:.2f})"
         )
+    fleet, killed = median(runs, "dbsync_fleet"), median(runs, "dbsync_fleet_killed")
+    if fleet and killed:
+        lines.append(f"  (fleet copy with a helper killed halfway: {killed - fleet:+.1f} s)")
     return "\n".join(lines)
 
 

@@ -14,8 +14,10 @@ from types import FrameType
 
 from bench import db, report
 from bench import scenarios as sc
+from bench.fleet import Fleet
 
-STEPS = ("full", "incremental", "dlt", "sling")
+STEPS = ("full", "chunked", "incremental", "dlt", "sling")
+FLEET_WORKERS = 4
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -29,7 +31,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--only", action="append", choices=STEPS, metavar="STEP",
         help=f"run only these steps (repeatable; any of {', '.join(STEPS)}). "
-        "'full' is the baseline and dbsync full refreshes",
+        "'full' is the baseline and dbsync full refreshes, 'chunked' the baseline, the CLI "
+        "with --parallel 1 and a fleet of 4 workers (needs Redis: BENCH_REDIS_URL)",
     )
     parser.add_argument("--peer-size", choices=("small", "large"), default="small",
                         help="table the dlt and Sling peers sync (default: small)")
@@ -66,6 +69,21 @@ def step_full(bench: sc.Bench) -> None:
         sc.dbsync_full(bench, repeat, sc.SMALL)
 
 
+def step_chunked(bench: sc.Bench) -> None:
+    """Chunked copies: one process with --parallel 1, and a fleet of worker processes
+    (plain, and with a helper killed halfway), interleaved with the baseline."""
+    fleet = Fleet(sc.dbsync_env(bench), bench.tmp, FLEET_WORKERS)
+    try:
+        fleet.start()
+        for repeat in range(1, bench.repeat + 1):
+            sc.baseline(bench, repeat)
+            sc.dbsync_parallel1(bench, repeat)
+            sc.fleet_full(bench, fleet, repeat)
+        sc.fleet_full(bench, fleet, 1, kill=True)
+    finally:
+        fleet.stop()
+
+
 def step_incremental(bench: sc.Bench) -> None:
     for table in (sc.SMALL, sc.LARGE):
         sc.ensure_dbsync_target(bench, table)
@@ -83,6 +101,7 @@ def step_incremental(bench: sc.Bench) -> None:
 def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
     actions: dict[str, Callable[[], None]] = {
         "full": lambda: step_full(bench),
+        "chunked": lambda: step_chunked(bench),
         "incremental": lambda: step_incremental(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),

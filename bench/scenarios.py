@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench import db, measure, peers
+from bench.fleet import Fleet
 from bench.report import FAILED, INVALID, OK, TIMED_OUT, UNAVAILABLE, Run
 
 LARGE, SMALL = "bench_large", "bench_small"
@@ -211,6 +212,39 @@ def dbsync_noop(bench: Bench, repeat: int, table: str) -> Run:
     run = Run(f"dbsync_noop_{size}", f"dbsync incremental, no change ({rows:,})", rows, 0,
               repeat)
     return dbsync_sync(bench, run, table)
+
+
+# --- chunked copies -----------------------------------------------------------------------
+
+def dbsync_parallel1(bench: Bench, repeat: int) -> Run:
+    rows = bench.sizes[LARGE]
+    run = Run("dbsync_full_p1", f"dbsync --full-refresh --parallel 1 ({rows:,})", rows, rows,
+              repeat)
+    return dbsync_sync(bench, run, LARGE, "--full-refresh", "--parallel", "1")
+
+
+def fleet_full(bench: Bench, fleet: Fleet, repeat: int, *, kill: bool = False) -> Run:
+    """One full refresh of the large table through the fleet, timed send to result."""
+    rows = bench.sizes[LARGE]
+    scenario = "dbsync_fleet_killed" if kill else "dbsync_fleet"
+    what = "helper killed halfway" if kill else "full refresh"
+    run = Run(scenario, f"fleet of {fleet.workers}: {what} ({rows:,})", rows, rows, repeat)
+    started = time.perf_counter()
+    result = fleet.copy(LARGE)
+    try:
+        if kill:
+            fleet.kill_helper_halfway(bench.server, bench.database("dbsync"), result)
+        summary = result.get(timeout=3600)
+        returncode, error = 0, ""
+    except Exception as exc:  # noqa: BLE001 - reported as a failed run
+        summary, returncode, error = {}, 1, repr(exc)
+    wall = time.perf_counter() - started
+    measured = measure.Measured(wall, fleet.peak_rss_mb(), returncode, "", error)
+    run.task_s, run.extracted = summary.get("duration_s"), summary.get("rows_extracted")
+    run.note = f"{summary.get('chunks')} chunks, {len(summary.get('workers', []))} workers"
+    if kill:
+        fleet.start()  # replace the killed worker (untimed)
+    return record(bench, run, measured, bench.database("dbsync"), LARGE)
 
 
 # --- peers ----------------------------------------------------------------------------------
