@@ -111,13 +111,13 @@ class MySQLDialect:
         sql = create_table_sql(
             source, self.staging_schema(), source.name, key, cursor, secondary_indexes=False
         )
-        tgt.execute(engine, sql)
+        tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes of a fully loaded staging table (one sorted pass)."""
         sql = add_indexes_sql(source, self.staging_schema(), cursor)
         if sql:
-            tgt.execute(engine, sql)
+            tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         like = qualified(self.target_schema(), current.name)

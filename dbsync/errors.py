@@ -73,6 +73,11 @@ class LockLost(TransientError):
     """The table lock's connection died during the sync; the result is not committed."""
 
 
+class MetadataLockTimeout(TransientError):
+    """A target DDL kept timing out waiting for a table's metadata lock (another session
+    holds it, typically an open transaction that read the table)."""
+
+
 class Outcome(StrEnum):
     TRANSIENT = "transient"
     FATAL = "fatal"

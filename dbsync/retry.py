@@ -12,6 +12,13 @@ from __future__ import annotations
 import random
 from collections.abc import Callable
 
+# A target DDL (swap, ALTER, CREATE, DROP) that timed out waiting for a metadata lock is
+# retried this many times, after full-jitter delays of at most 1, 2, 4 and 8 seconds: readers
+# get the table between attempts, and the sync gives up within about a minute.
+MDL_RETRIES = 4
+MDL_BACKOFF_BASE = 1.0
+MDL_BACKOFF_MAX = 8.0
+
 # 2**64 already dwarfs any sane maximum; clamping the exponent keeps the float finite.
 _MAX_EXPONENT = 64
 

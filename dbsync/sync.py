@@ -28,7 +28,7 @@ from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
 from dbsync.result import SyncResult, attach_result
 from dbsync.runtime import Runtime
-from dbsync.schema import TableSchema, plan_alter, require_source_table
+from dbsync.schema import TableSchema, plan_alter, qualified, require_source_table
 from dbsync.state import record_result
 from dbsync.tables import TableConfig
 
@@ -251,7 +251,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
-        tgt.execute(engine, alter)
+        tgt.execute_ddl(engine, qualified(target_db, config.table), alter)
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):

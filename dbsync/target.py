@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.errors import FatalError
+from dbsync.errors import FatalError, MetadataLockTimeout, mysql_error_code
+from dbsync.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, backoff_delay, should_retry
 from dbsync.schema import TableSchema, qualified, quote
+
+log = logging.getLogger("dbsync.sync_engine")
+
+# "Lock wait timeout exceeded": for DDL, the metadata lock was not granted in time
+LOCK_WAIT_TIMEOUT = 1205
 
 
 def ensure_database(engine: Engine, database: str) -> None:
@@ -36,14 +44,50 @@ def execute(engine: Engine, *statements: str) -> None:
             conn.execute(sa.text(statement))
 
 
+def execute_ddl(engine: Engine, table: str, *statements: str) -> None:
+    """Run DDL on ``table`` (qualified name) with a bounded wait for its metadata lock.
+
+    Each attempt waits at most the session's ``lock_wait_timeout`` (TARGET_LOCK_WAIT_TIMEOUT,
+    set on every target connection): while a DDL waits, MariaDB queues every later reader of
+    the table behind it, so the wait stays short and readers get the table back between
+    attempts. After MDL_RETRIES retries with backoff it gives up with MetadataLockTimeout.
+    """
+    retries = 0
+    while True:
+        try:
+            execute(engine, *statements)
+            return
+        except sa.exc.DBAPIError as exc:
+            if mysql_error_code(exc) != LOCK_WAIT_TIMEOUT:
+                raise
+            if not should_retry(retries, MDL_RETRIES):
+                raise MetadataLockTimeout(
+                    f"metadata lock on {table} not granted after {retries + 1} attempts of "
+                    "TARGET_LOCK_WAIT_TIMEOUT seconds each: another session holds it (typically "
+                    "an open transaction that read the table); the target table is unchanged"
+                ) from exc
+        delay = backoff_delay(retries, MDL_BACKOFF_BASE, MDL_BACKOFF_MAX)
+        retries += 1
+        log.warning(
+            "metadata lock on %s is held by another session; retry %d/%d in %.1fs",
+            table,
+            retries,
+            MDL_RETRIES,
+            delay,
+        )
+        time.sleep(delay)
+
+
 def drop_table(engine: Engine, database: str, table: str) -> None:
-    execute(engine, f"DROP TABLE IF EXISTS {qualified(database, table)}")
+    name = qualified(database, table)
+    execute_ddl(engine, name, f"DROP TABLE IF EXISTS {name}")
 
 
 def recreate_like(engine: Engine, database: str, table: str, like: str) -> None:
     """An empty staging table with exactly the definition of ``like``."""
     drop_table(engine, database, table)
-    execute(engine, f"CREATE TABLE {qualified(database, table)} LIKE {like}")
+    name = qualified(database, table)
+    execute_ddl(engine, name, f"CREATE TABLE {name} LIKE {like}")
 
 
 def count_rows(engine: Engine, database: str, table: str) -> int:
@@ -72,15 +116,17 @@ def swap_into_place(
     """
     old = _old_name(table)
     drop_table(engine, staging, old)
+    name = qualified(target, table)
     if target_exists:
-        execute(
+        execute_ddl(
             engine,
-            f"RENAME TABLE {qualified(target, table)} TO {qualified(staging, old)}, "
-            f"{qualified(staging, table)} TO {qualified(target, table)}",
+            name,
+            f"RENAME TABLE {name} TO {qualified(staging, old)}, "
+            f"{qualified(staging, table)} TO {name}",
         )
         drop_table(engine, staging, old)
     else:
-        execute(engine, f"RENAME TABLE {qualified(staging, table)} TO {qualified(target, table)}")
+        execute_ddl(engine, name, f"RENAME TABLE {qualified(staging, table)} TO {name}")
 
 
 def merge_sql(schema: TableSchema, staging: str, target: str, key: tuple[str, ...]) -> str:
