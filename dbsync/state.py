@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dbsync.errors import Outcome, classify
 from dbsync.result import SyncResult
+from dbsync.retry import STATUS_BACKOFF_BASE, STATUS_BACKOFF_MAX, STATUS_RETRIES, retrying
 from dbsync.schema import qualified
 
 if TYPE_CHECKING:
@@ -122,9 +124,23 @@ def _upsert_sql(engine: Engine, database: str) -> str:
 
 
 def record_result(engine: Engine, database: str, result: SyncResult) -> None:
-    """Upsert the outcome of one sync (skipped syncs are not recorded: nothing happened)."""
+    """Upsert the outcome of one sync (skipped syncs are not recorded: nothing happened).
+
+    A transient failure is retried (STATUS_RETRIES): a sync that failed because the target's
+    connections were lost is recorded as failed on fresh ones once the target answers.
+    """
     if result.status == "skipped":
         return
+    retrying(
+        lambda: _upsert_result(engine, database, result),
+        retryable=lambda exc: classify(exc) is Outcome.TRANSIENT,
+        retries=STATUS_RETRIES,
+        base=STATUS_BACKOFF_BASE,
+        maximum=STATUS_BACKOFF_MAX,
+    )
+
+
+def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
     ensure_status_table(engine, database)
     params = {
         "table_name": result.table,

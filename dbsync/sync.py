@@ -92,6 +92,7 @@ def _attempt(
     except Exception as exc:
         result.finish("failed", describe(exc))
         log.error("table %s: sync failed: %s", table, result.error)
+        log.debug("table %s: traceback of the failure", table, exc_info=exc)
         _record(runtime, result)
         return result, exc
     result.finish("synced")

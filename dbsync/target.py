@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import time
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbsync.errors import FatalError, MetadataLockTimeout, mysql_error_code
-from dbsync.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, backoff_delay, should_retry
+from dbsync.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, retrying
 from dbsync.schema import TableSchema, qualified, quote
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -52,30 +51,37 @@ def execute_ddl(engine: Engine, table: str, *statements: str) -> None:
     the table behind it, so the wait stays short and readers get the table back between
     attempts. After MDL_RETRIES retries with backoff it gives up with MetadataLockTimeout.
     """
-    retries = 0
-    while True:
-        try:
-            execute(engine, *statements)
-            return
-        except sa.exc.DBAPIError as exc:
-            if mysql_error_code(exc) != LOCK_WAIT_TIMEOUT:
-                raise
-            if not should_retry(retries, MDL_RETRIES):
-                raise MetadataLockTimeout(
-                    f"metadata lock on {table} not granted after {retries + 1} attempts of "
-                    "TARGET_LOCK_WAIT_TIMEOUT seconds each: another session holds it (typically "
-                    "an open transaction that read the table); the target table is unchanged"
-                ) from exc
-        delay = backoff_delay(retries, MDL_BACKOFF_BASE, MDL_BACKOFF_MAX)
-        retries += 1
+
+    def waiting(retry: int, delay: float, _exc: Exception) -> None:
         log.warning(
             "metadata lock on %s is held by another session; retry %d/%d in %.1fs",
             table,
-            retries,
+            retry,
             MDL_RETRIES,
             delay,
         )
-        time.sleep(delay)
+
+    try:
+        retrying(
+            lambda: execute(engine, *statements),
+            retryable=_lock_wait_timed_out,
+            retries=MDL_RETRIES,
+            base=MDL_BACKOFF_BASE,
+            maximum=MDL_BACKOFF_MAX,
+            on_retry=waiting,
+        )
+    except sa.exc.DBAPIError as exc:
+        if not _lock_wait_timed_out(exc):
+            raise
+        raise MetadataLockTimeout(
+            f"metadata lock on {table} not granted in {MDL_RETRIES + 1} attempts of "
+            "TARGET_LOCK_WAIT_TIMEOUT seconds each: another session holds it (typically an "
+            "open transaction that read the table); the target table is unchanged"
+        ) from exc
+
+
+def _lock_wait_timed_out(exc: Exception) -> bool:
+    return mysql_error_code(exc) == LOCK_WAIT_TIMEOUT
 
 
 def drop_table(engine: Engine, database: str, table: str) -> None:
