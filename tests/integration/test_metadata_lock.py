@@ -126,4 +126,3 @@ def test_the_sync_succeeds_when_the_holder_commits_during_the_retries(
     assert waited < READER_BOUND_S
     assert result.status == "synced", result.error
     assert helpers.exact_rows(scratch.target, "t") == helpers.exact_rows(scratch.source, "t")
-

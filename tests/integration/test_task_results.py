@@ -49,8 +49,19 @@ class RedisServer:
 
     def start(self) -> None:
         self._process = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--daemonize", "no"],
+            [
+                "redis-server",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--daemonize",
+                "no",
+            ],
             stdout=subprocess.DEVNULL,
         )
         client = redis.Redis(port=self.port)
@@ -95,9 +106,22 @@ def celery_worker(worker_env: dict[str, str], tmp_path: Path) -> Iterator[Path]:
     log = tmp_path / "worker.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-c", "1",
-             "--loglevel", "INFO"],
-            cwd=REPO, env=worker_env, stdout=out, stderr=subprocess.STDOUT,
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "workers.app",
+                "worker",
+                "-c",
+                "1",
+                "--loglevel",
+                "INFO",
+            ],
+            cwd=REPO,
+            env=worker_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
     yield log
