@@ -76,7 +76,7 @@ def execute_ddl(engine: Engine, table: str, *statements: str) -> None:
         raise MetadataLockTimeout(
             f"metadata lock on {table} not granted in {MDL_RETRIES + 1} attempts of "
             "TARGET_LOCK_WAIT_TIMEOUT seconds each: another session holds it (typically an "
-            "open transaction that read the table); the target table is unchanged"
+            "open transaction that read the table); the statement was not applied"
         ) from exc
 
 
