@@ -19,6 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
+from dbsync import deletes
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
@@ -26,7 +27,7 @@ from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, strea
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
-from dbsync.result import SyncResult, attach_result
+from dbsync.result import SyncResult, attach_result, utc_now
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, plan_alter, require_source_table
 from dbsync.state import record_result
@@ -96,11 +97,12 @@ def _attempt(
         return result, exc
     result.finish("synced")
     log.info(
-        "table %s: synced (%s) %s rows extracted, %s loaded in %.2fs (%s)",
+        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted in %.2fs (%s)",
         table,
         result.mode,
         result.rows_extracted,
         result.rows_loaded,
+        result.rows_deleted,
         result.duration_s,
         ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
     )
@@ -142,16 +144,22 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
             )
         dialect.ensure_staging(runtime.engines.target)
         plan = _plan(runtime, config, source, result)
+    lock_check = getattr(lock, "ensure_held", None) or (lambda: None)
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
-        return
-    with _phase(result, "stage"), _read_ahead(runtime, source, plan):
-        staged = _stage(runtime, config, source, plan, result)
-    if lock_check := getattr(lock, "ensure_held", None):
+    else:
+        if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
+            result.deletes_checked_at = utc_now()
+        with _phase(result, "stage"), _read_ahead(runtime, source, plan):
+            staged = _stage(runtime, config, source, plan, result)
         lock_check()
-    with _phase(result, "commit"):
-        _commit(runtime, config, source, plan)
-    result.rows_loaded = staged
+        with _phase(result, "commit"):
+            _commit(runtime, config, source, plan)
+        result.rows_loaded = staged
+    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
+        with _phase(result, "deletes"):
+            tables = deletes.Tables(source, plan.target)
+            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
 
 
 def _read_ahead(
