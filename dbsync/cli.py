@@ -40,13 +40,13 @@ def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
 def format_results(results: Sequence[SyncResult]) -> str:
     header = (
         f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
-        f"{'deleted':>8} {'seconds':>8}  error"
+        f"{'seconds':>8} {'deleted':>8}  error"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
-            f"{r.rows_loaded:>10} {r.rows_deleted:>8} {r.duration_s:>8.2f}  {r.error or ''}"
+            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
         )
     return "\n".join(lines)
 

@@ -46,7 +46,7 @@ def test_demo_incremental_table_propagates_a_delete(demo: tuple[int, list[str], 
     with sqlite3.connect(demo[2] / "target.db") as conn:
         gone = conn.execute("SELECT COUNT(*) FROM order_lines WHERE order_id = 9 AND line_no = 2")
         assert gone.fetchone() == (0,)
-    assert order_lines.split()[5] == "1"
+    assert order_lines.split()[6] == "1"
 
 
 def test_demo_full_refresh_propagates_deletes(demo: tuple[int, list[str], Path]) -> None:

@@ -103,6 +103,15 @@ def test_narrowing_fetches_few_rows_for_few_differences_in_many() -> None:
     assert behind <= keydiff.FETCH_ROWS
 
 
+def test_narrowing_goes_deeper_until_few_rows_remain(monkeypatch) -> None:
+    monkeypatch.setattr(keydiff, "FETCH_ROWS", 1_000)
+    target = set(range(200_000))
+    source = target - set(range(11, 200_000, 1_000))
+    sides = (MemorySide(source), MemorySide(target))
+    diff = keydiff.compare(sides)
+    assert (len(diff.only_in_target), sides[1].scans) == (200, 2)
+
+
 def test_identity_text_matches_the_server_form_for_composite_keys() -> None:
     assert keydiff.identity_text(["a|", "b"]) == "2:a|1:b"
     assert keydiff.identity_text(["a", "|b"]) == "1:a2:|b"
