@@ -170,8 +170,9 @@ def dbsync_sync(bench: Bench, run: Run, table: str, *flags: str) -> Run:
     result = measure.run([*dbsync_command(), "sync", table, *flags], env=dbsync_env(bench),
                          cwd=bench.tmp)
     run.task_s, run.extracted = parse_summary(result.stdout, table)
-    if phase := re.search(r"deletes (\d+\.\d+)s", result.stderr):
-        run.note = f"key comparison {phase.group(1)} s"
+    if found := re.search(r"compared in (\d+\.\d+)s, re-checked and deleted in (\d+\.\d+)s",
+                          result.stderr):
+        run.note = f"keys compared {found.group(1)} s, re-checked + deleted {found.group(2)} s"
     return record(bench, run, result, bench.database("dbsync"), table)
 
 
