@@ -23,7 +23,7 @@ candidates with the server's own comparison before acting on them (``dbsync.dele
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -42,6 +42,7 @@ ROWS_PER_BUCKET = 16  # aim of the first fold: few rows behind each differing bu
 # fetch identities once the differing buckets hold at most this many rows: shipping 100,000
 # short identities costs less than one more scan of a 1,000,000-row key index
 FETCH_ROWS = 100_000
+BATCH_ROWS = 500_000  # identities fetched per side and statement when many buckets differ
 HASH_BITS = 32  # CRC32
 # CRC32 is linear over GF(2): keys like consecutive integers make different sets whose CRCs
 # XOR alike. Folding CRC32 * MIX (Knuth's multiplicative constant; carries are not linear)
@@ -215,19 +216,42 @@ def deeper_bits(bits: int, buckets: int) -> int | None:
     return min(bits + split.bit_length() - 1, HASH_BITS)
 
 
-def narrow(sides: tuple[Side, Side], rows: int) -> Buckets | None:
-    """The buckets that hold every key present on only one side; None when the folds agree."""
+@dataclass(frozen=True)
+class Narrowed:
+    """Buckets at one depth that hold every key present on only one side, each with the
+    rows it holds on the larger side (empty when the folds agree)."""
+
+    bits: int
+    rows: dict[int, int]
+
+    def batches(self, limit: int | None = None) -> Iterator[Buckets]:
+        """The buckets in groups of about ``limit`` rows (default ``BATCH_ROWS``), so memory
+        stays bounded even when most of a large table differs."""
+        limit = limit or BATCH_ROWS
+        group: list[int] = []
+        held = 0
+        for bucket, behind in sorted(self.rows.items()):
+            if group and held + behind > limit:
+                yield Buckets(self.bits, (self.bits, tuple(group)))
+                group, held = [], 0
+            group.append(bucket)
+            held += behind
+        if group:
+            yield Buckets(self.bits, (self.bits, tuple(group)))
+
+
+def narrow(sides: tuple[Side, Side], rows: int) -> Narrowed:
+    """Fold ever finer until the differing buckets hold at most ``FETCH_ROWS`` rows (or
+    cannot usefully be split further)."""
     buckets = Buckets(first_bits(rows))
     while True:
         source, target = _both(sides, lambda side, at=buckets: side.folds(at))
         changed = differing(source, target)
-        if not changed:
-            return None
-        narrowed = Buckets(buckets.bits, (buckets.bits, changed))
         deeper = deeper_bits(buckets.bits, len(changed))
-        if deeper is None or rows_behind(changed, source, target) <= FETCH_ROWS:
-            return narrowed
-        buckets = Buckets(deeper, narrowed.within)
+        if not changed or deeper is None or rows_behind(changed, source, target) <= FETCH_ROWS:
+            held = {b: rows_behind((b,), source, target) for b in changed}
+            return Narrowed(buckets.bits, held)
+        buckets = Buckets(deeper, (buckets.bits, changed))
 
 
 def _both(sides: tuple[Side, Side], work: Callable[[Side], Any]) -> tuple[Any, Any]:
@@ -262,14 +286,13 @@ def compare(sides: tuple[Side, Side], folds: tuple[Fold, Fold] | None = None) ->
     diff = KeyDiff(source_total[0], target_total[0], [])
     if source_total == target_total:
         return diff
-    buckets = narrow(sides, max(source_total[0], target_total[0]))
-    if buckets is None:
-        return diff
-    source_rows, target_rows = _both(
-        sides, lambda side: side.identities(buckets, with_keys=side is sides[1])
-    )
-    source_ids = {row[0] for row in source_rows}
-    target_ids = {row[0] for row in target_rows}
-    diff.only_in_target = [tuple(row[1:]) for row in target_rows if row[0] not in source_ids]
-    diff.only_in_source = len(source_ids - target_ids)
+    narrowed = narrow(sides, max(source_total[0], target_total[0]))
+    for buckets in narrowed.batches():
+        source_rows, target_rows = _both(
+            sides, lambda side, at=buckets: side.identities(at, with_keys=side is sides[1])
+        )
+        source_ids = {row[0] for row in source_rows}
+        target_ids = {row[0] for row in target_rows}
+        diff.only_in_target += [tuple(row[1:]) for row in target_rows if row[0] not in source_ids]
+        diff.only_in_source += len(source_ids - target_ids)
     return diff

@@ -20,10 +20,15 @@ class MemorySide(keydiff.LocalSide):
     def __init__(self, keys: set[int]) -> None:
         self.rows = [(str(k), k) for k in sorted(keys)]
         self.scans = 0
+        self.fetches = 0
 
     def folds(self, buckets: Buckets) -> dict[int, keydiff.Fold]:
         self.scans += 1
         return super().folds(buckets)
+
+    def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple]:
+        self.fetches += 1
+        return super().identities(buckets, with_keys)
 
 
 def _compare(source: set[int], target: set[int]) -> tuple[keydiff.KeyDiff, MemorySide]:
@@ -96,11 +101,23 @@ def test_narrowing_fetches_few_rows_for_few_differences_in_many() -> None:
     target = set(range(1_200_000))
     source = target - {5, 500_000, 1_199_999}
     sides = (MemorySide(source), MemorySide(target))
-    buckets = narrow(sides, len(target))
-    assert buckets is not None and buckets.within is not None
-    assert len(buckets.within[1]) == 3
-    behind = sum(1 for _ in sides[1]._selected(buckets))
-    assert behind <= keydiff.FETCH_ROWS
+    narrowed = narrow(sides, len(target))
+    assert len(narrowed.rows) == 3
+    assert sum(narrowed.rows.values()) <= keydiff.FETCH_ROWS
+
+
+def test_batches_group_buckets_by_rows_held() -> None:
+    narrowed = keydiff.Narrowed(8, {1: 40, 2: 40, 3: 40, 4: 10})
+    groups = [b.within[1] for b in narrowed.batches(80) if b.within]
+    assert groups == [(1, 2), (3, 4)]
+
+
+def test_many_differences_are_fetched_in_batches(monkeypatch) -> None:
+    monkeypatch.setattr(keydiff, "BATCH_ROWS", 5_000)
+    target = set(range(60_000))
+    source = set(range(0, 60_000, 2))
+    diff, side = _compare(source, target)
+    assert (len(diff.only_in_target), side.fetches > 1) == (30_000, True)
 
 
 def test_narrowing_goes_deeper_until_few_rows_remain(monkeypatch) -> None:
