@@ -116,6 +116,13 @@ def pool_numbers(engine: Engine) -> dict[str, int]:
     return numbers
 
 
+def has_room(engine: Engine, spare: int) -> bool:
+    """True when the engine's pool could hand out ``spare`` more connections right now."""
+    numbers = pool_numbers(engine)
+    capacity = numbers["size"] + numbers["max_overflow"]
+    return capacity - numbers["checked_out"] >= spare
+
+
 def pool_status(engine: Engine) -> dict[str, int]:
     """Size and checked-out connections of an engine's pool, as health and metrics report."""
     numbers = pool_numbers(engine)

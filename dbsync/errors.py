@@ -65,6 +65,10 @@ class RowCountMismatch(FatalError):
     """A full refresh staged a different number of rows than the source snapshot holds."""
 
 
+class TooManyDeletes(FatalError):
+    """Propagating deletes would remove more of the target than max_delete_fraction allows."""
+
+
 class LoadDataError(FatalError):
     """The bulk load reported warnings or lost rows: the data would not arrive unchanged."""
 

@@ -26,6 +26,7 @@ class SyncResult:
     status: Status = "synced"
     rows_extracted: int = 0
     rows_loaded: int = 0
+    rows_deleted: int = 0  # target rows removed because the source deleted them
     duration_s: float = 0.0
     started_at: datetime = field(default_factory=utc_now)
     finished_at: datetime | None = None
@@ -34,6 +35,7 @@ class SyncResult:
     error: str | None = None
     schema_changes: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the sync
+    deletes_checked_at: datetime | None = None  # when this run compared keys for deletes
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status
@@ -47,6 +49,8 @@ class SyncResult:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        checked = self.deletes_checked_at
+        data["deletes_checked_at"] = checked.isoformat() if checked else None
         return data
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -135,16 +137,40 @@ def swap_into_place(
         execute_ddl(engine, name, f"RENAME TABLE {qualified(staging, table)} TO {name}")
 
 
-def merge_sql(schema: TableSchema, staging: str, target: str, key: tuple[str, ...]) -> str:
-    """Upsert the staged rows by primary key: one statement, touching only the staged keys."""
+def delete_keys(
+    engine: Engine, table: str, key: Sequence[str], keys: Sequence[Sequence[Any]], placeholder: str
+) -> int:
+    """Delete the rows with these primary keys in one short transaction; returns how many."""
+    if not keys:
+        return 0
+    if len(key) == 1:
+        where = f"{quote(key[0])} IN ({', '.join(placeholder for _ in keys)})"
+    else:
+        match = "(" + " AND ".join(f"{quote(k)} = {placeholder}" for k in key) + ")"
+        where = " OR ".join(match for _ in keys)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", [v for row in keys for v in row])
+        deleted = cursor.rowcount
+        raw.commit()
+        return int(deleted)
+    finally:
+        raw.close()
+
+
+def merge_sql(schema: TableSchema, staging: str, target: str) -> str:
+    """Upsert the staged rows by primary key: one statement, touching only the staged keys.
+
+    The key columns are updated too: under a case-insensitive collation ``'Key-1'`` and
+    ``'KEY-1'`` are the same key, and the target must take the source's exact spelling (an
+    unchanged value is not written again).
+    """
     names = [quote(c) for c in schema.column_names]
     columns = ", ".join(names)
-    updates = [f"{n} = VALUES({n})" for n in names if n not in {quote(k) for k in key}]
-    verb = "INSERT" if updates else "INSERT IGNORE"
-    sql = (
-        f"{verb} INTO {qualified(target, schema.name)} ({columns}) "
-        f"SELECT {columns} FROM {qualified(staging, schema.name)}"
+    updates = [f"{n} = VALUES({n})" for n in names]
+    return (
+        f"INSERT INTO {qualified(target, schema.name)} ({columns}) "
+        f"SELECT {columns} FROM {qualified(staging, schema.name)} "
+        "ON DUPLICATE KEY UPDATE " + ", ".join(updates)
     )
-    if updates:
-        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
-    return sql
