@@ -119,6 +119,25 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
               median(runs, "dbsync_fleet"), 0.7 * base if base else None, " s"),
         _goal(f"chunked full refresh of {big} rows, --parallel 1 <= 1.1x mysqldump|mysql wall",
               median(runs, "dbsync_full_p1"), 1.1 * base if base else None, " s"),
+        *delete_goals(runs, big),
+    ]
+
+
+def _ratio(runs: Sequence[Run], scenario: str, reference: str) -> tuple[float | None, ...]:
+    value, base = median(runs, scenario), median(runs, reference)
+    return (value / base if value and base else None), base
+
+
+def delete_goals(runs: Sequence[Run], big: str) -> list[Goal]:
+    """Issue 9's goals: 1,000 deletes + 1,000 updates propagated into the large table."""
+    deletes = median(runs, "dbsync_del_large")
+    vs_updates, _ = _ratio(runs, "dbsync_del_large", "dbsync_upd_large")
+    vs_full, _ = _ratio(runs, "dbsync_del_large", "dbsync_delfull_large")
+    what = f"1,000 deletes + 1,000 updates into {big}"
+    return [
+        _goal(f"{what}: whole dbsync sync process <= 3 s", deletes, 3.0, " s"),
+        _goal(f"{what} <= 1.6x the updates-only incremental sync", vs_updates, 1.6, "x"),
+        _goal(f"{what} <= 0.3x a full refresh of the table", vs_full, 0.3, "x"),
     ]
 
 

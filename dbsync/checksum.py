@@ -15,6 +15,7 @@ from sqlalchemy.engine import Engine
 
 from dbsync.engines import fetch_all
 from dbsync.extract import Window, text_expression
+from dbsync.keydiff import identity_sql, identity_text
 from dbsync.schema import TableSchema, qualified, quote
 
 if TYPE_CHECKING:
@@ -73,16 +74,41 @@ def _aggregate_locally(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> t
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
     for row in fetch_all(engine, sql, rows.params):
-        text = (
-            "#".join(f"{len(v)}:{v}" for v in row if v is not None)
-            + "#"
-            + "".join("1" if v is None else "0" for v in row)
-        )
-        digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+        digest = _local_digest(row)
         count += 1
         low ^= int.from_bytes(digest[:8], "big")
         high ^= int.from_bytes(digest[8:], "big")
     return count, low, high
+
+
+def _local_digest(values: Sequence[str | None]) -> bytes:
+    """MD5 of a row's text values as ``row_hash_sql`` forms them on the server."""
+    text = (
+        "#".join(f"{len(v)}:{v}" for v in values if v is not None)
+        + "#"
+        + "".join("1" if v is None else "0" for v in values)
+    )
+    return hashlib.md5(text.encode(), usedforsecurity=False).digest()
+
+
+def row_digests(
+    dialect: MySQLDialect, engine: Engine, rows: RowSet, key: Sequence[str]
+) -> dict[object, object]:
+    """Each row's key identity and content digest: a mismatching chunk, row by row."""
+    if dialect.name == "sqlite":
+        chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+        keys = [rows.schema.column(k) for k in key]
+        texts = [dialect.text_expression(c) for c in [*keys, *chosen] if c is not None]
+        sql = f"SELECT {', '.join(texts)} FROM {rows.table} WHERE {rows.where}"
+        return {
+            identity_text(row[: len(key)]): _local_digest(row[len(key) :])
+            for row in fetch_all(engine, sql, rows.params)
+        }
+    sql = (
+        f"SELECT {identity_sql(rows.schema, key)}, {row_hash_sql(rows.schema, rows.columns)} "
+        f"FROM {rows.table} WHERE {rows.where}"
+    )
+    return dict(fetch_all(engine, sql, rows.params))
 
 
 def window_matches(

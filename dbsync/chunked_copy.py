@@ -91,7 +91,8 @@ class Job:
 def resume(runtime: Runtime, source: TableSchema, key: tuple[str, ...]) -> Copy | None:
     """A recent unfinished copy of this table to carry on with; discards the others."""
     progress = progress_of(runtime)
-    progress.ensure()
+    if not progress.exists():
+        return None
     kept: Copy | None = None
     for copy, planned_for, age_s in progress.unfinished(source.name):
         reason = _unresumable(runtime, copy, planned_for, age_s, fingerprint(source, key))
@@ -354,8 +355,7 @@ def help_copy(
     """
     started = utc_now()
     progress = progress_of(runtime)
-    progress.ensure()
-    planned_for = progress.fingerprint(copy_id)
+    planned_for = progress.fingerprint(copy_id) if progress.exists() else None
     summary: dict[str, Any] = {
         "table": source.name,
         "copy_id": copy_id,

@@ -40,13 +40,13 @@ def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
 def format_results(results: Sequence[SyncResult]) -> str:
     header = (
         f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
-        f"{'seconds':>8}  error"
+        f"{'seconds':>8} {'deleted':>8}  error"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
-            f"{r.rows_loaded:>10} {r.duration_s:>8.2f}  {r.error or ''}"
+            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
         )
     return "\n".join(lines)
 
@@ -88,7 +88,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = "OK" if report.ok else "MISMATCH"
         print(
             f"{report.table}: {verdict} source={report.source_rows} target={report.target_rows} "
-            f"chunks={report.chunks}" + (f" error: {report.error}" if report.error else "")
+            f"chunks={report.chunks}"
+            + (f" rows: {report.describe_rows()}" if report.mismatches else "")
+            + (f" error: {report.error}" if report.error else "")
         )
         key = runtime.tables.get(report.table)
         for diff in report.mismatches:

@@ -101,7 +101,7 @@ class CopyProgress:
     """The two progress tables of one target database."""
 
     def __init__(self, engine: Engine, database: str) -> None:
-        self.engine = engine
+        self.engine, self.database = engine, database
         self.copies = qualified(database, COPIES)
         self.chunks = qualified(database, CHUNKS)
 
@@ -112,6 +112,18 @@ class CopyProgress:
     def _rows(self, sql: str, params: dict[str, Any] | None = None) -> list[Any]:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.text(sql), params or {}).all())
+
+    def exists(self) -> bool:
+        """Whether this database ever had a chunked copy (the tables are made by the first)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                sa.text(
+                    "SELECT 1 FROM information_schema.TABLES "
+                    "WHERE TABLE_SCHEMA = :d AND TABLE_NAME = :t"
+                ),
+                {"d": self.database, "t": CHUNKS},
+            ).first()
+        return found is not None
 
     def ensure(self) -> None:
         self._run(f"CREATE TABLE IF NOT EXISTS {self.copies} {_COPIES_DDL}")
@@ -216,6 +228,8 @@ class CopyProgress:
 
     def pending_reread(self, table: str) -> str | None:
         """Where the first incremental read after a chunked copy starts (None: no such copy)."""
+        if not self.exists():
+            return None
         rows = self._rows(
             f"SELECT reread_from FROM {self.copies} WHERE table_name = :t "
             "AND reread_pending = 1 ORDER BY started_at LIMIT 1",
@@ -345,12 +359,5 @@ RunningCopy = tuple[str, datetime, float, Progress]
 
 def running_copies(engine: Engine, database: str) -> list[RunningCopy]:
     """Chunked copies in progress in ``database`` (none when no copy was ever chunked)."""
-    with engine.connect() as conn:
-        exists = conn.execute(
-            sa.text(
-                "SELECT 1 FROM information_schema.TABLES "
-                "WHERE TABLE_SCHEMA = :d AND TABLE_NAME = :t"
-            ),
-            {"d": database, "t": COPIES},
-        ).first()
-    return CopyProgress(engine, database).running() if exists else []
+    progress = CopyProgress(engine, database)
+    return progress.running() if progress.exists() else []

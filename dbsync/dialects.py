@@ -22,6 +22,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync import target as tgt
 from dbsync.errors import TableBusy
+from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import TableLock, lock_name
 from dbsync.schema import (
     Column,
@@ -90,6 +91,10 @@ class MySQLDialect:
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         return cursor
 
+    def key_side(self, keys: KeySet) -> Side:
+        """Where a table's keys are folded for the delete comparison: on the server."""
+        return ServerSide(keys)
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         from dbsync.extract import TEMPORAL
 
@@ -112,13 +117,13 @@ class MySQLDialect:
         sql = create_table_sql(
             source, self.staging_schema(), source.name, key, cursor, secondary_indexes=False
         )
-        tgt.execute(engine, sql)
+        tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes of a fully loaded staging table (one sorted pass)."""
         sql = add_indexes_sql(source, self.staging_schema(), cursor)
         if sql:
-            tgt.execute(engine, sql)
+            tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         like = qualified(self.target_schema(), current.name)
@@ -130,7 +135,7 @@ class MySQLDialect:
         )
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
-        sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema(), key)
+        sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema())
         tgt.execute(engine, sql)
         tgt.drop_table(engine, self.staging_schema(), schema.name)
 
@@ -226,6 +231,11 @@ class SQLiteDialect(MySQLDialect):
 
     def arrow_reader_url(self) -> str | None:
         return None
+
+    def key_side(self, keys: KeySet) -> Side:
+        """SQLite has neither CRC32 nor BIT_XOR: its keys are folded in Python."""
+        columns = [keys.schema.column(k) for k in keys.key]
+        return LocalSide(keys, [self.text_expression(c) for c in columns if c is not None])
 
     def named_param(self, name: str) -> str:
         return f":{name}"

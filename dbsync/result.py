@@ -26,6 +26,7 @@ class SyncResult:
     status: Status = "synced"
     rows_extracted: int = 0
     rows_loaded: int = 0
+    rows_deleted: int = 0  # target rows removed because the source deleted them
     duration_s: float = 0.0
     started_at: datetime = field(default_factory=utc_now)
     finished_at: datetime | None = None
@@ -37,6 +38,7 @@ class SyncResult:
     chunks: int = 0  # key-range chunks of a chunked full copy (0: copied in one piece)
     chunks_reused: int = 0  # chunks an earlier, interrupted run had already loaded
     workers: list[str] = field(default_factory=list)  # processes that loaded those chunks
+    deletes_checked_at: datetime | None = None  # when this run compared keys for deletes
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status
@@ -50,6 +52,8 @@ class SyncResult:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        checked = self.deletes_checked_at
+        data["deletes_checked_at"] = checked.isoformat() if checked else None
         return data
 
 

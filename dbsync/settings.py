@@ -123,6 +123,9 @@ class Settings(BaseSettings):
     copy_resume_seconds: int = Field(
         6 * 3600, ge=60, description="an unfinished chunked copy older than this is discarded"
     )
+    target_lock_wait_timeout: int = Field(
+        5, ge=1, description="seconds a target statement waits for a metadata lock"
+    )
 
     @model_validator(mode="after")
     def _require_databases(self) -> Settings:
