@@ -100,7 +100,8 @@ def resume(runtime: Runtime, source: TableSchema, key: tuple[str, ...]) -> Copy 
             kept = copy
             continue
         progress.set_state(copy.copy_id, DISCARDED)
-        log.info("table %s: chunked copy %s discarded: %s", source.name, copy.copy_id, reason)
+        why = reason or "a newer copy is resumed"
+        log.info("table %s: chunked copy %s discarded: %s", source.name, copy.copy_id, why)
     return kept
 
 
@@ -300,7 +301,8 @@ def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str) -> in
         )
         if marked != 1:
             raise LeaseLost(
-                f"table {job.table!r} chunk {chunk.number}: taken over by another worker"
+                f"table {job.table!r} chunk {chunk.number}: taken over by another worker "
+                "or its copy was discarded"
             )
         raw.commit()
         return loaded

@@ -318,12 +318,14 @@ class CopyProgress:
         """Mark a chunk done, only for the lease that loaded it (PyMySQL parameters).
 
         Run in the transaction of the chunk's load: the load and its ``done`` commit together,
-        and a holder whose lease was taken over updates nothing and rolls its load back.
+        and a holder whose lease was taken over, or whose copy was discarded, updates nothing
+        and rolls its load back.
         """
         return (
             f"UPDATE {self.chunks} SET state = '{DONE}', rows_copied = %s, "
             "finished_at = NOW(6), leased_until = NULL "
-            "WHERE copy_id = %s AND chunk_no = %s AND lease_token = %s AND state = 'running'"
+            f"WHERE copy_id = %s AND chunk_no = %s AND lease_token = %s AND state = '{RUNNING}' "
+            f"AND copy_id IN (SELECT copy_id FROM {self.copies} WHERE state = '{COPYING}')"
         )
 
     def progress(self, copy_id: str) -> Progress:

@@ -309,7 +309,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
     replace = Plan(result.mode, target_exists=current is not None, replace=True, window=Window())
-    if dialect.copies_in_chunks and current is not None:
+    if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, config.primary_key)
         if replace.copy is not None:
             log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)

@@ -7,6 +7,7 @@ test_chunked_fleet.py.
 
 from __future__ import annotations
 
+import re
 import time
 
 import pytest
@@ -216,3 +217,38 @@ def test_changes_during_a_chunked_copy_are_caught_by_the_next_incremental_sync(
     assert again.mode == "incremental"
     assert _same(scratch, "n")
     assert verify_table(runtime, "n").ok
+
+
+def test_the_cli_copies_chunks_with_parallel_threads_and_logs_each(scratch) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    env = {**scratch.env(), "CHUNK_ROWS": "1000"}
+
+    done = helpers.run_dbsync(
+        env, "sync", "n", "--full-refresh", "--parallel", "2", cwd=scratch.tables_path.parent
+    )
+
+    assert done.returncode == 0, done.stdout + done.stderr
+    copied = sorted(re.findall(r"table n: chunk (\d)/3 copied: 1,000 rows", done.stderr))
+    assert copied == ["1", "2", "3"], done.stderr
+    assert _same(scratch, "n")
+
+
+def test_status_shows_a_copy_in_progress(scratch, runtime_factory) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    job, progress = _start_copy(runtime, "n")
+    chunk = progress.claim(job.copy.copy_id, "host:1", 60)
+    assert chunk is not None
+    chunked_copy.copy_chunk(job, chunk)
+    progress.claim(job.copy.copy_id, "host:2", 60)
+
+    shown = helpers.run_dbsync(scratch.env(), "status", cwd=scratch.tables_path.parent)
+
+    assert shown.returncode == 0, shown.stderr
+    assert re.search(
+        r"copying n: 1/3 chunks done \(1 running\), 1,000 rows, elapsed [\d.]+s, about "
+        r"[\d.]+s left, workers: ",
+        shown.stdout,
+    ), shown.stdout
