@@ -118,7 +118,7 @@ class Settings(BaseSettings):
         None, ge=1, description="participants in one chunked copy (default: cores, at most 4)"
     )
     chunk_lease_seconds: float = Field(
-        60, ge=1, description="a chunk whose holder stops renewing it is claimable after this"
+        30, ge=1, description="a chunk whose holder stops renewing it is claimable after this"
     )
     copy_resume_seconds: int = Field(
         6 * 3600, ge=60, description="an unfinished chunked copy older than this is discarded"
