@@ -17,7 +17,7 @@ from dbsync.chunked_copy import Job, LeaseLost
 from dbsync.copy_progress import CopyProgress
 from dbsync.runtime import Runtime
 from dbsync.schema import require_source_table
-from dbsync.sync import sync_table
+from dbsync.sync import help_copy, sync_table
 from dbsync.tables import TableConfig
 from dbsync.verify import verify_table
 from tests import helpers
@@ -252,3 +252,18 @@ def test_status_shows_a_copy_in_progress(scratch, runtime_factory) -> None:
         r"[\d.]+s left, workers: ",
         shown.stdout,
     ), shown.stdout
+
+
+def test_a_helper_copies_every_chunk_left_without_the_table_lock(scratch, runtime_factory) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    job, progress = _start_copy(runtime, "n")
+
+    with runtime.dialect.table_lock(runtime.engines.target, "n"):  # held by "the coordinator"
+        summary = help_copy(runtime, "n", job.copy.copy_id)
+        stranger = help_copy(runtime, "n", "0" * 32)
+
+    assert (summary["copy_id"], summary["chunks"]) == (job.copy.copy_id, [0, 1, 2])
+    assert progress.progress(job.copy.copy_id).complete
+    assert stranger["chunks"] == []  # no such copy: nothing to help with

@@ -198,3 +198,11 @@ def test_instrument_adds_listener_and_reporters() -> None:
     assert value(text, "records_processed_total", table="orders", mode="incremental") == 9
     assert value(text, "connection_pool_size", pool="source") == 4
     assert all(not thread.alive for thread in handle.threads)
+
+
+def test_each_chunk_loaded_counts_once_with_its_rows() -> None:
+    metrics.record_chunk("big", 250_000)
+    metrics.record_chunk("big", 1_000)
+    text = metrics.metrics_text()
+    assert value(text, "chunks_copied_total", table="big") == 2
+    assert value(text, "chunk_rows_copied_total", table="big") == 251_000
