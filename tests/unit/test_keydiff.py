@@ -56,6 +56,14 @@ def test_no_deeper_fold_past_the_hash_width() -> None:
     assert deeper_bits(keydiff.HASH_BITS, 1) is None
 
 
+def test_fetch_limit_grows_with_the_table_up_to_a_batch() -> None:
+    assert [keydiff.fetch_limit(n) for n in (1_000, 2_000_000, 100_000_000)] == [
+        keydiff.FETCH_ROWS,
+        250_000,
+        keydiff.BATCH_ROWS,
+    ]
+
+
 def test_differing_counts_a_bucket_missing_on_one_side() -> None:
     assert differing({1: (2, 5), 2: (1, 1)}, {1: (2, 5), 3: (1, 9)}) == (2, 3)
 
@@ -121,7 +129,7 @@ def test_many_differences_are_fetched_in_batches(monkeypatch) -> None:
 
 
 def test_narrowing_goes_deeper_until_few_rows_remain(monkeypatch) -> None:
-    monkeypatch.setattr(keydiff, "FETCH_ROWS", 1_000)
+    monkeypatch.setattr(keydiff, "fetch_limit", lambda rows: 1_000)
     target = set(range(200_000))
     source = target - set(range(11, 200_000, 1_000))
     sides = (MemorySide(source), MemorySide(target))
