@@ -213,6 +213,9 @@ def test_task_returns_the_summary_of_the_sync(
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "error": None,
         "schema_changes": ["created"],
+        "chunks": 0,  # a small table: one piece, no chunked copy
+        "chunks_reused": 0,
+        "workers": [],
     }
 
 
