@@ -22,6 +22,7 @@ candidates with the server's own comparison before acting on them (``dbsync.dele
 
 from __future__ import annotations
 
+import math
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,7 +39,7 @@ Key = tuple[Any, ...]
 Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
 
 MAX_GROUPS = 65_536  # buckets one fold may return (in-memory GROUP BY on MariaDB)
-ROWS_PER_BUCKET = 16  # aim of the first fold: few rows behind each differing bucket
+MIN_ROWS_PER_BUCKET = 16  # the first fold's finest buckets
 # fetch identities once the differing buckets hold at most this many rows, or an eighth of
 # the table: shipping an identity costs about as much as scanning eight index entries, so
 # that is cheaper than one more scan (measured: 1,000,000 and 10,000,000 integer keys)
@@ -191,9 +192,14 @@ def fold_all(hashes: Iterable[int]) -> Fold:
 # --- narrowing: pure functions ---------------------------------------------------------
 
 
-def first_bits(rows: int) -> int:
-    """Bits of the first fold: about ``ROWS_PER_BUCKET`` rows a bucket, at most MAX_GROUPS."""
-    wanted = max(rows // ROWS_PER_BUCKET, 1)
+def first_bits(rows: int, differences: int = 1) -> int:
+    """Bits of the first fold, sized for the differences expected (at least the gap between
+    the row counts): a fold returns three numbers a bucket and fetching returns one or two a
+    row, so ``r = sqrt(2 rows / differences)`` rows a bucket moves the fewest values in all
+    (1,000 differences in 1,000,000 rows: ~45 a bucket, 32,768 buckets). At least
+    ``MIN_ROWS_PER_BUCKET`` rows a bucket, at most ``MAX_GROUPS`` buckets."""
+    per_bucket = max(math.isqrt(2 * rows // max(differences, 1)), MIN_ROWS_PER_BUCKET)
+    wanted = max(rows // per_bucket, 1)
     return min(wanted.bit_length(), MAX_GROUPS.bit_length() - 1)
 
 
@@ -246,10 +252,10 @@ def fetch_limit(rows: int) -> int:
     return min(max(FETCH_ROWS, rows // 8), BATCH_ROWS)
 
 
-def narrow(sides: tuple[Side, Side], rows: int) -> Narrowed:
+def narrow(sides: tuple[Side, Side], rows: int, differences: int = 1) -> Narrowed:
     """Fold ever finer until the differing buckets hold at most ``fetch_limit`` rows (or
     cannot usefully be split further)."""
-    buckets = Buckets(first_bits(rows))
+    buckets = Buckets(first_bits(rows, differences))
     while True:
         source, target = _both(sides, lambda side, at=buckets: side.folds(at))
         changed = differing(source, target)
@@ -293,7 +299,8 @@ def compare(sides: tuple[Side, Side], folds: tuple[Fold, Fold] | None = None) ->
     diff = KeyDiff(source_total[0], target_total[0], [])
     if source_total == target_total:
         return diff
-    narrowed = narrow(sides, max(source_total[0], target_total[0]))
+    gap = abs(source_total[0] - target_total[0])
+    narrowed = narrow(sides, max(source_total[0], target_total[0]), gap)
     for buckets in narrowed.batches():
         source_rows, target_rows = _both(
             sides, lambda side, at=buckets: side.identities(at, with_keys=side is sides[1])

@@ -36,8 +36,12 @@ def _compare(source: set[int], target: set[int]) -> tuple[keydiff.KeyDiff, Memor
     return keydiff.compare(sides), sides[1]
 
 
-def test_first_fold_aims_at_sixteen_rows_a_bucket() -> None:
-    assert [first_bits(n) for n in (0, 15, 16, 1_000, 1_000_000)] == [1, 1, 1, 6, 16]
+def test_first_fold_without_a_count_gap_has_coarse_buckets() -> None:
+    assert [first_bits(n) for n in (0, 15, 16, 1_000, 1_000_000)] == [1, 1, 1, 5, 10]
+
+
+def test_first_fold_is_finer_the_more_differences_are_expected() -> None:
+    assert [first_bits(1_000_000, d) for d in (1, 1_000, 100_000)] == [10, 15, 16]
 
 
 def test_first_fold_never_asks_for_more_than_max_groups() -> None:
