@@ -71,11 +71,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from dbsync.checks import unreachable
     from dbsync.errors import describe
     from dbsync.verify import VerifyReport, verify_table
 
     runtime = _runtime()
     reports: list[VerifyReport] = []
+    problems = unreachable(runtime.engines, runtime.settings)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        runtime.dispose()
+        return EXIT_FAILED
     try:
         for name in _selected(runtime.tables, args.tables):
             try:
@@ -101,14 +108,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
+    from dbsync.checks import connection_problem
     from dbsync.engines import create_engine
+    from dbsync.logs import register_settings_secrets
     from dbsync.state import read_status
     from dbsync.status_view import render_status
 
     settings = load_settings()
+    register_settings_secrets(settings)
     engine = create_engine(settings.target, settings, target=True)
     try:
         rows = read_status(engine, settings.target.database)
+    except Exception as exc:  # noqa: BLE001 - one line, not a driver traceback
+        print(f"error: {connection_problem('TARGET_DB', settings.target, exc)}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         engine.dispose()
     configured = [t.table for t in load_tables(settings.tables_config).tables]
