@@ -159,11 +159,14 @@ def _type_names(exc: BaseException) -> set[str]:
 
 def certificate_problem(exc: BaseException) -> str | None:
     """The reason a TLS certificate was refused, if that is what ``exc`` comes down to."""
-    for item in _chain(exc):
+    chain = list(_chain(exc))
+    for item in chain:
         if isinstance(item, ssl.SSLCertVerificationError):
             return item.verify_message or str(item)
-        if "CERTIFICATE_VERIFY_FAILED" in str(item):
-            return str(item)
+    for item in reversed(chain):  # innermost first: wrappers repeat it with more noise
+        text = str(item).strip()
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return text.splitlines()[0]
     return None
 
 
