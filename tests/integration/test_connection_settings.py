@@ -160,3 +160,34 @@ def test_sync_says_which_database_to_create_when_it_may_not(
     assert result.error is not None
     assert f"create it (CREATE DATABASE `{scratch.target}`)" in result.error
     assert "\n" not in result.error
+
+
+def test_a_statement_longer_than_the_read_timeout_fails_as_a_transient_error(
+    scratch: Scratch,
+) -> None:
+    from dbsync.engines import create_engine
+    from dbsync.errors import Outcome, classify, describe
+
+    settings = scratch.settings(db_read_timeout=1)
+    engine = create_engine(settings.source, settings, target=False)
+    try:
+        with pytest.raises(Exception) as caught, engine.connect() as conn:  # noqa: PT011
+            conn.exec_driver_sql("SELECT SLEEP(5)")
+    finally:
+        engine.dispose()
+    assert classify(caught.value) is Outcome.TRANSIENT
+    assert describe(caught.value).startswith("MySQL error 2013")
+
+
+def test_a_server_that_never_answers_is_reported_instead_of_hanging(scratch: Scratch) -> None:
+    scratch.write_tables([GOOD])
+    with socket.socket() as silent:  # accepts TCP connections (backlog), never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = str(silent.getsockname()[1])
+
+        done = run(scratch, "status", TARGET_DB_PORT=port, DB_READ_TIMEOUT="1")
+
+    assert done.returncode == 1
+    (line,) = problem_lines(done.stderr)
+    assert "TARGET_DB: cannot connect" in line and "timed out" in line
