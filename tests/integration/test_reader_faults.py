@@ -111,14 +111,15 @@ def test_cli_reports_a_killed_extraction_and_syncs_the_other_tables(
     assert "Traceback" not in stdout + stderr
 
 
-def test_cli_names_the_cause_of_a_killed_extraction_query(scratch: Scratch) -> None:
+@pytest.mark.parametrize("extractor", ["connectorx", "pymysql"])
+def test_cli_names_the_cause_of_a_killed_extraction_query(scratch: Scratch, extractor: str) -> None:
     create_tables(scratch.source)
     scratch.write_tables([HELD])
     lock = lock_table(scratch.source, "held")
     try:
         sync = subprocess.Popen(
             [str(Path(sys.executable).with_name("dbsync")), "sync"],
-            cwd=scratch.tables_path.parent, env=dbsync_env(scratch),
+            cwd=scratch.tables_path.parent, env=dbsync_env(scratch, DBSYNC_EXTRACTOR=extractor),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         )
         kill_extraction(scratch.source, "held", "QUERY", lock)
