@@ -117,13 +117,12 @@ def _source_problems(settings: Settings, tables: TablesFile) -> list[ConfigProbl
 
     engine = create_engine(settings.source, settings, target=False)
     try:
-        with engine.connect():
-            pass
-    except Exception as exc:  # noqa: BLE001 - reported as a problem line
-        engine.dispose()
-        return [connection_problem("SOURCE_DB", settings.source, exc)]
-    try:
+        unreachable = unreachable_side("SOURCE_DB", engine, settings.source)
+        if unreachable:
+            return unreachable
         problems = table_problems(engine, settings.source.database, tables)
+        if not settings.source.is_mysql:
+            return problems
         absent = {p.path.removesuffix(".table") for p in problems if p.path.endswith(".table")}
         present = [t.table for t in tables.tables if _path(tables, t) not in absent]
         return problems + _select_problems(engine, settings.source.database, present)
@@ -248,14 +247,15 @@ def _database_problems(conn: Connection, databases: tuple[str, ...]) -> list[Con
 
 def unreachable(engines: Engines, settings: Settings) -> list[ConfigProblem]:
     """One problem per side whose server cannot be reached with the configured settings."""
-    problems = []
-    for path, engine, db in (
-        ("SOURCE_DB", engines.source, settings.source),
-        ("TARGET_DB", engines.target, settings.target),
-    ):
-        try:
-            with engine.connect():
-                pass
-        except Exception as exc:  # noqa: BLE001 - reported as a problem line
-            problems.append(connection_problem(path, db, exc))
-    return problems
+    return unreachable_side("SOURCE_DB", engines.source, settings.source) + unreachable_side(
+        "TARGET_DB", engines.target, settings.target
+    )
+
+
+def unreachable_side(path: str, engine: Engine, db: DatabaseSettings) -> list[ConfigProblem]:
+    """The problem connecting ``engine`` to its server, if any."""
+    try:
+        with engine.connect():
+            return []
+    except Exception as exc:  # noqa: BLE001 - reported as a problem line
+        return [connection_problem(path, db, exc)]
