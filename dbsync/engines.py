@@ -38,10 +38,11 @@ def mysql_connect_args(
         "init_command": init_command,
         "local_infile": local_infile,
         "connect_timeout": settings.db_connect_timeout,
-        # every reply of the server (the handshake too) and every write; long enough for
-        # the longest single statement (a LOAD DATA file, an index build, a merge)
+        # every wait for a reply of the server (the login handshake too); long enough for the
+        # longest single statement (a LOAD DATA file, an index build, a merge). No write
+        # timeout: PyMySQL's socket timeout on writes left a LOAD DATA LOCAL whose connection
+        # the server killed blocked in sendall instead of failing
         "read_timeout": settings.db_read_timeout,
-        "write_timeout": settings.db_read_timeout,
     }
     context = db.ssl_context()
     if context is not None:

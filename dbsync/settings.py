@@ -100,9 +100,9 @@ class Settings(BaseSettings):
     db_read_timeout: float = Field(
         3600,
         gt=0,
-        description="seconds dbsync waits for one reply of a database server (or one write "
-        "to it); must exceed the longest single statement: a LOAD DATA file, an index build "
-        "on the largest staged table, a merge, a COUNT(*)",
+        description="seconds dbsync waits for one reply of a database server; must exceed "
+        "the longest single statement: a LOAD DATA file, an index build on the largest staged "
+        "table, a merge, a COUNT(*)",
     )
 
     interval: int = Field(300, ge=1, description="seconds between scheduled syncs of a table")

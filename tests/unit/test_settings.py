@@ -146,7 +146,7 @@ def test_connections_get_the_connect_and_read_timeouts() -> None:
         source_db_name="s", target_db_name="t", db_connect_timeout=3, db_read_timeout=120
     )
     args = mysql_connect_args(settings.source, settings, SOURCE_INIT, local_infile=False)
-    assert (args["connect_timeout"], args["read_timeout"], args["write_timeout"]) == (3, 120, 120)
+    assert (args["connect_timeout"], args["read_timeout"]) == (3, 120)
 
 
 def test_read_timeout_default_leaves_room_for_a_long_statement() -> None:
