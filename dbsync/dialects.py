@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync import target as tgt
+from dbsync.engines import server_engine, uses_tls
 from dbsync.errors import TableBusy
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import TableLock, lock_name
@@ -45,6 +46,7 @@ class MySQLDialect:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._target_ready = False
 
     # --- names ------------------------------------------------------------------------
     def source_schema(self) -> str:
@@ -68,11 +70,13 @@ class MySQLDialect:
     def named_param(self, name: str) -> str:
         return f"%({name})s"
 
-    def arrow_reader_url(self) -> str | None:
+    def arrow_reader_url(self, engine: Engine) -> str | None:
         """connectorx URL for fast arrow extraction; None to read through PyMySQL.
 
-        PyMySQL is used when TLS is configured (connectorx takes no TLS files), when
-        ``DBSYNC_EXTRACTOR=pymysql``, or when connectorx is not installed.
+        connectorx cannot speak TLS, so PyMySQL reads whenever the source connection really
+        uses TLS: TLS is required by the settings, or ``preferred`` (the default) and the
+        server offered it. PyMySQL also reads when ``DBSYNC_EXTRACTOR=pymysql`` or when
+        connectorx is not installed.
         """
         source = self.settings.source
         if os.environ.get("DBSYNC_EXTRACTOR", "").lower() == "pymysql":
@@ -81,7 +85,10 @@ class MySQLDialect:
             return None
         if importlib.util.find_spec("connectorx") is None:
             return None
-        url = source.url.set(drivername="mysql", query={})
+        if source.ssl_mode != "disabled" and uses_tls(engine):
+            return None
+        timeouts = {"tcp_connect_timeout_ms": str(int(self.settings.db_connect_timeout * 1000))}
+        url = source.url.set(drivername="mysql", query=timeouts)
         return url.render_as_string(hide_password=False)
 
     def begin_snapshot(self, raw: Any) -> Any:
@@ -107,6 +114,21 @@ class MySQLDialect:
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
         tgt.ensure_database(engine, self.staging_schema())
+
+    def ensure_target(self) -> None:
+        """Create the target database on first use (once per process), if it is missing.
+
+        The target engine cannot connect to a database that does not exist, so this goes
+        through a connection without a default database.
+        """
+        if self._target_ready:
+            return
+        engine = server_engine(self.settings.target, self.settings)
+        try:
+            tgt.ensure_database(engine, self.target_schema(), "set TARGET_DB_NAME")
+        finally:
+            engine.dispose()
+        self._target_ready = True
 
     def create_staging(
         self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
@@ -227,7 +249,7 @@ class SQLiteDialect(MySQLDialect):
     def text_expression(self, column: Column) -> str:
         return f"CAST({quote(column.name)} AS TEXT)"
 
-    def arrow_reader_url(self) -> str | None:
+    def arrow_reader_url(self, engine: Engine) -> str | None:
         return None
 
     def key_side(self, keys: KeySet) -> Side:
@@ -248,6 +270,9 @@ class SQLiteDialect(MySQLDialect):
 
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)
+
+    def ensure_target(self) -> None:
+        return None  # SQLite creates its database file on connect
 
     @contextmanager
     def first_run_guard(self, engine: Engine) -> Iterator[None]:

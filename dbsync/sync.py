@@ -83,6 +83,7 @@ def _attempt(
         config = table_config(runtime, table)
         result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
         log.info("table %s: %s sync started", table, result.mode)
+        runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
             _sync_locked(runtime, config, result, lock)
     except TableBusy as busy:

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.errors import FatalError, MetadataLockTimeout, mysql_error_code
+from dbsync.errors import FatalError, MetadataLockTimeout, Outcome, classify, mysql_error_code
 from dbsync.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, retrying
 from dbsync.schema import TableSchema, qualified, quote
 
@@ -20,8 +20,8 @@ log = logging.getLogger("dbsync.sync_engine")
 LOCK_WAIT_TIMEOUT = 1205
 
 
-def ensure_database(engine: Engine, database: str) -> None:
-    """Create the (staging) database if missing; say how to pre-create it if not allowed."""
+def ensure_database(engine: Engine, database: str, remedy: str = "set STAGING_DB_NAME") -> None:
+    """Create ``database`` if missing; say in one line what to create if not allowed."""
     with engine.connect() as conn:
         exists = conn.execute(
             sa.text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :d"),
@@ -32,10 +32,12 @@ def ensure_database(engine: Engine, database: str) -> None:
         try:
             conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {quote(database)}"))
         except sa.exc.DBAPIError as exc:
+            if classify(exc) is Outcome.TRANSIENT:
+                raise
             raise FatalError(
-                f"staging database {database!r} does not exist and the target user may not "
-                f"create it; pre-create it (CREATE DATABASE {quote(database)}) and grant the "
-                "target user all privileges on it, or set STAGING_DB_NAME"
+                f"database {database!r} does not exist on the target server and the target "
+                f"user may not create it; create it (CREATE DATABASE {quote(database)}) and "
+                f"grant the target user all privileges on it, or {remedy}"
             ) from exc
 
 
