@@ -209,13 +209,16 @@ def create_table_sql(
     return f"CREATE TABLE {qualified(database, name)} (\n  {body}\n) ENGINE=InnoDB{collation}"
 
 
-def add_indexes_sql(source: TableSchema, database: str, cursor: str | None) -> str | None:
-    """ALTER TABLE adding the secondary indexes ``create_table_sql`` would have created."""
+def add_indexes_sql(
+    source: TableSchema, database: str, name: str, cursor: str | None
+) -> str | None:
+    """ALTER TABLE adding to table ``name`` the secondary indexes ``create_table_sql`` would
+    have created."""
     indexes = _indexes(source, cursor)
     if not indexes:
         return None
     clauses = ", ".join(f"ADD KEY {quote(i.name)} ({', '.join(i.columns)})" for i in indexes)
-    return f"ALTER TABLE {qualified(database, source.name)} {clauses}"
+    return f"ALTER TABLE {qualified(database, name)} {clauses}"
 
 
 def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:

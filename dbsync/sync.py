@@ -223,7 +223,9 @@ def _stage(
             runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(engines.target, dialect.staging_schema(), config.table)
+    staged = tgt.count_rows(
+        engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
+    )
     if plan.replace and staged != stats.snapshot_rows:
         raise RowCountMismatch(
             f"table {config.table!r}: staged {staged} rows but the source snapshot has "
