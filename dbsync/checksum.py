@@ -16,7 +16,7 @@ from sqlalchemy.engine import Engine
 from dbsync.engines import fetch_all
 from dbsync.extract import Window, text_expression
 from dbsync.keydiff import identity_sql, identity_text
-from dbsync.schema import TableSchema, qualified, quote
+from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
     from dbsync.dialects import MySQLDialect
@@ -31,10 +31,20 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     """
     chosen = [c for c in schema.columns if c.name in columns]
     values = ", ".join(
-        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (text_expression(c) for c in chosen)
+        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (_hashed_text(c) for c in chosen)
     )
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
+
+
+def _hashed_text(column: Column) -> str:
+    """The column's text form in one character set: CONCAT_WS refuses to mix utf8mb4 with
+    utf16, ucs2 or utf32 ("Illegal mix of collations"), and conversion to utf8mb4 keeps every
+    character of every character set."""
+    expression = text_expression(column)
+    if column.is_binary or column.charset in (None, "utf8mb4"):
+        return expression
+    return f"CONVERT({expression} USING utf8mb4)"
 
 
 _FOLD_SQL = (

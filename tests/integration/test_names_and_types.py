@@ -93,3 +93,44 @@ def test_columns_named_with_quotes_and_blanks_sync_incrementally(scratch, runtim
     assert result.status == "synced", result.error
     assert helpers.column_types(scratch.target, "q") == helpers.column_types(scratch.source, "q")
     assert helpers.exact_rows(scratch.target, "q") == helpers.exact_rows(scratch.source, "q")
+
+
+WIDE_CHARSETS_DDL = (
+    "CREATE TABLE cs (id INT PRIMARY KEY, "
+    "a VARCHAR(10) CHARACTER SET utf16 NULL, b TEXT CHARACTER SET ucs2 NULL, "
+    "c VARCHAR(10) CHARACTER SET utf32 NULL, d ENUM('x','ÿ') CHARACTER SET utf16 NULL, "
+    "e VARCHAR(10) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin NULL, "
+    "f CHAR(3) CHARACTER SET latin1 NULL, at DATETIME NOT NULL)"
+)
+WIDE_CHARSETS_ROWS = (
+    "INSERT INTO cs VALUES (1, 'äö😀', 'ß€', '𝄞x', 'ÿ', 'e😀', 'é', '2024-01-01'), "
+    "(2, NULL, '', NULL, 'x', NULL, NULL, '2024-01-01')"
+)
+
+
+def test_verify_compares_utf16_ucs2_and_utf32_columns(scratch, runtime_factory) -> None:
+    helpers.execute(scratch.source, WIDE_CHARSETS_DDL, WIDE_CHARSETS_ROWS)
+    scratch.write_tables([{"table": "cs", "primary_key": "id", "modifier": "at"}])
+    runtime = runtime_factory()
+    sync_table(runtime, "cs")
+
+    same = helpers.run_dbsync(scratch.env(), "verify", "cs", cwd=scratch.tables_path.parent)
+    helpers.execute(scratch.target, "UPDATE cs SET c = '𝄞y' WHERE id = 1")
+    changed = verify_table(runtime, "cs")
+
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert "cs: OK source=2 target=2" in same.stdout
+    assert [m.lower for m in changed.mismatches] == [None] and not changed.error
+
+
+def test_an_unchanged_utf16_table_is_recognised_as_unchanged(scratch, runtime_factory) -> None:
+    helpers.execute(scratch.source, WIDE_CHARSETS_DDL, WIDE_CHARSETS_ROWS)
+    scratch.write_tables([{"table": "cs", "primary_key": "id", "modifier": "at"}])
+    runtime = runtime_factory()
+    sync_table(runtime, "cs")
+
+    again = run_sync(runtime, "cs")
+
+    assert again.status == "synced", again.error
+    assert again.rows_extracted == 0  # the window checksum matched: nothing was read
+    assert helpers.exact_rows(scratch.target, "cs") == helpers.exact_rows(scratch.source, "cs")
