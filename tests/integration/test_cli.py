@@ -33,7 +33,10 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 BROKEN_TABLES = {
-    "missing-primary-key": ([GOOD, {"table": "good2"}], r"\$\[1\]\.primary_key: is required"),
+    "missing-primary-key": (
+        [GOOD, {"table": "good2", "modifier": "m"}],
+        r"\$\[1\]\.primary_key: is required for an incremental table",
+    ),
     "empty-key-list": (
         [GOOD, {"table": "good2", "primary_key": []}],
         r"\$\[1\]\.primary_key: .*empty",
@@ -103,7 +106,7 @@ def test_sync_syncs_the_good_tables_when_one_is_bad(scratch) -> None:
         [
             GOOD,
             {"table": "nope", "primary_key": "id"},  # absent from the source
-            {"table": "broken"},  # invalid entry
+            {"table": "broken", "modifier": "m"},  # invalid entry
             {"table": "also_good", "primary_key": "id", "modifier": "m"},
         ]
     )
