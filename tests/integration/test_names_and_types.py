@@ -134,3 +134,31 @@ def test_an_unchanged_utf16_table_is_recognised_as_unchanged(scratch, runtime_fa
     assert again.status == "synced", again.error
     assert again.rows_extracted == 0  # the window checksum matched: nothing was read
     assert helpers.exact_rows(scratch.target, "cs") == helpers.exact_rows(scratch.source, "cs")
+
+
+def test_check_config_reports_an_emoji_table_name_and_checks_the_other_tables(scratch) -> None:
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE good (id INT PRIMARY KEY, v INT NULL)",
+        "CREATE TABLE also_good (id INT PRIMARY KEY, m DATETIME NOT NULL)",
+    )
+    scratch.write_tables(
+        [
+            {"table": "smile😀", "primary_key": "id"},
+            {"table": "good", "primary_key": "id"},
+            {"table": "nope", "primary_key": "id"},
+            {"table": "also_good", "primary_key": "id", "modifier": "absent"},
+        ]
+    )
+
+    done = helpers.run_dbsync(scratch.env(), "check-config", cwd=scratch.tables_path.parent)
+
+    lines = [x for x in done.stderr.splitlines() if x.startswith("config error: ")]
+    assert done.returncode == 2
+    assert [x.split(": ")[1] for x in lines] == [
+        "$[0].table",
+        "$[2].table",
+        "$[3].modifier",
+    ], done.stderr
+    assert "4-byte UTF-8 characters" in lines[0]
+    assert "collation" not in done.stderr.lower() and "Traceback" not in done.stderr
