@@ -253,6 +253,13 @@ def _target_schema(runtime: Runtime, table: str) -> TableSchema:
     return schema
 
 
+def _copy_whole(result: SyncResult, reason: str) -> None:
+    """An incremental table takes the full-refresh path this run: say so, in log and result."""
+    if result.mode != FULL_REFRESH:
+        log.info("table %s: %s: copying it whole (full refresh)", result.table, reason)
+        result.mode = FULL_REFRESH
+
+
 def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
     """Mirror the schema and decide between a staged swap and an incremental merge."""
     dialect = runtime.dialect
@@ -260,11 +267,12 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
-    replace = Plan(result.mode, target_exists=current is not None, replace=True, window=Window())
+    replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
     if result.mode == FULL_REFRESH or current is None:
         if current is None:
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
+            _copy_whole(result, "the target table does not exist")
         dialect.create_staging(engine, source, config.primary_key, config.modifier)
         replace.build_indexes = True
         return replace
@@ -275,7 +283,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
         )
         result.schema_changes.append(alter)
-        result.mode = replace.mode = FULL_REFRESH
+        _copy_whole(result, "columns were added in the source")
         dialect.create_staging(engine, source, config.primary_key, config.modifier)
         replace.build_indexes = True
         return replace
@@ -285,6 +293,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):
+        _copy_whole(result, "the target table is empty")
         dialect.stage_like_target(engine, current, config.primary_key)
         return replace
     cursor = source.column(config.modifier or "")

@@ -206,7 +206,7 @@ def test_task_returns_the_summary_of_the_sync(
     assert summary == {
         "table": "orders",
         "status": "synced",
-        "mode": "incremental",
+        "mode": "full_refresh",  # the first sync of an incremental table copies it whole
         "rows_extracted": 120,
         "rows_loaded": 120,
         "rows_deleted": 0,
