@@ -5,9 +5,10 @@
 - Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
-- Full refresh (no ``modifier``, ``--full-refresh``, or columns added in the source): the
-  whole table is staged from one consistent snapshot, its row count checked against that
-  snapshot, and swapped in with one atomic RENAME.
+- Full refresh (no ``modifier``, ``--full-refresh``, columns added in the source, or a
+  missing or empty target table): the whole table is staged from one consistent snapshot,
+  its row count checked against that snapshot, and swapped in with one atomic RENAME. The
+  result's ``mode`` says which of the two really ran.
 """
 
 from __future__ import annotations

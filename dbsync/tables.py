@@ -43,7 +43,7 @@ class TableConfig(BaseModel):
 
     @field_validator("table", "modifier")
     @classmethod
-    def _storable_name(cls, value: str | None) -> str | None:
+    def _usable_name(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
         if value is not None and not storable_name(value):
