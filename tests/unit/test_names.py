@@ -37,3 +37,10 @@ def test_pipeline_names_are_valid_file_names() -> None:
     for database, table in [("shop", "a.b"), ("shop", 'q"'), ("x" * 64, "y" * 64)]:
         FileStorage.validate_file_name_component(pipeline_name(database, table))
     assert pipeline_name("shop", "orders") == "dbsync__shop__orders"
+
+
+@pytest.mark.parametrize("column", ['say "hi"', "it's", " lead", "bt`ick", "a\nb", "ünï"])
+def test_dlt_keeps_column_names_exactly(column: str) -> None:
+    from dbsync.pipeline import ExactNames
+
+    assert ExactNames().normalize_identifier(column) == column
