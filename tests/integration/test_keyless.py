@@ -89,6 +89,7 @@ def test_verify_sees_duplicate_rows_replaced_by_other_duplicates(scratch, runtim
     assert (report.source_rows, report.target_rows) == (30, 30)
     assert done.returncode == 1
     assert "[start .. end): source 30 rows, target 30 rows, content differs" in done.stdout
+    assert "rows: not told apart (the table has no key)" in done.stdout
 
 
 def test_check_config_accepts_a_keyless_full_refresh_table(scratch) -> None:
