@@ -81,6 +81,8 @@ def _is_unique_key(
     table: TableConfig, primary: tuple[str, ...], unique: tuple[tuple[str, ...], ...]
 ) -> bool:
     wanted = set(table.primary_key)
+    if not wanted:
+        return True  # a full-refresh table without a key: copied and verified whole
     return wanted == set(primary) or any(wanted == set(u) for u in unique)
 
 

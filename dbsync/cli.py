@@ -103,9 +103,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
             + (f" rows: {report.describe_rows()}" if report.mismatches else "")
             + (f" error: {report.error}" if report.error else "")
         )
-        key = runtime.tables.get(report.table)
         for diff in report.mismatches:
-            print(f"  {diff.describe(key.primary_key if key else ())}")
+            print(f"  {diff.describe(report.key)}")
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
