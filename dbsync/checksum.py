@@ -1,7 +1,9 @@
 """Row checksums over a set of rows, computed where the rows are.
 
 MySQL/MariaDB fold MD5s of each row's exact text form server-side (only three numbers cross
-the network); SQLite (demo) lacks MD5 and BIT_XOR, so the same fold runs in Python there.
+the network); SQLite (demo) lacks MD5, so the same fold runs in Python there. The fold is a
+sum, not an XOR: a table without a key may hold the same row twice, and two equal rows would
+cancel out of an XOR (source {A, A, B} and target {B, C, C} would compare equal).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from sqlalchemy.engine import Engine
 from dbsync.engines import fetch_all
 from dbsync.extract import Window, text_expression
 from dbsync.keydiff import identity_sql, identity_text
-from dbsync.schema import TableSchema, qualified, quote
+from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
     from dbsync.dialects import MySQLDialect
@@ -31,16 +33,26 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     """
     chosen = [c for c in schema.columns if c.name in columns]
     values = ", ".join(
-        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (text_expression(c) for c in chosen)
+        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (_hashed_text(c) for c in chosen)
     )
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
 
 
+def _hashed_text(column: Column) -> str:
+    """The column's text form in one character set: CONCAT_WS refuses to mix utf8mb4 with
+    utf16, ucs2 or utf32 ("Illegal mix of collations"), and conversion to utf8mb4 keeps every
+    character of every character set."""
+    expression = text_expression(column)
+    if column.is_binary or column.charset in (None, "utf8mb4"):
+        return expression
+    return f"CONVERT({expression} USING utf8mb4)"
+
+
 _FOLD_SQL = (
     "SELECT COUNT(*), "
-    "COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), "
-    "COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) "
+    "COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), "
+    "COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) "
     "FROM (SELECT {row_hash} AS h FROM {table} WHERE {where}) AS x"
 )
 
@@ -57,7 +69,7 @@ class RowSet:
 
 
 def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """(rows, xor of the rows' MD5 halves) of a set of rows, computed by the server."""
+    """(rows, sums of the rows' MD5 halves) of a set of rows, computed by the server."""
     if dialect.name == "sqlite":
         return _aggregate_locally(dialect, engine, rows)
     sql = _FOLD_SQL.format(
@@ -68,7 +80,7 @@ def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int,
 
 
 def _aggregate_locally(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """The same fold in Python, for SQLite (demo), which lacks MD5 and BIT_XOR."""
+    """The same fold in Python, for SQLite (demo), which lacks MD5."""
     chosen = [c for c in rows.schema.columns if c.name in rows.columns]
     values = ", ".join(dialect.text_expression(c) for c in chosen)
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
@@ -76,8 +88,8 @@ def _aggregate_locally(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> t
     for row in fetch_all(engine, sql, rows.params):
         digest = _local_digest(row)
         count += 1
-        low ^= int.from_bytes(digest[:8], "big")
-        high ^= int.from_bytes(digest[8:], "big")
+        low += int.from_bytes(digest[:8], "big")
+        high += int.from_bytes(digest[8:], "big")
     return count, low, high
 
 

@@ -67,6 +67,12 @@ def participants(runtime: Runtime) -> int:
     return runtime.settings.chunk_workers or max(1, min(4, os.cpu_count() or 1))
 
 
+def chunk_key(config: TableConfig, source: TableSchema) -> tuple[str, ...]:
+    """The key a copy is split by: the merge key, else (a keyless full-refresh table) the
+    source's own primary key, which staging then has too; empty: not chunked."""
+    return config.primary_key or source.primary_key
+
+
 def fingerprint(source: TableSchema, key: tuple[str, ...]) -> str:
     """What a copy's staging table was created for: columns and key."""
     text = repr((key, [c.definition() for c in source.columns]))
@@ -127,14 +133,14 @@ def start(
 ) -> Copy | None:
     """Plan a chunked copy into a new staging table, or None when the table has at most
     ``chunk_rows`` rows."""
-    dialect, key = runtime.dialect, config.primary_key
+    dialect, key = runtime.dialect, chunk_key(config, source)
     splits = split_points(
         runtime.engines.source, dialect.source_schema(), source.name, key, chunk_rows
     )
     if not splits:
         return None
     bound = reread_from()  # before any chunk is read: every later change is at or after it
-    dialect.create_staging(runtime.engines.target, source, key, config.modifier)
+    dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
     progress = progress_of(runtime)
     progress.ensure()
     copy = progress.start(source.name, fingerprint(source, key), splits, bound)

@@ -5,9 +5,10 @@
 - Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
-- Full refresh (no ``modifier``, ``--full-refresh``, or columns added in the source): the
-  whole table is staged from one consistent snapshot, its row count checked against that
-  snapshot, and swapped in with one atomic RENAME.
+- Full refresh (no ``modifier``, ``--full-refresh``, columns added in the source, or a
+  missing or empty target table): the whole table is staged from one consistent snapshot,
+  its row count checked against that snapshot, and swapped in with one atomic RENAME. The
+  result's ``mode`` says which of the two really ran.
 """
 
 from __future__ import annotations
@@ -87,7 +88,7 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
             config.modifier,
             read=runtime.dialect.read_table,
         )
-    return chunked_copy.help_copy(runtime, source, config.primary_key, copy_id)
+    return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
 
 def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
@@ -104,6 +105,7 @@ def _attempt(
         config = table_config(runtime, table)
         result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
         log.info("table %s: %s sync started", table, result.mode)
+        runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
             _sync_locked(runtime, config, result, lock)
     except TableBusy as busy:
@@ -198,7 +200,8 @@ def _load(
         result.deletes_checked_at = utc_now()
     with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         if plan.copy is not None:
-            job = chunked_copy.Job(runtime, source, config.primary_key, plan.copy)
+            key = chunked_copy.chunk_key(config, source)
+            job = chunked_copy.Job(runtime, source, key, plan.copy)
             staged = chunked_copy.coordinate(job, result, lock_check)
         else:
             staged = _stage(runtime, config, source, plan, result)
@@ -254,7 +257,9 @@ def _stage(
             runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(engines.target, dialect.staging_schema(), config.table)
+    staged = tgt.count_rows(
+        engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
+    )
     if plan.replace and staged != stats.snapshot_rows:
         raise RowCountMismatch(
             f"table {config.table!r}: staged {staged} rows but the source snapshot has "
@@ -287,6 +292,13 @@ def _target_schema(runtime: Runtime, table: str) -> TableSchema:
     return schema
 
 
+def _copy_whole(result: SyncResult, reason: str) -> None:
+    """An incremental table takes the full-refresh path this run: say so, in log and result."""
+    if result.mode != FULL_REFRESH:
+        log.info("table %s: %s: copying it whole (full refresh)", result.table, reason)
+        result.mode = FULL_REFRESH
+
+
 def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
     """Mirror the schema and decide between a staged swap and an incremental merge."""
     dialect = runtime.dialect
@@ -294,18 +306,19 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
-    replace = Plan(result.mode, target_exists=current is not None, replace=True, window=Window())
+    replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
     if dialect.copies_in_chunks:
-        replace.copy = chunked_copy.resume(runtime, source, config.primary_key)
+        replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
+            _copy_whole(result, "an interrupted chunked copy is resumed")
             log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
-            result.mode = replace.mode = FULL_REFRESH
             replace.build_indexes = True
             return replace
     if result.mode == FULL_REFRESH or current is None:
         if current is None:
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
+            _copy_whole(result, "the target table does not exist")
         _prepare_full_copy(runtime, config, source, replace)
         return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
@@ -315,7 +328,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
         )
         result.schema_changes.append(alter)
-        result.mode = replace.mode = FULL_REFRESH
+        _copy_whole(result, "columns were added in the source")
         _prepare_full_copy(runtime, config, source, replace)
         return replace
     if alter:
@@ -324,6 +337,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):
+        _copy_whole(result, "the target table is empty")
         dialect.stage_like_target(engine, current, config.primary_key)
         return replace
     cursor = source.column(config.modifier or "")
@@ -355,7 +369,7 @@ def _prepare_full_copy(
     """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
     dialect = runtime.dialect
     plan.build_indexes = True
-    if dialect.copies_in_chunks:
+    if dialect.copies_in_chunks and chunked_copy.chunk_key(config, source):
         chunk_rows = config.chunk_rows or runtime.settings.chunk_rows
         plan.copy = chunked_copy.start(
             runtime, source, config, chunk_rows, lambda: _copy_start(runtime, config, source)

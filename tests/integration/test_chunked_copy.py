@@ -267,3 +267,24 @@ def test_a_helper_copies_every_chunk_left_without_the_table_lock(scratch, runtim
     assert (summary["copy_id"], summary["chunks"]) == (job.copy.copy_id, [0, 1, 2])
     assert progress.progress(job.copy.copy_id).complete
     assert stranger["chunks"] == []  # no such copy: nothing to help with
+
+
+def test_a_table_listed_without_a_key_is_split_by_the_sources_own_key(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000)
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE heap (v INT NOT NULL, w VARCHAR(10))",
+        "INSERT INTO heap SELECT seq % 10, 'x' FROM seq_1_to_3000",
+    )
+    scratch.write_tables([{"table": "n"}, {"table": "heap"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+
+    keyed, keyless = sync_table(runtime, "n"), sync_table(runtime, "heap")
+
+    assert (keyed.chunks, keyless.chunks) == (3, 0)  # no key at all: one piece
+    assert _same(scratch, "n")
+    assert sorted(helpers.query(scratch.target, "SELECT v, w FROM heap")) == sorted(
+        helpers.query(scratch.source, "SELECT v, w FROM heap")
+    )
