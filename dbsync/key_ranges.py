@@ -16,6 +16,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from dbsync.errors import reader_error
 from dbsync.schema import qualified, quote
 
 Key = tuple[Any, ...]
@@ -88,6 +89,13 @@ def split_points(
     in all, and only the split points cross the network. Empty when the table has at most
     ``every`` rows.
     """
+    try:
+        return _split_points(engine, qualified(database, table), key, every)
+    except Exception as exc:  # a source read like the extraction's: named and classified
+        raise reader_error(exc, table) from None
+
+
+def _split_points(engine: Engine, table: str, key: Sequence[str], every: int) -> list[Key]:
     columns = ", ".join(quote(k) for k in key)
     points: list[Key] = []
     raw = engine.raw_connection()
@@ -96,7 +104,7 @@ def split_points(
         while True:
             where = f" WHERE {range_sql(key, points[-1], None)}" if points else ""
             cursor.execute(
-                f"SELECT {columns} FROM {qualified(database, table)}{where} "
+                f"SELECT {columns} FROM {table}{where} "
                 f"ORDER BY {columns} LIMIT 1 OFFSET {int(every)}"
             )
             row = cursor.fetchone()
