@@ -144,7 +144,9 @@ def _upsert_sql(engine: Engine, database: str) -> str:
         "consecutive_failures": (
             f"CASE WHEN {new('status')} = 'failed' THEN consecutive_failures + 1 ELSE 0 END"
         ),
-        "last_delete_check_at": (f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"),
+        "last_delete_check_at": (
+            f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"
+        ),
     }
     return (
         f"INSERT INTO {_table(engine, database)} ({', '.join(_FIELDS)}) "
