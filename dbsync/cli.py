@@ -1,4 +1,8 @@
-"""The ``dbsync`` command: configures logging, builds settings, calls the library."""
+"""The ``dbsync`` command: configures logging, builds settings, calls the library.
+
+Every subcommand (sync, verify, status, check-config, demo, serve, health) is registered in
+:func:`build_parser` and implemented by a ``cmd_*`` function here that calls the library.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from collections.abc import Sequence
 
 from dbsync import __version__
 from dbsync.errors import ConfigError
-from dbsync.result import SyncResult
+from dbsync.result import SyncResult, format_results
 from dbsync.runtime import Runtime
 from dbsync.settings import Settings, load_settings
 from dbsync.tables import TablesFile, load_tables
@@ -41,20 +45,6 @@ def _runtime() -> Runtime:
 
 def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
     return list(names) if names else [t.table for t in tables.tables]
-
-
-def format_results(results: Sequence[SyncResult]) -> str:
-    header = (
-        f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
-        f"{'seconds':>8}  error"
-    )
-    lines = [header, "-" * len(header)]
-    for r in results:
-        lines.append(
-            f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
-            f"{r.rows_loaded:>10} {r.duration_s:>8.2f}  {r.error or ''}"
-        )
-    return "\n".join(lines)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:

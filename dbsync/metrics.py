@@ -185,13 +185,6 @@ def disable_multiprocess() -> None:
     _select_value_class()
 
 
-def reset() -> None:
-    """Forget this process's metric values (next use starts from zero)."""
-    global _metrics
-    with _lock:
-        _metrics = None
-
-
 def mark_process_dead(pid: int | None = None) -> None:
     """Drop a finished process's live gauges (call from Celery's worker_process_shutdown)."""
     directory = multiprocess_dir()
