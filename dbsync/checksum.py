@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING
 from sqlalchemy.engine import Engine
 
 from dbsync.engines import fetch_all
-from dbsync.extract import Window, text_expression
+from dbsync.extract import Window
+from dbsync.mysql_types import text_expression
 from dbsync.schema import TableSchema, qualified, quote
 
 if TYPE_CHECKING:
@@ -29,9 +30,8 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     unnoticed (``'x#', 'y'`` and ``'x', '#y'`` hash differently).
     """
     chosen = [c for c in schema.columns if c.name in columns]
-    values = ", ".join(
-        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (text_expression(c) for c in chosen)
-    )
+    texts = [text_expression(c, quote(c.name)) for c in chosen]
+    values = ", ".join(f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in texts)
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
 

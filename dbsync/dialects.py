@@ -20,6 +20,7 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dbsync import mysql_types
 from dbsync import target as tgt
 from dbsync.errors import TableBusy
 from dbsync.lock import TableLock, lock_name
@@ -60,9 +61,7 @@ class MySQLDialect:
         return read_table(conn, schema, table)
 
     def text_expression(self, column: Column) -> str:
-        from dbsync.extract import text_expression
-
-        return text_expression(column)
+        return mysql_types.text_expression(column, quote(column.name))
 
     def named_param(self, name: str) -> str:
         return f"%({name})s"
@@ -90,11 +89,9 @@ class MySQLDialect:
         return cursor
 
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
-        from dbsync.extract import TEMPORAL
-
         column = quote(cursor.name)
         expression = f"MAX({column})"
-        if cursor.data_type in TEMPORAL and lag_seconds > 0:
+        if mysql_types.is_temporal(cursor.data_type) and lag_seconds > 0:
             micros = int(lag_seconds * 1_000_000)
             expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
         return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"

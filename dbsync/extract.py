@@ -1,6 +1,7 @@
 """Extraction from MySQL/MariaDB as arrow tables of exact text values.
 
-Every value is read as the server's own text form (``CAST(... AS CHAR)``, or ``HEX`` for
+Every value is read as the server's own text form (the dialect's text expression; for
+MySQL :func:`dbsync.mysql_types.text_expression`: ``CAST(... AS CHAR)``, or ``HEX`` for
 bytes), in a UTC session, so zero dates, microseconds, DECIMAL digits, BIGINT UNSIGNED,
 ENUM/SET members and 4-byte UTF-8 reach the target exactly as the source stores them. Rows
 are streamed (unbuffered cursor) in ``fetch_limit`` chunks inside one read-only transaction
@@ -26,27 +27,6 @@ if TYPE_CHECKING:
     from dbsync.dialects import MySQLDialect
 
 log = logging.getLogger("dbsync.sync_engine")
-
-_AS_IS = frozenset(
-    {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
-)
-TEMPORAL = frozenset({"datetime", "timestamp", "date"})
-
-
-def text_expression(column: Column) -> str:
-    """SELECT expression giving the column's exact value as text (hex for bytes)."""
-    name = quote(column.name)
-    if column.is_binary:
-        return f"HEX({name})"
-    if column.data_type == "bit":
-        return f"CAST(CAST({name} AS UNSIGNED) AS CHAR)"
-    if column.data_type in _AS_IS:
-        return name
-    if column.data_type == "float":
-        # a FLOAT prints with 6 significant digits; as a DOUBLE it prints every digit it has,
-        # and that text rounds back to the very same FLOAT
-        return f"CAST(CAST({name} AS DOUBLE) AS CHAR)"
-    return f"CAST({name} AS CHAR)"
 
 
 @dataclass
