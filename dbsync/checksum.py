@@ -1,13 +1,15 @@
 """Row checksums over a set of rows, computed where the rows are.
 
-MySQL/MariaDB fold MD5s of each row's exact text form server-side (only three numbers cross
-the network); SQLite (demo) lacks MD5 and BIT_XOR, so the same fold runs in Python there.
+The fold: the XOR of the MD5s of each row's exact text form, and the row count. Where it
+runs is the dialect's choice (:meth:`dbsync.dialects.Dialect.aggregate`): MySQL/MariaDB fold
+server-side (:func:`fold_on_server`, only three numbers cross the network); SQLite (demo)
+lacks MD5 and BIT_XOR, so the same fold runs in Python there (:func:`fold_locally`).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -16,10 +18,10 @@ from sqlalchemy.engine import Engine
 from dbsync.engines import fetch_all
 from dbsync.extract import Window
 from dbsync.mysql_types import text_expression
-from dbsync.schema import TableSchema, qualified, quote
+from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
+    from dbsync.dialects import Dialect
     from dbsync.runtime import Runtime
 
 
@@ -55,10 +57,13 @@ class RowSet:
     params: list
 
 
-def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """(rows, xor of the rows' MD5 halves) of a set of rows, computed by the server."""
-    if dialect.name == "sqlite":
-        return _aggregate_locally(dialect, engine, rows)
+def aggregate(dialect: Dialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+    """(rows, xor of the rows' MD5 halves) of a set of rows, computed where the dialect can."""
+    return dialect.aggregate(engine, rows)
+
+
+def fold_on_server(engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+    """The fold computed by a MySQL/MariaDB server."""
     sql = _FOLD_SQL.format(
         row_hash=row_hash_sql(rows.schema, rows.columns), table=rows.table, where=rows.where
     )
@@ -66,10 +71,12 @@ def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int,
     return int(count), int(low), int(high)
 
 
-def _aggregate_locally(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """The same fold in Python, for SQLite (demo), which lacks MD5 and BIT_XOR."""
+def fold_locally(
+    engine: Engine, rows: RowSet, text_expression: Callable[[Column], str]
+) -> tuple[int, int, int]:
+    """The same fold in Python, over the rows' text (``text_expression``) as fetched."""
     chosen = [c for c in rows.schema.columns if c.name in rows.columns]
-    values = ", ".join(dialect.text_expression(c) for c in chosen)
+    values = ", ".join(text_expression(c) for c in chosen)
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
     for row in fetch_all(engine, sql, rows.params):

@@ -1,29 +1,31 @@
-"""What differs between database kinds, behind one small interface.
+"""What differs between database kinds, written down as one interface: :class:`Dialect`.
 
 MySQL/MariaDB is the product; SQLite exists so ``dbsync demo`` runs the very same sync path
 on a machine without any database server. Everything the sync engine says to a database that
-is not plain, portable SQL goes through a ``Dialect``.
+is not plain, portable SQL goes through a ``Dialect``; :class:`MySQLDialect` and
+:class:`SQLiteDialect` are siblings behind it, and :func:`dialect_class` is the one place
+that maps a backend name to its dialect. A new capability is a new member of
+:class:`Dialect`, documented there and implemented by both.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync import mysql_types
+from dbsync import checksum, mysql_types
 from dbsync import target as tgt
-from dbsync.errors import TableBusy
-from dbsync.lock import TableLock, lock_name
+from dbsync.checksum import RowSet
+from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.schema import (
     Column,
     TableSchema,
@@ -36,12 +38,151 @@ from dbsync.schema import (
 from dbsync.settings import Settings
 
 
+class Dialect(Protocol):
+    """The extension points of a database kind, in the order a sync meets them.
+
+    Capabilities (class attributes):
+
+    - ``name``: the backend, as SQLAlchemy names it (``mysql``, ``sqlite``).
+    - ``placeholder``: the DB-API positional parameter marker (``%s``, ``?``).
+    - ``reads_ahead``: whether warming the target's pages before a merge pays off
+      (:mod:`dbsync.read_ahead`); off where storage is local.
+
+    Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
+    schemas (databases) tables are read from, merged into and staged in.
+
+    Reading the source: :meth:`read_table` (a table's definition, or None),
+    :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
+    :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
+    :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
+    (where an incremental read starts) and :meth:`aggregate` (row count and checksum of a
+    set of rows, computed wherever the dialect can).
+
+    Writing the target: :meth:`ensure_staging`, :meth:`create_staging`,
+    :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
+    :meth:`merge` (incremental), :meth:`first_run_guard` (around dlt's first run),
+    :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
+    sync per table at a time; a :class:`dbsync.lock.HeldLock`).
+
+    Statements without settings (static, for :mod:`dbsync.state`'s status table):
+    :meth:`status_schema`, :meth:`excluded`, :meth:`upsert_clause`, :meth:`table_options`.
+    """
+
+    name: ClassVar[str]
+    placeholder: ClassVar[str]
+    reads_ahead: ClassVar[bool]
+    settings: Settings
+
+    # --- names ------------------------------------------------------------------------
+    def source_schema(self) -> str:
+        """The schema the source tables are read from."""
+        ...
+
+    def target_schema(self) -> str:
+        """The schema the target tables live in."""
+        ...
+
+    def staging_schema(self) -> str:
+        """The schema dlt stages loads in before they reach the target."""
+        ...
+
+    # --- reading ----------------------------------------------------------------------
+    def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
+        """The table's definition, or None if it does not exist."""
+        ...
+
+    def text_expression(self, column: Column) -> str:
+        """SELECT expression giving the column's exact value as text."""
+        ...
+
+    def named_param(self, name: str) -> str:
+        """A named parameter marker in SQL passed to the driver."""
+        ...
+
+    def arrow_reader_url(self) -> str | None:
+        """connectorx URL for fast arrow extraction; None to read through the driver."""
+        ...
+
+    def begin_snapshot(self, raw: Any) -> Any:
+        """A cursor of the raw DB-API connection inside a consistent, read-only read."""
+        ...
+
+    def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
+        """SELECT giving where the next incremental read starts (the highest cursor value
+        in the target, minus the lag where the cursor type allows)."""
+        ...
+
+    def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+        """(row count, XOR of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
+        ...
+
+    # --- writing ----------------------------------------------------------------------
+    def ensure_staging(self, engine: Engine) -> None:
+        """Make the staging schema exist."""
+        ...
+
+    def create_staging(
+        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+    ) -> None:
+        """An empty staging table for a full copy of ``source``."""
+        ...
+
+    def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
+        """Build the secondary indexes of a fully loaded staging table."""
+        ...
+
+    def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
+        """An empty staging table shaped like the current target table (incremental)."""
+        ...
+
+    def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
+        """Replace the target table by the staged one; readers see old rows or new rows."""
+        ...
+
+    def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
+        """Upsert the staged rows into the target by ``key`` and drop the staging table."""
+        ...
+
+    def first_run_guard(self, engine: Engine) -> AbstractContextManager[None]:
+        """Held around dlt's run, serializing its very first runs on a staging schema."""
+        ...
+
+    def table_lock(self, engine: Engine, table: str) -> HeldLock:
+        """The table's lock (raises TableBusy on entering when another process holds it)."""
+        ...
+
+    def destination_engine(self, engine: Engine) -> Engine:
+        """The engine dlt's sqlalchemy destination loads through."""
+        ...
+
+    # --- statements without settings --------------------------------------------------
+    @staticmethod
+    def status_schema(database: str) -> str:
+        """The schema of the target database ``database`` holding dbsync's own tables."""
+        ...
+
+    @staticmethod
+    def excluded(column: str) -> str:
+        """The value an upsert tried to insert, in its update clause."""
+        ...
+
+    @staticmethod
+    def upsert_clause(key: str) -> str:
+        """What follows an INSERT's VALUES to update the row with the same ``key``."""
+        ...
+
+    @staticmethod
+    def table_options() -> str:
+        """What follows a CREATE TABLE's column list."""
+        ...
+
+
 class MySQLDialect:
     """MySQL and MariaDB: the production dialect."""
 
-    name = "mysql"
-    placeholder = "%s"
-    reads_ahead = True  # warm the target's pages before a merge (dbsync.read_ahead)
+    name: ClassVar[str] = "mysql"
+    placeholder: ClassVar[str] = "%s"
+    reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -95,6 +236,10 @@ class MySQLDialect:
             micros = int(lag_seconds * 1_000_000)
             expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
         return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"
+
+    def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+        """Computed by the server: only three numbers cross the network."""
+        return checksum.fold_on_server(engine, rows)
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
@@ -152,15 +297,18 @@ class MySQLDialect:
             finally:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
-    def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
+    def table_lock(self, engine: Engine, table: str) -> HeldLock:
         s = self.settings
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
 
     @staticmethod
+    def status_schema(database: str) -> str:
+        return database
+
+    @staticmethod
     def excluded(column: str) -> str:
-        """The value an upsert tried to insert, in its update clause."""
         return f"VALUES({column})"
 
     @staticmethod
@@ -175,12 +323,15 @@ class MySQLDialect:
         return engine
 
 
-class SQLiteDialect(MySQLDialect):
+class SQLiteDialect:
     """SQLite, for the self-contained demo: same sync path, simpler storage."""
 
-    name = "sqlite"
-    placeholder = "?"
-    reads_ahead = False
+    name: ClassVar[str] = "sqlite"
+    placeholder: ClassVar[str] = "?"
+    reads_ahead: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def source_schema(self) -> str:
         return "main"
@@ -232,6 +383,10 @@ class SQLiteDialect(MySQLDialect):
 
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
+
+    def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+        """Folded in Python: SQLite lacks MD5 and BIT_XOR."""
+        return checksum.fold_locally(engine, rows, self.text_expression)
 
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)
@@ -299,10 +454,14 @@ class SQLiteDialect(MySQLDialect):
             )
             conn.execute(sa.text(f"DROP TABLE {staging}"))
 
-    def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
-        return file_lock(
+    def table_lock(self, engine: Engine, table: str) -> HeldLock:
+        return FileLock(
             f"{engine.url.database}.{hashlib.sha256(table.encode()).hexdigest()[:16]}.lock"
         )
+
+    @staticmethod
+    def status_schema(database: str) -> str:
+        return "main"
 
     @staticmethod
     def excluded(column: str) -> str:
@@ -326,24 +485,11 @@ class SQLiteDialect(MySQLDialect):
         return str(path.parent / f"{path.stem}__{self.staging_schema()}{path.suffix}")
 
 
-@contextmanager
-def file_lock(path: str) -> Iterator[None]:
-    """A non-blocking exclusive lock on a file; freed by the OS when the process dies."""
-    handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TableBusy(f"lock {path} is held by another process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        os.close(handle)
+def dialect_class(backend: str) -> type[MySQLDialect] | type[SQLiteDialect]:
+    """The dialect of a SQLAlchemy backend name (``engine.dialect.name``)."""
+    return SQLiteDialect if backend == "sqlite" else MySQLDialect
 
 
-def dialect_for(settings: Settings) -> MySQLDialect:
-    if settings.target.url.get_backend_name() == "sqlite":
-        return SQLiteDialect(settings)
-    return MySQLDialect(settings)
+def dialect_for(settings: Settings) -> Dialect:
+    """The dialect of the configured target."""
+    return dialect_class(settings.target.url.get_backend_name())(settings)

@@ -24,7 +24,7 @@ from dbsync.errors import reader_error
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
+    from dbsync.dialects import Dialect
 
 log = logging.getLogger("dbsync.sync_engine")
 
@@ -58,7 +58,7 @@ class ExtractStats:
 
 
 def select_sql(
-    dialect: MySQLDialect, database: str, schema: TableSchema, window: Window
+    dialect: Dialect, database: str, schema: TableSchema, window: Window
 ) -> tuple[str, dict[str, str]]:
     expressions = ", ".join(
         f"{dialect.text_expression(c)} AS {quote(c.name)}" for c in schema.columns
@@ -86,7 +86,7 @@ def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
 class Read:
     """One extraction: which rows of which table, from where, in what chunks."""
 
-    dialect: MySQLDialect
+    dialect: Dialect
     engine: Engine
     database: str
     schema: TableSchema
@@ -185,7 +185,7 @@ def _report_progress(table: str, stats: ExtractStats) -> None:
 
 
 def cursor_lower_bound(
-    dialect: MySQLDialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    dialect: Dialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
 ) -> str | None:
     """Where the next incremental read starts: the target's highest cursor value minus lag.
 

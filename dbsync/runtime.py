@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbsync.dialects import MySQLDialect, dialect_for
+from dbsync.dialects import Dialect, dialect_for
 from dbsync.engines import Engines
 from dbsync.settings import Settings
 from dbsync.tables import TablesFile, load_tables
@@ -25,7 +25,7 @@ class Runtime:
     engines: Engines
     tables: TablesFile
     listeners: list[Listener] = field(default_factory=list)
-    dialect: MySQLDialect = field(init=False)
+    dialect: Dialect = field(init=False)
 
     def __post_init__(self) -> None:
         self.dialect = dialect_for(self.settings)

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dbsync.dialects import Dialect, dialect_class
 from dbsync.result import SyncResult
 from dbsync.schema import qualified
-
-if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
 
 STATUS_TABLE = "_dbsync_status"
 
@@ -83,14 +80,13 @@ def _moment(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _dialect(engine: Engine) -> type[MySQLDialect]:
-    from dbsync.dialects import MySQLDialect, SQLiteDialect
-
-    return SQLiteDialect if engine.dialect.name == "sqlite" else MySQLDialect
+def _dialect(engine: Engine) -> type[Dialect]:
+    """The status table's statements come from the engine's dialect (static members)."""
+    return dialect_class(engine.dialect.name)
 
 
 def _table(engine: Engine, database: str) -> str:
-    return qualified("main" if engine.dialect.name == "sqlite" else database, STATUS_TABLE)
+    return qualified(_dialect(engine).status_schema(database), STATUS_TABLE)
 
 
 def ensure_status_table(engine: Engine, database: str) -> None:

@@ -17,12 +17,12 @@ import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from typing import Any
 
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
+from dbsync.lock import HeldLock
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
@@ -128,7 +128,9 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
         result.phases[name] = round(time.perf_counter() - started, 3)
 
 
-def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock: Any) -> None:
+def _sync_locked(
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock
+) -> None:
     dialect = runtime.dialect
     with _phase(result, "schema"):
         with runtime.engines.source.connect() as conn:
@@ -147,8 +149,7 @@ def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock
         return
     with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         staged = _stage(runtime, config, source, plan, result)
-    if lock_check := getattr(lock, "ensure_held", None):
-        lock_check()
+    lock.ensure_held()
     with _phase(result, "commit"):
         _commit(runtime, config, source, plan)
     result.rows_loaded = staged

@@ -21,7 +21,7 @@ from dbsync.schema import qualified, quote, require_source_table
 from dbsync.sync import table_config
 
 if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
+    from dbsync.dialects import Dialect
 
 log = logging.getLogger("dbsync.verify")
 
@@ -92,7 +92,7 @@ def _at_or_after(key: Sequence[str], values: Key, placeholder: str) -> tuple[str
 
 
 def _boundaries(
-    dialect: MySQLDialect, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    dialect: Dialect, engine: Engine, database: str, table: str, key: Sequence[str], every: int
 ) -> list[Key]:
     columns = ", ".join(quote(k) for k in key)
     raw = engine.raw_connection()
