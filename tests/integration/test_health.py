@@ -333,3 +333,13 @@ def test_metrics_mark_stale_tables_by_their_own_interval(scratch: Scratch) -> No
         text = get(server.url + "metrics")[1]
     assert 'table_stale{table="fast"} 1.0' in text
     assert 'table_stale{table="slow"} 0.0' in text
+
+
+def test_direct_check_judges_tables_by_the_same_rule(scratch: Scratch) -> None:
+    scratch.write_tables([{"table": "fast", "primary_key": "id", "interval": 60}])
+    record(scratch, table="fast", age_s=400)  # over 3 x 60 s, under 3 x INTERVAL
+    out = io.StringIO()
+    url = f"http://127.0.0.1:{free_port()}/"
+
+    assert health_server.check(scratch.settings(interval=300), url, out=out) == 0
+    assert out.getvalue().startswith("degraded (direct check; 1 table(s) not synced")
