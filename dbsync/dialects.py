@@ -76,105 +76,82 @@ class Dialect(Protocol):
     # --- names ------------------------------------------------------------------------
     def source_schema(self) -> str:
         """The schema the source tables are read from."""
-        ...
 
     def target_schema(self) -> str:
         """The schema the target tables live in."""
-        ...
 
     def staging_schema(self) -> str:
         """The schema dlt stages loads in before they reach the target."""
-        ...
 
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         """The table's definition, or None if it does not exist."""
-        ...
 
     def text_expression(self, column: Column) -> str:
         """SELECT expression giving the column's exact value as text."""
-        ...
 
     def named_param(self, name: str) -> str:
         """A named parameter marker in SQL passed to the driver."""
-        ...
 
     def arrow_reader_url(self) -> str | None:
         """connectorx URL for fast arrow extraction; None to read through the driver."""
-        ...
 
     def begin_snapshot(self, raw: Any) -> Any:
         """A cursor of the raw DB-API connection inside a consistent, read-only read."""
-        ...
 
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         """SELECT giving where the next incremental read starts (the highest cursor value
         in the target, minus the lag where the cursor type allows)."""
-        ...
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, XOR of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
-        ...
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
         """Make the staging schema exist."""
-        ...
 
     def create_staging(
         self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
     ) -> None:
         """An empty staging table for a full copy of ``source``."""
-        ...
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes of a fully loaded staging table."""
-        ...
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         """An empty staging table shaped like the current target table (incremental)."""
-        ...
 
     def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
         """Replace the target table by the staged one; readers see old rows or new rows."""
-        ...
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
         """Upsert the staged rows into the target by ``key`` and drop the staging table."""
-        ...
 
     def first_run_guard(self, engine: Engine) -> AbstractContextManager[None]:
         """Held around dlt's run, serializing its very first runs on a staging schema."""
-        ...
 
     def table_lock(self, engine: Engine, table: str) -> HeldLock:
         """The table's lock (raises TableBusy on entering when another process holds it)."""
-        ...
 
     def destination_engine(self, engine: Engine) -> Engine:
         """The engine dlt's sqlalchemy destination loads through."""
-        ...
 
     # --- statements without settings --------------------------------------------------
     @staticmethod
     def status_schema(database: str) -> str:
         """The schema of the target database ``database`` holding dbsync's own tables."""
-        ...
 
     @staticmethod
     def excluded(column: str) -> str:
         """The value an upsert tried to insert, in its update clause."""
-        ...
 
     @staticmethod
     def upsert_clause(key: str) -> str:
         """What follows an INSERT's VALUES to update the row with the same ``key``."""
-        ...
 
     @staticmethod
     def table_options() -> str:
         """What follows a CREATE TABLE's column list."""
-        ...
 
 
 class MySQLDialect:
