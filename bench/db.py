@@ -145,6 +145,19 @@ def change_rows(
     return execute(server, database, sql)
 
 
+DELETE_SQL = "DELETE FROM `{table}` WHERE id % {step} = {offset}"
+
+
+def delete_rows(
+    server: Server, database: str, table: str, rows: int, deleted: int, round_no: int
+) -> int:
+    """Delete about ``deleted`` rows spread evenly over the key range (counting down from
+    the last residue class, so the rows ``change_rows`` updates are rarely the same)."""
+    step = max(1, rows // deleted)
+    offset = (step - 1 - round_no) % step
+    return execute(server, database, DELETE_SQL.format(table=table, step=step, offset=offset))
+
+
 # --- content check ------------------------------------------------------------------------
 
 _INTEGER = {"tinyint", "smallint", "mediumint", "int", "bigint"}

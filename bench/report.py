@@ -115,6 +115,25 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
               median(runs, "dbsync_full", "rss_mb"), 500.0, " MB"),
         _goal("sync with nothing to do: task time well under 1 s (< 1 s)",
               median(runs, "dbsync_noop_large", "task_s"), 1.0, " s"),
+        *delete_goals(runs, big),
+    ]
+
+
+def _ratio(runs: Sequence[Run], scenario: str, reference: str) -> tuple[float | None, ...]:
+    value, base = median(runs, scenario), median(runs, reference)
+    return (value / base if value and base else None), base
+
+
+def delete_goals(runs: Sequence[Run], big: str) -> list[Goal]:
+    """Issue 9's goals: 1,000 deletes + 1,000 updates propagated into the large table."""
+    deletes = median(runs, "dbsync_del_large")
+    vs_updates, _ = _ratio(runs, "dbsync_del_large", "dbsync_upd_large")
+    vs_full, _ = _ratio(runs, "dbsync_del_large", "dbsync_delfull_large")
+    what = f"1,000 deletes + 1,000 updates into {big}"
+    return [
+        _goal(f"{what}: whole dbsync sync process <= 3 s", deletes, 3.0, " s"),
+        _goal(f"{what} <= 1.6x the updates-only incremental sync", vs_updates, 1.6, "x"),
+        _goal(f"{what} <= 0.3x a full refresh of the table", vs_full, 0.3, "x"),
     ]
 
 

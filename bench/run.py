@@ -15,7 +15,7 @@ from types import FrameType
 from bench import db, report
 from bench import scenarios as sc
 
-STEPS = ("full", "incremental", "dlt", "sling")
+STEPS = ("full", "incremental", "deletes", "dlt", "sling")
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -26,6 +26,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=1_000_000, help="large table rows")
     parser.add_argument("--small", type=int, default=100_000, help="small table rows")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each measurement")
+    parser.add_argument("--huge", type=int, default=0,
+                        help="also measure delete propagation on a table of this many rows "
+                        "(e.g. 10000000; generating and loading it takes minutes)")
     parser.add_argument(
         "--only", action="append", choices=STEPS, metavar="STEP",
         help=f"run only these steps (repeatable; any of {', '.join(STEPS)}). "
@@ -80,10 +83,23 @@ def step_incremental(bench: sc.Bench) -> None:
             sc.dbsync_noop(bench, repeat, table)
 
 
+def step_deletes(bench: sc.Bench) -> None:
+    """Per table: updates only, deletes + updates, and a full refresh, interleaved."""
+    tables = [t for t in (sc.SMALL, sc.LARGE, sc.HUGE) if t in bench.sizes]
+    for table in tables:
+        sc.ensure_dbsync_target(bench, table)
+    for repeat in range(1, bench.repeat + 1):
+        for table in tables:
+            sc.dbsync_updates_only(bench, repeat, table)
+            sc.dbsync_deletes(bench, repeat, table)
+            sc.dbsync_full_of(bench, repeat, table)
+
+
 def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
     actions: dict[str, Callable[[], None]] = {
         "full": lambda: step_full(bench),
         "incremental": lambda: step_incremental(bench),
+        "deletes": lambda: step_deletes(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
     }
@@ -110,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         signal.signal(signum, _raise_interrupt)
     server = db.Server.from_env(args.host, args.port, args.user)
     tmp = Path(tempfile.mkdtemp(prefix="dbsync_bench_"))
-    bench = sc.Bench(server, db.unique_prefix(), {sc.LARGE: args.rows, sc.SMALL: args.small},
-                     args.repeat, tmp, args.peer_timeout)
+    sizes = {sc.LARGE: args.rows, sc.SMALL: args.small}
+    if args.huge:
+        sizes[sc.HUGE] = args.huge
+    bench = sc.Bench(server, db.unique_prefix(), sizes, args.repeat, tmp, args.peer_timeout)
     bench.log(f"scratch databases {bench.prefix}*, temp dir {tmp}")
     try:
         setup(bench)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -13,8 +14,10 @@ from pathlib import Path
 from bench import db, measure, peers
 from bench.report import FAILED, INVALID, OK, TIMED_OUT, UNAVAILABLE, Run
 
-LARGE, SMALL = "bench_large", "bench_small"
+LARGE, SMALL, HUGE = "bench_large", "bench_small", "bench_huge"
+SIZE_NAMES = {LARGE: "large", SMALL: "small", HUGE: "huge"}
 CHANGED_ROWS = 1000
+DELETED_ROWS = 1000
 REPO = Path(__file__).resolve().parents[1]
 _DBSYNC_ENV_PREFIXES = (
     "SOURCE_DB_", "TARGET_DB_", "STAGING_DB_", "POOL_", "TABLES_CONFIG", "DEFAULT_LAG",
@@ -55,6 +58,12 @@ class Bench:
         self.change_round += 1
         return db.change_rows(self.server, self.source, table, self.sizes[table],
                               CHANGED_ROWS, self.change_round)
+
+    def delete(self, table: str) -> int:
+        """Delete rows in the source (the content check compares against the new source)."""
+        self.change_round += 1
+        return db.delete_rows(self.server, self.source, table, self.sizes[table],
+                              DELETED_ROWS, self.change_round)
 
 
 # --- content check ------------------------------------------------------------------------
@@ -161,6 +170,9 @@ def dbsync_sync(bench: Bench, run: Run, table: str, *flags: str) -> Run:
     result = measure.run([*dbsync_command(), "sync", table, *flags], env=dbsync_env(bench),
                          cwd=bench.tmp)
     run.task_s, run.extracted = parse_summary(result.stdout, table)
+    if found := re.search(r"compared in (\d+\.\d+)s, re-checked and deleted in (\d+\.\d+)s",
+                          result.stderr):
+        run.note = f"keys compared {found.group(1)} s, re-checked + deleted {found.group(2)} s"
     return record(bench, run, result, bench.database("dbsync"), table)
 
 
@@ -203,6 +215,33 @@ def dbsync_incremental_warm(bench: Bench, repeat: int, table: str) -> Run:
         data = json.loads(result.stdout.strip().splitlines()[-1])
         run.task_s, run.extracted, run.rows = data["task_s"], data["extracted"], data["changed"]
     return record(bench, run, result, bench.database("dbsync"), table)
+
+
+def dbsync_deletes(bench: Bench, repeat: int, table: str) -> Run:
+    """Spread deletes and updates, propagated by one incremental `dbsync sync` process."""
+    size, rows = SIZE_NAMES[table], bench.sizes[table]
+    changed = bench.change(table)
+    deleted = bench.delete(table)
+    run = Run(f"dbsync_del_{size}", f"dbsync {deleted:,} del + {changed:,} chg ({rows:,})",
+              rows, changed + deleted, repeat)
+    return dbsync_sync(bench, run, table)
+
+
+def dbsync_updates_only(bench: Bench, repeat: int, table: str) -> Run:
+    """The same table's updates-only incremental sync (its key comparison finds nothing)."""
+    size, rows = SIZE_NAMES[table], bench.sizes[table]
+    changed = bench.change(table)
+    run = Run(f"dbsync_upd_{size}", f"dbsync {changed:,} chg, 0 del ({rows:,})", rows,
+              changed, repeat)
+    return dbsync_sync(bench, run, table)
+
+
+def dbsync_full_of(bench: Bench, repeat: int, table: str) -> Run:
+    """A full refresh of the table the delete runs use (their 0.3x reference)."""
+    size, rows = SIZE_NAMES[table], bench.sizes[table]
+    run = Run(f"dbsync_delfull_{size}", f"dbsync --full-refresh, del. table ({rows:,})", rows,
+              rows, repeat)
+    return dbsync_sync(bench, run, table, "--full-refresh")
 
 
 def dbsync_noop(bench: Bench, repeat: int, table: str) -> Run:

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from dbsync.engines import fetch_all
 from dbsync.extract import Window
+from dbsync.keydiff import identity_sql, identity_text
 from dbsync.mysql_types import text_expression
 from dbsync.schema import Column, TableSchema, qualified, quote
 
@@ -80,16 +81,54 @@ def fold_locally(
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
     for row in fetch_all(engine, sql, rows.params):
-        text = (
-            "#".join(f"{len(v)}:{v}" for v in row if v is not None)
-            + "#"
-            + "".join("1" if v is None else "0" for v in row)
-        )
-        digest = hashlib.md5(text.encode(), usedforsecurity=False).digest()
+        digest = _local_digest(row)
         count += 1
         low ^= int.from_bytes(digest[:8], "big")
         high ^= int.from_bytes(digest[8:], "big")
     return count, low, high
+
+
+def _local_digest(values: Sequence[str | None]) -> bytes:
+    """MD5 of a row's text values as ``row_hash_sql`` forms them on the server."""
+    text = (
+        "#".join(f"{len(v)}:{v}" for v in values if v is not None)
+        + "#"
+        + "".join("1" if v is None else "0" for v in values)
+    )
+    return hashlib.md5(text.encode(), usedforsecurity=False).digest()
+
+
+def row_digests(
+    dialect: Dialect, engine: Engine, rows: RowSet, key: Sequence[str]
+) -> dict[object, object]:
+    """Each row's key identity and content digest: a mismatching chunk, row by row."""
+    return dialect.row_digests(engine, rows, key)
+
+
+def digests_on_server(engine: Engine, rows: RowSet, key: Sequence[str]) -> dict[object, object]:
+    """Key identities and row hashes computed by a MySQL/MariaDB server."""
+    sql = (
+        f"SELECT {identity_sql(rows.schema, key)}, {row_hash_sql(rows.schema, rows.columns)} "
+        f"FROM {rows.table} WHERE {rows.where}"
+    )
+    return dict(fetch_all(engine, sql, rows.params))
+
+
+def digests_locally(
+    engine: Engine,
+    rows: RowSet,
+    key: Sequence[str],
+    text_expression: Callable[[Column], str],
+) -> dict[object, object]:
+    """The same identities and digests in Python, over the rows' text as fetched."""
+    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+    keys = [rows.schema.column(k) for k in key]
+    texts = [text_expression(c) for c in [*keys, *chosen] if c is not None]
+    sql = f"SELECT {', '.join(texts)} FROM {rows.table} WHERE {rows.where}"
+    return {
+        identity_text(row[: len(key)]): _local_digest(row[len(key) :])
+        for row in fetch_all(engine, sql, rows.params)
+    }
 
 
 def window_matches(

@@ -84,7 +84,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         verdict = "OK" if report.ok else "MISMATCH"
         print(
             f"{report.table}: {verdict} source={report.source_rows} target={report.target_rows} "
-            f"chunks={report.chunks}" + (f" error: {report.error}" if report.error else "")
+            f"chunks={report.chunks}"
+            + (f" rows: {report.describe_rows()}" if report.mismatches else "")
+            + (f" error: {report.error}" if report.error else "")
         )
         key = runtime.tables.get(report.table)
         for diff in report.mismatches:

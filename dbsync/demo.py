@@ -2,7 +2,8 @@
 
 It builds a source with three kinds of table (incremental, composite key, full refresh),
 syncs them into a target through the same ``run_sync`` the CLI and the Celery task use,
-changes the source (updates, inserts at the boundary timestamp, a new column, a delete),
+changes the source (updates, inserts at the boundary timestamp, a new column, deletes in an
+incremental and a full-refresh table),
 syncs again and verifies every table.
 """
 
@@ -74,11 +75,13 @@ def _change(conn: sqlite3.Connection) -> list[str]:
     conn.execute("ALTER TABLE customers ADD COLUMN tier TEXT DEFAULT 'basic'")
     conn.execute("UPDATE order_lines SET qty = qty + 100, updated_at = ? WHERE order_id = 7", (T1,))
     conn.execute("INSERT INTO order_lines VALUES (7, 4, 'SKU-7-4', 1, ?)", (T1,))
+    conn.execute("DELETE FROM order_lines WHERE order_id = 9 AND line_no = 2")
     conn.execute("DELETE FROM countries WHERE code = 'FR'")
     conn.execute("INSERT INTO countries VALUES ('NZ', 'New Zealand')")
     return [
         "customers: 5 rows updated, 1 inserted, column 'tier' added (rebuilt to backfill it)",
-        "order_lines: 3 rows updated, 2 inserted, one carrying an already-synced cursor value",
+        "order_lines: 3 rows updated, 2 inserted, one carrying an already-synced cursor value; "
+        "1 deleted (propagated by key comparison)",
         "countries: 1 row deleted, 1 inserted (full refresh)",
     ]
 

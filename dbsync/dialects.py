@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
@@ -25,6 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync import checksum, mysql_types
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
+from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.schema import (
     Column,
@@ -55,8 +56,9 @@ class Dialect(Protocol):
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
-    (where an incremental read starts) and :meth:`aggregate` (row count and checksum of a
-    set of rows, computed wherever the dialect can).
+    (where an incremental read starts), and where checksums and key folds are computed:
+    :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
+    row) and :meth:`key_side` (key-set folds for delete propagation).
 
     Writing the target: :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
@@ -105,6 +107,14 @@ class Dialect(Protocol):
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, XOR of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
+
+    def row_digests(
+        self, engine: Engine, rows: RowSet, key: Sequence[str]
+    ) -> dict[object, object]:
+        """Each row's key identity and content digest (a mismatching chunk, row by row)."""
+
+    def key_side(self, keys: KeySet) -> Side:
+        """Where a table's keys are folded for the delete comparison (:mod:`dbsync.keydiff`)."""
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
@@ -206,6 +216,10 @@ class MySQLDialect:
         cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
         return cursor
 
+    def key_side(self, keys: KeySet) -> Side:
+        """Where a table's keys are folded for the delete comparison: on the server."""
+        return ServerSide(keys)
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         column = quote(cursor.name)
         expression = f"MAX({column})"
@@ -217,6 +231,11 @@ class MySQLDialect:
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Computed by the server: only three numbers cross the network."""
         return checksum.fold_on_server(engine, rows)
+
+    def row_digests(
+        self, engine: Engine, rows: RowSet, key: Sequence[str]
+    ) -> dict[object, object]:
+        return checksum.digests_on_server(engine, rows, key)
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
@@ -230,13 +249,13 @@ class MySQLDialect:
         sql = create_table_sql(
             source, self.staging_schema(), source.name, key, cursor, secondary_indexes=False
         )
-        tgt.execute(engine, sql)
+        tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes of a fully loaded staging table (one sorted pass)."""
         sql = add_indexes_sql(source, self.staging_schema(), cursor)
         if sql:
-            tgt.execute(engine, sql)
+            tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         like = qualified(self.target_schema(), current.name)
@@ -248,7 +267,7 @@ class MySQLDialect:
         )
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
-        sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema(), key)
+        sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema())
         tgt.execute(engine, sql)
         tgt.drop_table(engine, self.staging_schema(), schema.name)
 
@@ -350,6 +369,11 @@ class SQLiteDialect:
     def arrow_reader_url(self) -> str | None:
         return None
 
+    def key_side(self, keys: KeySet) -> Side:
+        """SQLite has neither CRC32 nor BIT_XOR: its keys are folded in Python."""
+        columns = [keys.schema.column(k) for k in keys.key]
+        return LocalSide(keys, [self.text_expression(c) for c in columns if c is not None])
+
     def named_param(self, name: str) -> str:
         return f":{name}"
 
@@ -364,6 +388,11 @@ class SQLiteDialect:
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Folded in Python: SQLite lacks MD5 and BIT_XOR."""
         return checksum.fold_locally(engine, rows, self.text_expression)
+
+    def row_digests(
+        self, engine: Engine, rows: RowSet, key: Sequence[str]
+    ) -> dict[object, object]:
+        return checksum.digests_locally(engine, rows, key, self.text_expression)
 
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)

@@ -22,6 +22,13 @@ TARGET_INIT = (
 )
 
 
+def target_init(settings: Settings) -> str:
+    """The target's session settings. ``lock_wait_timeout`` bounds how long any statement of
+    dbsync waits for a metadata lock: a DDL waiting in MariaDB's lock queue blocks every later
+    reader of its table, so the wait itself must be short (TARGET_LOCK_WAIT_TIMEOUT)."""
+    return f"{TARGET_INIT}, lock_wait_timeout = {int(settings.target_lock_wait_timeout)}"
+
+
 def _mysql_connect_args(
     db: DatabaseSettings, init_command: str, local_infile: bool
 ) -> dict[str, Any]:
@@ -43,7 +50,7 @@ def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> 
     """One engine (and pool) for one side, configured from the settings."""
     if not db.is_mysql:
         return _sqlite_engine(db, settings, target)
-    init = TARGET_INIT if target else SOURCE_INIT
+    init = target_init(settings) if target else SOURCE_INIT
     return sa.create_engine(
         db.url,
         pool_size=settings.pool_size,
@@ -107,6 +114,13 @@ def pool_numbers(engine: Engine) -> dict[str, int]:
     numbers["overflow"] = max(numbers["overflow"], 0)
     numbers["max_overflow"] = int(getattr(pool, "_max_overflow", 0) or 0)
     return numbers
+
+
+def has_room(engine: Engine, spare: int) -> bool:
+    """True when the engine's pool could hand out ``spare`` more connections right now."""
+    numbers = pool_numbers(engine)
+    capacity = numbers["size"] + numbers["max_overflow"]
+    return capacity - numbers["checked_out"] >= spare
 
 
 def pool_status(engine: Engine) -> dict[str, int]:

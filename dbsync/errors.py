@@ -65,12 +65,21 @@ class RowCountMismatch(FatalError):
     """A full refresh staged a different number of rows than the source snapshot holds."""
 
 
+class TooManyDeletes(FatalError):
+    """Propagating deletes would remove more of the target than max_delete_fraction allows."""
+
+
 class LoadDataError(FatalError):
     """The bulk load reported warnings or lost rows: the data would not arrive unchanged."""
 
 
 class LockLost(TransientError):
     """The table lock's connection died during the sync; the result is not committed."""
+
+
+class MetadataLockTimeout(TransientError):
+    """A target DDL kept timing out waiting for a table's metadata lock (another session
+    holds it, typically an open transaction that read the table)."""
 
 
 class Outcome(StrEnum):

@@ -15,6 +15,10 @@ Every line has the form ``{timestamp} - {level} - {component} - {message}``::
 Library modules only call ``logging.getLogger(...)``; entry points call
 :func:`configure_logging` once and :func:`register_settings_secrets` with their settings.
 
+Tracebacks are for DEBUG: below that level a record's exception is shown as one line
+(``message: ErrorType: first line``), and dlt's records (which carry tracebacks in their
+text) come through dbsync's handlers as one line each.
+
 Redaction happens on the fully formatted line (message, arguments and traceback alike):
 every registered secret value is replaced by ``***`` and the password of any
 ``scheme://user:password@host`` URL is masked, registered or not.
@@ -31,6 +35,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dbsync.engines import pool_numbers
+from dbsync.errors import describe
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
@@ -119,19 +124,92 @@ def component_for(logger_name: str) -> str:
 
 
 class DbsyncFormatter(logging.Formatter):
-    """``{timestamp} - {level} - {component} - {message}``, UTC, secrets redacted."""
+    """``{timestamp} - {level} - {component} - {message}``, UTC, secrets redacted.
+
+    With ``tracebacks=False`` a record's exception is summarised on its one line.
+    """
 
     converter = time.gmtime
     default_time_format = DATE_FORMAT
     default_msec_format = "%s,%03d"
 
-    def __init__(self) -> None:
+    def __init__(self, tracebacks: bool = True) -> None:
         super().__init__(LOG_FORMAT)
+        self.tracebacks = tracebacks
 
     def format(self, record: logging.LogRecord) -> str:
         if not isinstance(getattr(record, "component", None), str):
             record.component = component_for(record.name)
+        if not self.tracebacks and (record.exc_info or record.stack_info):
+            record = _one_line(record)
         return redact(super().format(record))
+
+
+def _one_line(record: logging.LogRecord) -> logging.LogRecord:
+    """A copy of ``record`` whose exception is summarised in its message (no traceback)."""
+    copy = logging.makeLogRecord(record.__dict__)
+    message = record.getMessage()
+    error = record.exc_info[1] if record.exc_info else None
+    if error is not None:
+        message = f"{message}: {describe(error)}"
+    copy.msg, copy.args = message, None
+    copy.exc_info = copy.exc_text = copy.stack_info = None
+    return copy
+
+
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")
+
+
+def first_line(text: str) -> str:
+    """The first line of ``text``; a traceback inside it shrinks to its exception line."""
+    head, marker, trace = text.partition("Traceback (most recent call last):")
+    if marker:
+        lines = [line.strip() for line in trace.splitlines() if line.strip()]
+        raised = [line for line in lines if _EXCEPTION_LINE.match(line)]
+        head = f"{head.strip()} {(raised or lines or [''])[-1]}"
+    lines = head.strip().splitlines()
+    return lines[0] if lines else ""
+
+
+class DeadConnectionResets(logging.Filter):
+    """SQLAlchemy logs an ERROR with a traceback whenever it returns a connection the server
+    already dropped to the pool ("Exception during reset or similar"): the connection is
+    discarded and the sync that lost it reports its own outcome. Shown at DEBUG only."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith("sqlalchemy.pool"):
+            return True
+        if not str(record.msg).startswith("Exception during reset"):
+            return True
+        return logging.getLogger().getEffectiveLevel() <= logging.DEBUG
+
+
+class ThroughDbsyncHandlers(logging.Handler):
+    """Hands dlt's log records to the root logger's (dbsync's) handlers.
+
+    dlt logs through a stderr handler of its own, with tracebacks inside its messages; it
+    keeps the first handler it finds on its logger, so installing this one routes dlt's lines
+    into dbsync's format. dlt's errors concern a load job, which dlt retries or dbsync reports
+    for its table: they arrive as warnings, one line each below DEBUG.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        root = logging.getLogger()
+        if root.getEffectiveLevel() > logging.DEBUG:
+            record.msg, record.args = first_line(record.getMessage()), None
+        if record.levelno > logging.WARNING:
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        for handler in root.handlers:
+            if record.levelno >= handler.level:
+                handler.handle(record)
+
+
+def _route_dlt_logs() -> None:
+    dlt_logger = logging.getLogger("dlt")
+    for old in list(dlt_logger.handlers):
+        dlt_logger.removeHandler(old)
+    dlt_logger.addHandler(ThroughDbsyncHandlers())
+    dlt_logger.propagate = False
 
 
 class RedactingFilter(logging.Filter):
@@ -156,14 +234,17 @@ def configure_logging(level: int | str = "INFO", stream: TextIO | None = None) -
     """Send every log record to ``stream`` (stderr) in dbsync's format; returns the handler.
 
     Replaces the root logger's handlers, so calling it twice does not duplicate lines.
+    Tracebacks are printed only at DEBUG.
     """
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(DbsyncFormatter())
     root = logging.getLogger()
+    root.setLevel(level.upper() if isinstance(level, str) else level)
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(DbsyncFormatter(tracebacks=root.getEffectiveLevel() <= logging.DEBUG))
+    handler.addFilter(DeadConnectionResets())
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper() if isinstance(level, str) else level)
+    _route_dlt_logs()
     logging.captureWarnings(True)
     return handler
 

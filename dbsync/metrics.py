@@ -4,7 +4,8 @@ Per-process metrics (written by whichever process ran the sync):
 
 - ``sync_duration_seconds{table,mode}`` histogram of successful syncs.
 - ``records_processed_total{table,mode}`` rows loaded into the target;
-  ``records_extracted_total{table,mode}`` rows read from the source.
+  ``records_extracted_total{table,mode}`` rows read from the source;
+  ``records_deleted_total{table,mode}`` target rows removed because the source deleted them.
 - ``sync_errors_total{table,mode}`` failed syncs; ``syncs_total{table,mode,status}`` every
   sync outcome (``synced``, ``failed``, ``skipped``).
 - ``connection_pool_size{pool}`` and ``connection_pool_checked_out{pool}`` gauges
@@ -82,6 +83,7 @@ class _Metrics:
     sync_duration: Histogram
     records_processed: Counter
     records_extracted: Counter
+    records_deleted: Counter
     sync_errors: Counter
     syncs: Counter
     pool_size: Gauge
@@ -125,6 +127,12 @@ def _create() -> _Metrics:
         ),
         records_extracted=Counter(
             "records_extracted", "Rows read from the source", by_table, registry=registry
+        ),
+        records_deleted=Counter(
+            "records_deleted",
+            "Target rows removed because the source deleted them",
+            by_table,
+            registry=registry,
         ),
         sync_errors=Counter("sync_errors", "Failed table syncs", by_table, registry=registry),
         syncs=Counter("syncs", "Table sync outcomes", (*by_table, "status"), registry=registry),
@@ -201,6 +209,7 @@ def record_sync(result: SyncResult) -> None:
         return
     m.records_processed.labels(**labels).inc(max(result.rows_loaded, 0))
     m.records_extracted.labels(**labels).inc(max(result.rows_extracted, 0))
+    m.records_deleted.labels(**labels).inc(max(result.rows_deleted, 0))
     if result.status == "synced":
         m.sync_duration.labels(**labels).observe(max(result.duration_s, 0.0))
     else:

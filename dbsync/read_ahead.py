@@ -23,7 +23,7 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from dbsync.engines import fetch_all, pool_numbers
+from dbsync.engines import fetch_all, has_room
 from dbsync.extract import Window
 from dbsync.schema import Index, TableSchema, qualified, quote
 
@@ -126,16 +126,6 @@ def read_ahead_sql(table: str, key: Sequence[str], index: Index | None, rows: in
     return f"{sql} JOIN {table} AS y FORCE INDEX ({quote(index.name)}) ON {on} WHERE {where}"
 
 
-def _pools_allow(*engines: Engine) -> bool:
-    """True when every pool has room for the read-ahead beside the sync's own connections."""
-    for engine in engines:
-        numbers = pool_numbers(engine)
-        capacity = numbers["size"] + numbers["max_overflow"]
-        if capacity - numbers["checked_out"] < SPARE_CONNECTIONS:
-            return False
-    return True
-
-
 @contextmanager
 def reading_ahead(
     source: Engine,
@@ -156,7 +146,7 @@ def reading_ahead(
         cursor is None
         or window.lower_bound is None
         or cursor_index(source_schema, cursor) is None
-        or not _pools_allow(source, target)
+        or not all(has_room(engine, SPARE_CONNECTIONS) for engine in (source, target))
     ):
         yield None
         return

@@ -27,6 +27,7 @@ class SyncResult:
     status: Status = "synced"
     rows_extracted: int = 0
     rows_loaded: int = 0
+    rows_deleted: int = 0  # target rows removed because the source deleted them
     duration_s: float = 0.0
     started_at: datetime = field(default_factory=utc_now)
     finished_at: datetime | None = None
@@ -35,6 +36,7 @@ class SyncResult:
     error: str | None = None
     schema_changes: list[str] = field(default_factory=list)
     phases: dict[str, float] = field(default_factory=dict)  # seconds per step of the sync
+    deletes_checked_at: datetime | None = None  # when this run compared keys for deletes
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status
@@ -48,6 +50,8 @@ class SyncResult:
         data = asdict(self)
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
+        checked = self.deletes_checked_at
+        data["deletes_checked_at"] = checked.isoformat() if checked else None
         return data
 
 
@@ -70,12 +74,12 @@ def format_results(results: Sequence[SyncResult]) -> str:
     """The per-table summary ``dbsync sync`` and ``dbsync demo`` print."""
     header = (
         f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
-        f"{'seconds':>8}  error"
+        f"{'seconds':>8} {'deleted':>8}  error"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
-            f"{r.rows_loaded:>10} {r.duration_s:>8.2f}  {r.error or ''}"
+            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
         )
     return "\n".join(lines)

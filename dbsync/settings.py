@@ -113,6 +113,9 @@ class Settings(BaseSettings):
     retry_backoff_base: float = Field(2, gt=0)
     retry_backoff_max: float = Field(300, gt=0)
     work_dir: str | None = Field(None, description="where dlt keeps load packages (temp)")
+    target_lock_wait_timeout: int = Field(
+        5, ge=1, description="seconds a target statement waits for a metadata lock"
+    )
 
     @model_validator(mode="after")
     def _require_databases(self) -> Settings:

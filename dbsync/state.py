@@ -9,7 +9,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbsync.dialects import Dialect, dialect_class
+from dbsync.errors import Outcome, classify
 from dbsync.result import SyncResult
+from dbsync.retry import STATUS_BACKOFF_BASE, STATUS_BACKOFF_MAX, STATUS_RETRIES, retrying
 from dbsync.schema import qualified
 
 STATUS_TABLE = "_dbsync_status"
@@ -27,8 +29,16 @@ _COLUMNS = """(
   last_error TEXT NULL,
   load_id VARCHAR(64) NULL,
   worker VARCHAR(255) NULL,
-  consecutive_failures INT NOT NULL DEFAULT 0
+  consecutive_failures INT NOT NULL DEFAULT 0,
+  rows_deleted BIGINT NOT NULL DEFAULT 0,
+  last_delete_check_at DATETIME(6) NULL
 )"""
+
+# columns added after the first release: (name, definition), added to older status tables
+_ADDED_COLUMNS = (
+    ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
+    ("last_delete_check_at", "DATETIME(6) NULL"),
+)
 
 _FIELDS = [
     "table_name",
@@ -44,6 +54,8 @@ _FIELDS = [
     "load_id",
     "worker",
     "consecutive_failures",
+    "rows_deleted",
+    "last_delete_check_at",
 ]
 
 
@@ -62,6 +74,8 @@ class TableStatus:
     load_id: str | None
     worker: str | None
     consecutive_failures: int
+    rows_deleted: int = 0
+    last_delete_check_at: datetime | None = None
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds since the last successful sync (None if there never was one)."""
@@ -85,14 +99,30 @@ def _dialect(engine: Engine) -> type[Dialect]:
     return dialect_class(engine.dialect.name)
 
 
+def _schema(engine: Engine, database: str) -> str:
+    return _dialect(engine).status_schema(database)
+
+
 def _table(engine: Engine, database: str) -> str:
-    return qualified(_dialect(engine).status_schema(database), STATUS_TABLE)
+    return qualified(_schema(engine, database), STATUS_TABLE)
 
 
 def ensure_status_table(engine: Engine, database: str) -> None:
+    """Create the status table, or add the columns an older release did not have."""
     ddl = f"CREATE TABLE IF NOT EXISTS {_table(engine, database)} {_COLUMNS}"
     with engine.begin() as conn:
         conn.execute(sa.text(ddl + _dialect(engine).table_options()))
+    _add_missing_columns(engine, database)
+
+
+def _add_missing_columns(engine: Engine, database: str) -> None:
+    columns = sa.inspect(engine).get_columns(STATUS_TABLE, schema=_schema(engine, database))
+    present = {c["name"] for c in columns}
+    table = _table(engine, database)
+    with engine.begin() as conn:
+        for name, definition in _ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
 
 
 def _upsert_sql(engine: Engine, database: str) -> str:
@@ -102,12 +132,16 @@ def _upsert_sql(engine: Engine, database: str) -> str:
         **{
             f: new(f)
             for f in _FIELDS[1:]
-            if f not in ("last_success_at", "load_id", "consecutive_failures")
+            if f
+            not in ("last_success_at", "load_id", "consecutive_failures", "last_delete_check_at")
         },
         "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
         "load_id": f"COALESCE({new('load_id')}, load_id)",
         "consecutive_failures": (
             f"CASE WHEN {new('status')} = 'failed' THEN consecutive_failures + 1 ELSE 0 END"
+        ),
+        "last_delete_check_at": (
+            f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"
         ),
     }
     return (
@@ -118,9 +152,23 @@ def _upsert_sql(engine: Engine, database: str) -> str:
 
 
 def record_result(engine: Engine, database: str, result: SyncResult) -> None:
-    """Upsert the outcome of one sync (skipped syncs are not recorded: nothing happened)."""
+    """Upsert the outcome of one sync (skipped syncs are not recorded: nothing happened).
+
+    A transient failure is retried (STATUS_RETRIES): a sync that failed because the target's
+    connections were lost is recorded as failed on fresh ones once the target answers.
+    """
     if result.status == "skipped":
         return
+    retrying(
+        lambda: _upsert_result(engine, database, result),
+        retryable=lambda exc: classify(exc) is Outcome.TRANSIENT,
+        retries=STATUS_RETRIES,
+        base=STATUS_BACKOFF_BASE,
+        maximum=STATUS_BACKOFF_MAX,
+    )
+
+
+def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
     ensure_status_table(engine, database)
     params = {
         "table_name": result.table,
@@ -136,6 +184,8 @@ def record_result(engine: Engine, database: str, result: SyncResult) -> None:
         "load_id": result.load_id,
         "worker": result.worker,
         "consecutive_failures": 1 if result.status == "failed" else 0,
+        "rows_deleted": result.rows_deleted,
+        "last_delete_check_at": _naive(result.deletes_checked_at),
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
@@ -147,4 +197,16 @@ def read_status(engine: Engine, database: str) -> list[TableStatus]:
     sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)} ORDER BY table_name"
     with engine.connect() as conn:
         rows = conn.execute(sa.text(sql)).all()
-    return [TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:]) for row in rows]
+    return [
+        TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:14], _moment(row[14]))
+        for row in rows
+    ]
+
+
+def last_delete_check(engine: Engine, database: str, table: str) -> datetime | None:
+    """When the table's keys were last compared for deletes (None: never), in UTC."""
+    ensure_status_table(engine, database)
+    sql = f"SELECT last_delete_check_at FROM {_table(engine, database)} WHERE table_name = :t"
+    with engine.connect() as conn:
+        found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
+    return found.replace(tzinfo=UTC) if found else None

@@ -32,11 +32,12 @@ COLUMNS = (
     "LAST SYNC (UTC)",
     "AGE",
     "ROWS",
+    "DELETED",
     "DURATION",
     "FAILS",
     "LAST ERROR",
 )
-RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DURATION", "FAILS"})
+RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "DURATION", "FAILS"})
 DEFAULT_ERROR_WIDTH = 60
 
 
@@ -110,6 +111,7 @@ def status_records(
                 "age_seconds": round(age, 1) if age is not None else None,
                 "rows_extracted": row.rows_extracted,
                 "rows_loaded": row.rows_loaded,
+                "rows_deleted": row.rows_deleted,
                 "duration_s": row.duration_s,
                 "consecutive_failures": row.consecutive_failures,
                 "last_error": redact(row.last_error) if row.last_error else None,
@@ -128,6 +130,7 @@ def status_records(
                     "age_seconds": None,
                     "rows_extracted": None,
                     "rows_loaded": None,
+                    "rows_deleted": None,
                     "duration_s": None,
                     "consecutive_failures": None,
                     "last_error": None,
@@ -166,7 +169,7 @@ def render_status(
     for name in names:
         row = by_name.get(name)
         if row is None:
-            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-"])
+            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         body.append(
             [
@@ -176,6 +179,7 @@ def render_status(
                 _when(row.last_success_at),
                 format_age(row.age_seconds(now)),
                 f"{row.rows_loaded:,}",
+                f"{row.rows_deleted:,}",
                 format_duration(row.duration_s),
                 str(row.consecutive_failures),
                 _one_line(row.last_error, error_width),

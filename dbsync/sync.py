@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 
+from dbsync import deletes
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
@@ -26,9 +27,9 @@ from dbsync.lock import HeldLock
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
-from dbsync.result import SyncResult, attach_result
+from dbsync.result import SyncResult, attach_result, utc_now
 from dbsync.runtime import Runtime
-from dbsync.schema import TableSchema, plan_alter, require_source_table
+from dbsync.schema import TableSchema, plan_alter, qualified, require_source_table
 from dbsync.state import record_result
 from dbsync.tables import TableConfig
 
@@ -92,15 +93,17 @@ def _attempt(
     except Exception as exc:
         result.finish("failed", describe(exc))
         log.error("table %s: sync failed: %s", table, result.error)
+        log.debug("table %s: traceback of the failure", table, exc_info=exc)
         _record(runtime, result)
         return result, exc
     result.finish("synced")
     log.info(
-        "table %s: synced (%s) %s rows extracted, %s loaded in %.2fs (%s)",
+        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted in %.2fs (%s)",
         table,
         result.mode,
         result.rows_extracted,
         result.rows_loaded,
+        result.rows_deleted,
         result.duration_s,
         ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
     )
@@ -131,28 +134,68 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
 def _sync_locked(
     runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock
 ) -> None:
-    dialect = runtime.dialect
     with _phase(result, "schema"):
-        with runtime.engines.source.connect() as conn:
-            source = require_source_table(
-                conn,
-                dialect.source_schema(),
-                config.table,
-                config.primary_key,
-                config.modifier,
-                read=dialect.read_table,
-            )
-        dialect.ensure_staging(runtime.engines.target)
-        plan = _plan(runtime, config, source, result)
+        source, plan = _mirror_schema(runtime, config, result)
+    lock_check = lock.ensure_held
+    comparison = _delete_comparison(runtime, config, source, plan)
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
-        return
-    with _phase(result, "stage"), _read_ahead(runtime, source, plan):
+    else:
+        _load(runtime, config, source, plan, result, comparison, lock_check)
+    if comparison is not None:
+        with _phase(result, "deletes"):
+            deletes.propagate(runtime, comparison, result, before_delete=lock_check)
+
+
+def _mirror_schema(
+    runtime: Runtime, config: TableConfig, result: SyncResult
+) -> tuple[TableSchema, Plan]:
+    """Read the source definition, mirror it in the target and plan the run."""
+    dialect = runtime.dialect
+    with runtime.engines.source.connect() as conn:
+        source = require_source_table(
+            conn,
+            dialect.source_schema(),
+            config.table,
+            config.primary_key,
+            config.modifier,
+            read=dialect.read_table,
+        )
+    dialect.ensure_staging(runtime.engines.target)
+    return source, _plan(runtime, config, source, result)
+
+
+def _load(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    plan: Plan,
+    result: SyncResult,
+    comparison: deletes.Comparison | None,
+    lock_check: Callable[[], None],
+) -> None:
+    """Stage the rows with dlt (the key comparison beside it), then commit them."""
+    if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
+        result.deletes_checked_at = utc_now()
+    with (
+        _phase(result, "stage"),
+        _read_ahead(runtime, source, plan),
+        deletes.compared_meanwhile(comparison),
+    ):
         staged = _stage(runtime, config, source, plan, result)
-    lock.ensure_held()
+    lock_check()
     with _phase(result, "commit"):
         _commit(runtime, config, source, plan)
     result.rows_loaded = staged
+
+
+def _delete_comparison(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+) -> deletes.Comparison | None:
+    """The key comparison of an incremental run that propagates deletes and is due one."""
+    if plan.target is None or plan.replace or not deletes.due(runtime, config):
+        return None
+    return deletes.Comparison(runtime, config, deletes.Tables(source, plan.target))
 
 
 def _read_ahead(
@@ -252,7 +295,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
-        tgt.execute(engine, alter)
+        tgt.execute_ddl(engine, qualified(target_db, config.table), alter)
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):

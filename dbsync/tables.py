@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -21,6 +21,10 @@ class TableConfig(BaseModel):
     modifier: str | None = Field(None, min_length=1, max_length=64)
     lag_seconds: float | None = Field(None, ge=0)
     interval: int | None = Field(None, ge=1)
+    # rows deleted in the source: "propagate" (incremental tables) or "ignore" (keep them)
+    deletes: Literal["propagate", "ignore"] = "propagate"
+    max_delete_fraction: float = Field(0.5, ge=0, le=1)  # safety valve (dbsync.deletes)
+    delete_check_interval: float = Field(0, ge=0)  # seconds between key comparisons; 0: each run
 
     @field_validator("table", "modifier")
     @classmethod
@@ -46,6 +50,11 @@ class TableConfig(BaseModel):
     @property
     def incremental(self) -> bool:
         return self.modifier is not None
+
+    @property
+    def propagates_deletes(self) -> bool:
+        """Incremental syncs compare keys; full refreshes mirror deletes by their swap."""
+        return self.incremental and self.deletes == "propagate"
 
     @property
     def mode(self) -> str:

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.errors import FatalError
+from dbsync.errors import FatalError, MetadataLockTimeout, mysql_error_code
+from dbsync.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, retrying
 from dbsync.schema import TableSchema, qualified, quote
+
+log = logging.getLogger("dbsync.sync_engine")
+
+# "Lock wait timeout exceeded": for DDL, the metadata lock was not granted in time
+LOCK_WAIT_TIMEOUT = 1205
 
 
 def ensure_database(engine: Engine, database: str) -> None:
@@ -36,14 +45,57 @@ def execute(engine: Engine, *statements: str) -> None:
             conn.execute(sa.text(statement))
 
 
+def execute_ddl(engine: Engine, table: str, *statements: str) -> None:
+    """Run DDL on ``table`` (qualified name) with a bounded wait for its metadata lock.
+
+    Each attempt waits at most the session's ``lock_wait_timeout`` (TARGET_LOCK_WAIT_TIMEOUT,
+    set on every target connection): while a DDL waits, MariaDB queues every later reader of
+    the table behind it, so the wait stays short and readers get the table back between
+    attempts. After MDL_RETRIES retries with backoff it gives up with MetadataLockTimeout.
+    """
+
+    def waiting(retry: int, delay: float, _exc: Exception) -> None:
+        log.warning(
+            "metadata lock on %s is held by another session; retry %d/%d in %.1fs",
+            table,
+            retry,
+            MDL_RETRIES,
+            delay,
+        )
+
+    try:
+        retrying(
+            lambda: execute(engine, *statements),
+            retryable=_lock_wait_timed_out,
+            retries=MDL_RETRIES,
+            base=MDL_BACKOFF_BASE,
+            maximum=MDL_BACKOFF_MAX,
+            on_retry=waiting,
+        )
+    except sa.exc.DBAPIError as exc:
+        if not _lock_wait_timed_out(exc):
+            raise
+        raise MetadataLockTimeout(
+            f"metadata lock on {table} not granted in {MDL_RETRIES + 1} attempts of "
+            "TARGET_LOCK_WAIT_TIMEOUT seconds each: another session holds it (typically an "
+            "open transaction that read the table); the statement was not applied"
+        ) from exc
+
+
+def _lock_wait_timed_out(exc: Exception) -> bool:
+    return mysql_error_code(exc) == LOCK_WAIT_TIMEOUT
+
+
 def drop_table(engine: Engine, database: str, table: str) -> None:
-    execute(engine, f"DROP TABLE IF EXISTS {qualified(database, table)}")
+    name = qualified(database, table)
+    execute_ddl(engine, name, f"DROP TABLE IF EXISTS {name}")
 
 
 def recreate_like(engine: Engine, database: str, table: str, like: str) -> None:
     """An empty staging table with exactly the definition of ``like``."""
     drop_table(engine, database, table)
-    execute(engine, f"CREATE TABLE {qualified(database, table)} LIKE {like}")
+    name = qualified(database, table)
+    execute_ddl(engine, name, f"CREATE TABLE {name} LIKE {like}")
 
 
 def count_rows(engine: Engine, database: str, table: str) -> int:
@@ -72,27 +124,53 @@ def swap_into_place(
     """
     old = _old_name(table)
     drop_table(engine, staging, old)
+    name = qualified(target, table)
     if target_exists:
-        execute(
+        execute_ddl(
             engine,
-            f"RENAME TABLE {qualified(target, table)} TO {qualified(staging, old)}, "
-            f"{qualified(staging, table)} TO {qualified(target, table)}",
+            name,
+            f"RENAME TABLE {name} TO {qualified(staging, old)}, "
+            f"{qualified(staging, table)} TO {name}",
         )
         drop_table(engine, staging, old)
     else:
-        execute(engine, f"RENAME TABLE {qualified(staging, table)} TO {qualified(target, table)}")
+        execute_ddl(engine, name, f"RENAME TABLE {qualified(staging, table)} TO {name}")
 
 
-def merge_sql(schema: TableSchema, staging: str, target: str, key: tuple[str, ...]) -> str:
-    """Upsert the staged rows by primary key: one statement, touching only the staged keys."""
+def delete_keys(
+    engine: Engine, table: str, key: Sequence[str], keys: Sequence[Sequence[Any]], placeholder: str
+) -> int:
+    """Delete the rows with these primary keys in one short transaction; returns how many."""
+    if not keys:
+        return 0
+    if len(key) == 1:
+        where = f"{quote(key[0])} IN ({', '.join(placeholder for _ in keys)})"
+    else:
+        match = "(" + " AND ".join(f"{quote(k)} = {placeholder}" for k in key) + ")"
+        where = " OR ".join(match for _ in keys)
+    raw = engine.raw_connection()
+    try:
+        cursor = raw.cursor()
+        cursor.execute(f"DELETE FROM {table} WHERE {where}", [v for row in keys for v in row])
+        deleted = cursor.rowcount
+        raw.commit()
+        return int(deleted)
+    finally:
+        raw.close()
+
+
+def merge_sql(schema: TableSchema, staging: str, target: str) -> str:
+    """Upsert the staged rows by primary key: one statement, touching only the staged keys.
+
+    The key columns are updated too: under a case-insensitive collation ``'Key-1'`` and
+    ``'KEY-1'`` are the same key, and the target must take the source's exact spelling (an
+    unchanged value is not written again).
+    """
     names = [quote(c) for c in schema.column_names]
     columns = ", ".join(names)
-    updates = [f"{n} = VALUES({n})" for n in names if n not in {quote(k) for k in key}]
-    verb = "INSERT" if updates else "INSERT IGNORE"
-    sql = (
-        f"{verb} INTO {qualified(target, schema.name)} ({columns}) "
-        f"SELECT {columns} FROM {qualified(staging, schema.name)}"
+    updates = [f"{n} = VALUES({n})" for n in names]
+    return (
+        f"INSERT INTO {qualified(target, schema.name)} ({columns}) "
+        f"SELECT {columns} FROM {qualified(staging, schema.name)} "
+        "ON DUPLICATE KEY UPDATE " + ", ".join(updates)
     )
-    if updates:
-        sql += " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
-    return sql

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
-from dbsync.checksum import RowSet, aggregate
+from dbsync.checksum import RowSet, aggregate, row_digests
 from dbsync.runtime import Runtime
 from dbsync.schema import qualified, quote, require_source_table
 from dbsync.sync import table_config
@@ -56,6 +56,15 @@ class VerifyReport:
     chunks: int = 0
     mismatches: list[ChunkDiff] = field(default_factory=list)
     error: str | None = None
+    only_in_target: int = 0  # rows whose key the source does not have (deleted there?)
+    only_in_source: int = 0  # rows not yet copied
+    differing: int = 0  # rows with the same key on both sides and different content
+
+    def describe_rows(self) -> str:
+        return (
+            f"{self.only_in_target} only in target, {self.only_in_source} only in source, "
+            f"{self.differing} differ"
+        )
 
     @property
     def ok(self) -> bool:
@@ -113,6 +122,20 @@ def _boundaries(
         raw.close()
 
 
+def _count_rows_apart(
+    runtime: Runtime, sets: tuple[RowSet, RowSet], key: Sequence[str], report: VerifyReport
+) -> None:
+    """Tell a mismatching chunk's rows apart: only in one side, or the same key differing."""
+    engines = (runtime.engines.source, runtime.engines.target)
+    source, target = (
+        row_digests(runtime.dialect, engine, rows, key)
+        for engine, rows in zip(engines, sets, strict=True)
+    )
+    report.only_in_target += len(target.keys() - source.keys())
+    report.only_in_source += len(source.keys() - target.keys())
+    report.differing += sum(1 for k in source.keys() & target.keys() if source[k] != target[k])
+
+
 def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> VerifyReport:
     """Compare one table's rows on both sides; report mismatching key ranges."""
     report = VerifyReport(table=table)
@@ -154,12 +177,18 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
         report.target_rows += dst[0]
         if src != dst:
             report.mismatches.append(ChunkDiff(lower, upper, src[0], dst[0]))
+            sets = (
+                RowSet(qualified(source_db, table), source, columns, where, params),
+                RowSet(qualified(target_db, table), target, columns, where, params),
+            )
+            _count_rows_apart(runtime, sets, key, report)
     log.info(
-        "table %s: %s source rows, %s target rows, %s chunks, %s mismatching",
+        "table %s: %s source rows, %s target rows, %s chunks, %s mismatching (%s)",
         table,
         report.source_rows,
         report.target_rows,
         report.chunks,
         len(report.mismatches),
+        report.describe_rows(),
     )
     return report

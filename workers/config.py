@@ -15,6 +15,8 @@ from pydantic import Field, model_validator
 from dbsync.settings import Settings, build_settings
 
 TASK_NAME = "dbsync.sync_table"
+# attempts to store a task's outcome while the result backend (Redis) is unreachable
+RESULT_STORE_RETRIES = 30
 
 
 class FleetSettings(Settings):
@@ -117,6 +119,16 @@ def celery_config(fleet: FleetSettings) -> dict[str, Any]:
         # --- results and monitoring -----------------------------------------------------------
         # Keep summaries for a week (Flower, `celery result`); they are small.
         "result_expires": fleet.result_expires,
+        # A sync that committed is a success whatever Redis does meanwhile: when the result
+        # backend is unreachable as a task ends, the worker keeps retrying to store the
+        # outcome (connection errors only; full-jitter backoff from 0.5 s, at most 10 s
+        # apart, 30 times: about two minutes, at most five) instead of failing at once,
+        # which would make the pool record FAILURE once Redis returned. The README says
+        # what happens after a longer outage.
+        "result_backend_always_retry": True,
+        "result_backend_max_retries": RESULT_STORE_RETRIES,
+        "result_backend_base_sleep_between_retries_ms": 500,
+        "result_backend_max_sleep_between_retries_ms": 10_000,
         # Store the task name, arguments, worker and retry count with the result: Flower and
         # the fleet test read them, and an operator can see which table a result belongs to.
         "result_extended": True,

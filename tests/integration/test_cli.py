@@ -138,6 +138,19 @@ def test_sync_summary_lists_mode_rows_seconds_and_status_per_table(scratch) -> N
         assert float(row[5]) > 0
 
 
+def test_sync_summary_lists_rows_deleted_per_table(scratch) -> None:
+    _source_tables(scratch)
+    scratch.write_tables([{"table": "also_good", "primary_key": "id", "modifier": "m"}])
+    _run(scratch, "sync")
+    helpers.execute(scratch.source, "DELETE FROM also_good WHERE id IN (1, 2)")
+
+    done = _run(scratch, "sync")
+
+    lines = done.stdout.strip().splitlines()
+    assert lines[0].split()[6] == "deleted"
+    assert lines[2].split()[6] == "2"
+
+
 @pytest.mark.parametrize(
     ("change", "variable"),
     [

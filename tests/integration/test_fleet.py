@@ -158,6 +158,19 @@ def change_source(database: str) -> None:
     helpers.execute(database, *statements)
 
 
+def wait_for_copy_in_flight(scratch: Scratch, deadline: float) -> None:
+    """Until the big table's copy is reading the source or bulk-loading staging: killed
+    then, it is surely mid-copy, however fast or slow the machine is today."""
+    sql = (
+        "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() "
+        "AND (INFO LIKE %s OR INFO LIKE %s)"
+    )
+    patterns = (f"SELECT %`{scratch.source}`.`big`%", f"LOAD DATA %`{scratch.staging}`.`big`%")
+    while helpers.query(None, sql, patterns)[0][0] == 0:
+        assert time.monotonic() < deadline, "the big table's copy never reached its rows"
+        time.sleep(0.02)
+
+
 def overlapping(intervals: list[Interval]) -> list[tuple[str, str]]:
     """Pairs of syncs of one table whose [start, end] intervals intersect."""
     ordered = sorted(intervals)
@@ -217,7 +230,7 @@ def scenario(
         time.sleep(0.05)
     doomed_seen = datetime.now(UTC)
     holder = dict(doomed.result.info)  # {'pid': the pool child, 'hostname': 'wN-run@host'}
-    time.sleep(max(first_big.summary["duration_s"] / 3, 2.0))
+    wait_for_copy_in_flight(scratch, deadline)
     assert doomed.result.state == "STARTED", "the big sync ended before it could be killed"
     victim = holder["hostname"].split("@")[0]
     os.killpg(fleet.processes[victim].pid, signal.SIGKILL)

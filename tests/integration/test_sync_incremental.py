@@ -167,9 +167,11 @@ def test_composite_primary_key_rows_merge_by_the_whole_key(scratch, runtime_fact
     assert verify_table(runtime, "c").ok
 
 
-def test_incremental_sync_does_not_propagate_deletes(scratch, runtime_factory) -> None:
-    """Documented behaviour: a deleted row leaves no cursor value to read, so it stays."""
-    _make_table(scratch)
+def test_incremental_sync_with_deletes_ignored_keeps_deleted_rows(
+    scratch, runtime_factory
+) -> None:
+    """``"deletes": "ignore"``: a deleted row leaves no cursor value to read, so it stays."""
+    _make_table(scratch, deletes="ignore")
     runtime = runtime_factory()
     sync_table(runtime, "t")
     helpers.execute(scratch.source, "DELETE FROM t WHERE id IN (10, 20)")

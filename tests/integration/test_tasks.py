@@ -202,12 +202,14 @@ def test_task_returns_the_summary_of_the_sync(
     assert summary.pop("duration_s") == pytest.approx(elapsed, abs=0.01)
     assert started.utcoffset() == finished.utcoffset() == timedelta(0)
     assert set(summary.pop("phases")) == {"schema", "stage", "commit"}
+    assert datetime.fromisoformat(summary.pop("deletes_checked_at")) >= started  # a full copy
     assert summary == {
         "table": "orders",
         "status": "synced",
         "mode": "incremental",
         "rows_extracted": 120,
         "rows_loaded": 120,
+        "rows_deleted": 0,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "error": None,
         "schema_changes": ["created"],

@@ -39,6 +39,16 @@ def test_demo_incremental_table_moves_only_changed_rows(demo: tuple[int, list[st
     assert order_lines.split()[1:5] == ["incremental", "synced", "6", "6"]
 
 
+def test_demo_incremental_table_propagates_a_delete(demo: tuple[int, list[str], Path]) -> None:
+    lines = demo[1]
+    second = lines[lines.index("\nsecond sync:") + 1]
+    order_lines = next(line for line in second.splitlines() if line.startswith("order_lines"))
+    with sqlite3.connect(demo[2] / "target.db") as conn:
+        gone = conn.execute("SELECT COUNT(*) FROM order_lines WHERE order_id = 9 AND line_no = 2")
+        assert gone.fetchone() == (0,)
+    assert order_lines.split()[6] == "1"
+
+
 def test_demo_full_refresh_propagates_deletes(demo: tuple[int, list[str], Path]) -> None:
     with sqlite3.connect(demo[2] / "target.db") as conn:
         codes = {row[0] for row in conn.execute("SELECT code FROM countries")}

@@ -222,3 +222,64 @@ def test_periodic_survives_failing_callback(stream: io.StringIO) -> None:
         periodic.stop()
     assert len(calls) >= 2
     assert "periodic t failed" in stream.getvalue()
+
+
+def _failure_record() -> logging.LogRecord:
+    try:
+        raise RuntimeError("disk full\nsecond line")
+    except RuntimeError as exc:
+        return logging.LogRecord(
+            "dbsync.sync_engine",
+            logging.ERROR,
+            __file__,
+            1,
+            "load failed",
+            None,
+            (type(exc), exc, exc.__traceback__),
+        )
+
+
+def test_without_tracebacks_an_exception_is_summarised_on_the_line() -> None:
+    formatted = logs.DbsyncFormatter(tracebacks=False).format(_failure_record())
+    assert formatted.endswith(" - ERROR - SYNC_ENGINE - load failed: RuntimeError: disk full")
+
+
+def test_debug_logging_keeps_tracebacks() -> None:
+    formatted = logs.DbsyncFormatter(tracebacks=True).format(_failure_record())
+    assert "Traceback (most recent call last)" in formatted
+
+
+def test_console_below_debug_prints_no_traceback() -> None:
+    root = logging.getLogger()
+    saved_handlers, saved_level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    logs.configure_logging("INFO", stream=buffer)
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        logging.getLogger("dbsync.sync_engine").exception("sync failed")
+    finally:
+        root.handlers[:] = saved_handlers
+        root.setLevel(saved_level)
+    assert buffer.getvalue().splitlines()[-1].endswith("sync failed: RuntimeError: boom")
+    assert "Traceback" not in buffer.getvalue()
+
+
+def test_a_traceback_inside_a_message_shrinks_to_its_exception_line() -> None:
+    text = (
+        "Job f.1 retried with message Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "pymysql.err.OperationalError: (2013, 'Lost connection')\n"
+        "(Background on this error at: https://sqlalche.me/e/21/e3q8)\n"
+    )
+    assert logs.first_line(text) == (
+        "Job f.1 retried with message pymysql.err.OperationalError: (2013, 'Lost connection')"
+    )
+
+
+def test_dlt_errors_arrive_as_one_warning_line(stream: io.StringIO) -> None:
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("dlt").error(
+        "Transient exception in job\nTraceback (most recent call last):\nKeyError: 'x'"
+    )
+    assert lines(stream)[-1].endswith(" - WARNING - DLT - Transient exception in job KeyError: 'x'")

@@ -60,6 +60,12 @@ def test_successful_sync_counts_rows_and_duration() -> None:
     assert value(text, "sync_duration_seconds_bucket", le="5.0", **labels) == 1
 
 
+def test_deleted_rows_are_counted() -> None:
+    metrics.record_sync(result(rows_deleted=7))
+    text = metrics.metrics_text()
+    assert value(text, "records_deleted_total", table="orders", mode="incremental") == 7
+
+
 def test_failed_sync_counts_an_error_and_no_duration() -> None:
     metrics.record_sync(result(status="failed"))
     text = metrics.metrics_text()

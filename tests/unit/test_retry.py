@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dbsync.retry import backoff_ceiling, backoff_delay, should_retry
+from dbsync.retry import backoff_ceiling, backoff_delay, retrying, should_retry
 
 
 @pytest.mark.parametrize(
@@ -67,3 +67,39 @@ def test_retries_stop_at_max_retries(retries: int, allowed: bool) -> None:
 
 def test_zero_max_retries_never_retries() -> None:
     assert should_retry(0, max_retries=0) is False
+
+
+class _Flaky:
+    """Raises ``failures`` times, then returns "done"."""
+
+    def __init__(self, failures: int, error: Exception) -> None:
+        self.failures, self.error, self.calls = failures, error, 0
+
+    def __call__(self) -> str:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise self.error
+        return "done"
+
+
+def test_retrying_returns_once_a_retryable_error_passes() -> None:
+    flaky, waits = _Flaky(2, TimeoutError("busy")), []
+    result = retrying(
+        flaky, retryable=lambda e: True, retries=3, base=1, maximum=8, sleep=waits.append
+    )
+    assert (result, flaky.calls, len(waits)) == ("done", 3, 2)
+
+
+def test_retrying_gives_up_after_the_retries_with_the_last_error() -> None:
+    flaky, waits = _Flaky(10, TimeoutError("busy")), []
+    with pytest.raises(TimeoutError):
+        retrying(flaky, retryable=lambda e: True, retries=2, base=1, maximum=8, sleep=waits.append)
+    assert flaky.calls == 3
+    assert all(0 <= w <= 2**i for i, w in enumerate(waits))
+
+
+def test_retrying_raises_other_errors_at_once() -> None:
+    flaky = _Flaky(1, ValueError("bad"))
+    with pytest.raises(ValueError):
+        retrying(flaky, retryable=lambda e: False, retries=5, base=1, maximum=8, sleep=print)
+    assert flaky.calls == 1

@@ -57,6 +57,7 @@ def test_header_and_one_line_per_table() -> None:
         "(UTC)",
         "AGE",
         "ROWS",
+        "DELETED",
         "DURATION",
         "FAILS",
         "LAST",
@@ -75,10 +76,16 @@ def test_row_shows_time_age_rows_duration() -> None:
         "09:55:48",
         "4m12s",
         "1,200",
+        "0",
         "3.2s",
         "0",
         "-",
     ]
+
+
+def test_row_shows_rows_deleted() -> None:
+    line = render_status([row("orders", rows_deleted=1234)], NOW).splitlines()[1]
+    assert line.split()[7] == "1,234"
 
 
 def test_columns_are_aligned() -> None:

@@ -114,3 +114,47 @@ def test_an_unreadable_file_is_a_config_error_naming_the_path(tmp_path) -> None:
     (problem,) = caught.value.problems
     assert problem.path == str(missing)
     assert problem.message.startswith("cannot read: ")
+
+
+def test_deletes_default_to_propagate_for_incremental_tables() -> None:
+    parsed = parse_tables(
+        json.dumps(
+            [
+                {"table": "a", "primary_key": "id", "modifier": "m"},
+                {"table": "b", "primary_key": "id", "modifier": "m", "deletes": "ignore"},
+                {"table": "c", "primary_key": "id"},
+            ]
+        )
+    )
+    flags = [parsed.get(name).propagates_deletes for name in ("a", "b", "c")]
+    assert flags == [True, False, False]  # a full refresh mirrors deletes by its swap
+
+
+def test_delete_settings_have_their_defaults() -> None:
+    table = parse_tables(json.dumps([{"table": "a", "primary_key": "id"}])).tables[0]
+    assert (table.deletes, table.max_delete_fraction, table.delete_check_interval) == (
+        "propagate",
+        0.5,
+        0,
+    )
+
+
+def test_an_unknown_deletes_value_is_one_problem_with_its_path() -> None:
+    problems = _problems([{"table": "t", "primary_key": "id", "deletes": "mirror"}])
+    assert problems == ["$[0].deletes: Input should be 'propagate' or 'ignore'"]
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_delete_fraction", 1.5),
+        ("max_delete_fraction", -0.1),
+        ("max_delete_fraction", "half"),
+        ("delete_check_interval", -1),
+        ("deletes", True),
+    ],
+)
+def test_out_of_range_delete_settings_are_problems(field: str, value: object) -> None:
+    problems = _problems([{"table": "t", "primary_key": "id", field: value}])
+    assert len(problems) == 1
+    assert problems[0].startswith(f"$[0].{field}: ")
