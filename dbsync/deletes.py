@@ -23,15 +23,13 @@ database), nothing is deleted and the table fails with ``TooManyDeletes``.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
 from dbsync import keydiff
-from dbsync.engines import fetch_all, has_room
+from dbsync.engines import fetch_all
 from dbsync.errors import TooManyDeletes
 from dbsync.keydiff import Key, KeySet
 from dbsync.result import SyncResult, utc_now
@@ -45,9 +43,6 @@ log = logging.getLogger("dbsync.deletes")
 
 RECHECK_BATCH = 250  # keys re-checked against the source per statement
 DELETE_BATCH = 1_000  # keys deleted from the target per statement (one short transaction)
-# free pool slots to compare in the background: one per side for the comparison, and the
-# three the sync may take meanwhile (dlt's first-run lock, dlt's client, the bulk load)
-SPARE_CONNECTIONS = 4
 
 
 @dataclass(frozen=True)
@@ -72,81 +67,26 @@ def due(runtime: Runtime, config: TableConfig, now: datetime | None = None) -> b
     return elapsed >= config.delete_check_interval
 
 
-class Comparison:
-    """The key comparison of one run: in the background while the rows stage (when the pools
-    have room for it), else when the result is asked for.
-
-    It may run before the merge: the keys it finds are re-checked against the source after
-    the merge, so comparing the target as it was before changes nothing that is deleted; a
-    key the merge adds and the source deletes meanwhile is found by the next run.
-    """
-
-    def __init__(self, runtime: Runtime, config: TableConfig, tables: Tables) -> None:
-        self.config = config
-        self.sides = _sides(runtime, config, tables)
-        self.engines = (runtime.engines.source, runtime.engines.target)
-        self.seconds = 0.0
-        self._outcome: tuple[int, keydiff.KeyDiff] | BaseException | None = None
-        self._thread: threading.Thread | None = None
-
-    def start_if_room(self) -> None:
-        """Compare in a background thread if both pools can spare the connections."""
-        if all(has_room(engine, SPARE_CONNECTIONS) for engine in self.engines):
-            self._thread = threading.Thread(target=self._run, name="dbsync-deletes", daemon=True)
-            self._thread.start()
-
-    def wait(self) -> None:
-        if self._thread is not None:
-            self._thread.join()
-
-    def outcome(self) -> tuple[int, keydiff.KeyDiff]:
-        """(target rows, keys only in the target); raises what the comparison raised."""
-        self.wait()
-        if self._outcome is None:
-            self._run()
-        if isinstance(self._outcome, BaseException):
-            raise self._outcome
-        assert self._outcome is not None
-        return self._outcome
-
-    def _run(self) -> None:
-        started = time.perf_counter()
-        try:
-            self._outcome = self._compare()
-        except Exception as exc:  # noqa: BLE001 - handed to the sync by outcome()
-            self._outcome = exc
-        self.seconds = time.perf_counter() - started
-
-    def _compare(self) -> tuple[int, keydiff.KeyDiff]:
-        folds = keydiff.totals(self.sides)
-        (source_rows, _), (target_rows, _) = folds
-        # the row counts bound the deletes from below: refuse before looking for them
-        _check_fraction(self.config, target_rows - source_rows, target_rows, "at least ")
-        return target_rows, keydiff.compare(self.sides, folds)
-
-
-@contextmanager
-def compared_meanwhile(comparison: Comparison | None) -> Iterator[None]:
-    """Run the body while the key comparison runs beside it (if it may)."""
-    if comparison is not None:
-        comparison.start_if_room()
-    try:
-        yield
-    finally:
-        if comparison is not None:
-            comparison.wait()
-
-
 def propagate(
     runtime: Runtime,
-    comparison: Comparison,
+    config: TableConfig,
+    tables: Tables,
     result: SyncResult,
     before_delete: Callable[[], None] = lambda: None,
 ) -> int:
-    """Delete from the target the rows the source no longer has; returns how many."""
+    """Delete from the target the rows the source no longer has; returns how many.
+
+    It runs after the merge, so the rows the run just copied are on both sides: a sync that
+    only inserted and updated finds both whole-table folds equal and stops there.
+    """
     started = time.perf_counter()
-    config = comparison.config
-    target_rows, diff = comparison.outcome()
+    sides = _sides(runtime, config, tables)
+    folds = keydiff.totals(sides)
+    (source_rows, _), (target_rows, _) = folds
+    # the row counts bound the deletes from below: refuse before looking for them
+    _check_fraction(config, target_rows - source_rows, target_rows, "at least ")
+    diff = keydiff.compare(sides, folds)
+    compared = time.perf_counter() - started
     gone = list(_confirmed_gone(runtime, config, diff.only_in_target))
     _check_fraction(config, len(gone), target_rows, "")
     before_delete()
@@ -166,8 +106,8 @@ def propagate(
         deleted,
         len(diff.only_in_target),
         len(diff.only_in_target) - len(gone),
-        comparison.seconds,
-        time.perf_counter() - started,
+        compared,
+        time.perf_counter() - started - compared,
     )
     return deleted
 

@@ -137,14 +137,14 @@ def _sync_locked(
     with _phase(result, "schema"):
         source, plan = _mirror_schema(runtime, config, result)
     lock_check = lock.ensure_held
-    comparison = _delete_comparison(runtime, config, source, plan)
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
     else:
-        _load(runtime, config, source, plan, result, comparison, lock_check)
-    if comparison is not None:
+        _load(runtime, config, source, plan, result, lock_check)
+    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
         with _phase(result, "deletes"):
-            deletes.propagate(runtime, comparison, result, before_delete=lock_check)
+            tables = deletes.Tables(source, plan.target)
+            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
 
 
 def _mirror_schema(
@@ -171,31 +171,17 @@ def _load(
     source: TableSchema,
     plan: Plan,
     result: SyncResult,
-    comparison: deletes.Comparison | None,
     lock_check: Callable[[], None],
 ) -> None:
-    """Stage the rows with dlt (the key comparison beside it), then commit them."""
+    """Stage the rows with dlt, then commit them."""
     if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
         result.deletes_checked_at = utc_now()
-    with (
-        _phase(result, "stage"),
-        _read_ahead(runtime, source, plan),
-        deletes.compared_meanwhile(comparison),
-    ):
+    with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         staged = _stage(runtime, config, source, plan, result)
     lock_check()
     with _phase(result, "commit"):
         _commit(runtime, config, source, plan)
     result.rows_loaded = staged
-
-
-def _delete_comparison(
-    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
-) -> deletes.Comparison | None:
-    """The key comparison of an incremental run that propagates deletes and is due one."""
-    if plan.target is None or plan.replace or not deletes.due(runtime, config):
-        return None
-    return deletes.Comparison(runtime, config, deletes.Tables(source, plan.target))
 
 
 def _read_ahead(

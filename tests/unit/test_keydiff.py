@@ -36,8 +36,12 @@ def _compare(source: set[int], target: set[int]) -> tuple[keydiff.KeyDiff, Memor
     return keydiff.compare(sides), sides[1]
 
 
-def test_first_fold_aims_at_sixteen_rows_a_bucket() -> None:
-    assert [first_bits(n) for n in (0, 15, 16, 1_000, 1_000_000)] == [1, 1, 1, 6, 16]
+def test_first_fold_without_a_count_gap_has_coarse_buckets() -> None:
+    assert [first_bits(n) for n in (0, 15, 16, 1_000, 1_000_000)] == [1, 1, 1, 5, 10]
+
+
+def test_first_fold_is_finer_the_more_differences_are_expected() -> None:
+    assert [first_bits(1_000_000, d) for d in (1, 1_000, 100_000)] == [10, 15, 16]
 
 
 def test_first_fold_never_asks_for_more_than_max_groups() -> None:
@@ -54,6 +58,14 @@ def test_no_deeper_fold_when_most_buckets_differ() -> None:
 
 def test_no_deeper_fold_past_the_hash_width() -> None:
     assert deeper_bits(keydiff.HASH_BITS, 1) is None
+
+
+def test_fetch_limit_grows_with_the_table_up_to_a_batch() -> None:
+    assert [keydiff.fetch_limit(n) for n in (1_000, 2_000_000, 100_000_000)] == [
+        keydiff.FETCH_ROWS,
+        250_000,
+        keydiff.BATCH_ROWS,
+    ]
 
 
 def test_differing_counts_a_bucket_missing_on_one_side() -> None:
@@ -121,7 +133,7 @@ def test_many_differences_are_fetched_in_batches(monkeypatch) -> None:
 
 
 def test_narrowing_goes_deeper_until_few_rows_remain(monkeypatch) -> None:
-    monkeypatch.setattr(keydiff, "FETCH_ROWS", 1_000)
+    monkeypatch.setattr(keydiff, "fetch_limit", lambda rows: 1_000)
     target = set(range(200_000))
     source = target - set(range(11, 200_000, 1_000))
     sides = (MemorySide(source), MemorySide(target))
