@@ -1,9 +1,11 @@
 """Row checksums over a set of rows, computed where the rows are.
 
-The fold: the XOR of the MD5s of each row's exact text form, and the row count. Where it
+The fold: the sums of the MD5s of each row's exact text form, and the row count. Where it
 runs is the dialect's choice (:meth:`dbsync.dialects.Dialect.aggregate`): MySQL/MariaDB fold
 server-side (:func:`fold_on_server`, only three numbers cross the network); SQLite (demo)
-lacks MD5 and BIT_XOR, so the same fold runs in Python there (:func:`fold_locally`).
+lacks MD5, so the same fold runs in Python there (:func:`fold_locally`). The fold is a sum,
+not an XOR: a table without a key may hold the same row twice, and two equal rows would
+cancel out of an XOR (source {A, A, B} and target {B, C, C} would compare equal).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from sqlalchemy.engine import Engine
 from dbsync.engines import fetch_all
 from dbsync.extract import Window
 from dbsync.keydiff import identity_sql, identity_text
-from dbsync.mysql_types import text_expression
+from dbsync.mysql_types import comparable_text
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
@@ -33,7 +35,7 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     unnoticed (``'x#', 'y'`` and ``'x', '#y'`` hash differently).
     """
     chosen = [c for c in schema.columns if c.name in columns]
-    texts = [text_expression(c, quote(c.name)) for c in chosen]
+    texts = [comparable_text(c, quote(c.name)) for c in chosen]
     values = ", ".join(f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in texts)
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
@@ -41,8 +43,8 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
 
 _FOLD_SQL = (
     "SELECT COUNT(*), "
-    "COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), "
-    "COALESCE(BIT_XOR(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) "
+    "COALESCE(SUM(CAST(CONV(SUBSTRING(h, 1, 16), 16, 10) AS UNSIGNED)), 0), "
+    "COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) "
     "FROM (SELECT {row_hash} AS h FROM {table} WHERE {where}) AS x"
 )
 
@@ -59,7 +61,7 @@ class RowSet:
 
 
 def aggregate(dialect: Dialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """(rows, xor of the rows' MD5 halves) of a set of rows, computed where the dialect can."""
+    """(rows, sums of the rows' MD5 halves) of a set of rows, computed where the dialect can."""
     return dialect.aggregate(engine, rows)
 
 
@@ -83,8 +85,8 @@ def fold_locally(
     for row in fetch_all(engine, sql, rows.params):
         digest = _local_digest(row)
         count += 1
-        low ^= int.from_bytes(digest[:8], "big")
-        high ^= int.from_bytes(digest[8:], "big")
+        low += int.from_bytes(digest[:8], "big")
+        high += int.from_bytes(digest[8:], "big")
     return count, low, high
 
 

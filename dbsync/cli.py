@@ -10,13 +10,17 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from dbsync import __version__
-from dbsync.errors import ConfigError
+from dbsync.errors import ConfigError, ConfigProblem
 from dbsync.result import SyncResult, format_results
 from dbsync.runtime import Runtime
 from dbsync.settings import Settings, load_settings
 from dbsync.tables import TablesFile, load_tables
+
+if TYPE_CHECKING:
+    from dbsync.state import TableStatus
 
 log = logging.getLogger("dbsync.cli")
 
@@ -67,11 +71,18 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from dbsync.checks import unreachable
     from dbsync.errors import describe
     from dbsync.verify import VerifyReport, verify_table
 
     runtime = _runtime()
     reports: list[VerifyReport] = []
+    problems = unreachable(runtime.engines, runtime.settings)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        runtime.dispose()
+        return EXIT_FAILED
     try:
         for name in _selected(runtime.tables, args.tables):
             try:
@@ -88,10 +99,30 @@ def cmd_verify(args: argparse.Namespace) -> int:
             + (f" rows: {report.describe_rows()}" if report.mismatches else "")
             + (f" error: {report.error}" if report.error else "")
         )
-        key = runtime.tables.get(report.table)
         for diff in report.mismatches:
-            print(f"  {diff.describe(key.primary_key if key else ())}")
+            print(f"  {diff.describe(report.key)}")
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
+
+
+def _status_rows(settings: Settings) -> tuple[list[TableStatus], list[ConfigProblem]]:
+    """The status table's rows, or the one-line problems that kept them from being read."""
+    from dbsync.checks import unreachable_side
+    from dbsync.engines import create_engine
+    from dbsync.errors import describe
+    from dbsync.logs import redact
+    from dbsync.state import read_status
+
+    engine = create_engine(settings.target, settings, target=True)
+    try:
+        problems = unreachable_side("TARGET_DB", engine, settings.target)
+        if problems:
+            return [], problems
+        return read_status(engine, settings.target.database), []
+    except Exception as exc:  # noqa: BLE001 - one line, not a driver traceback
+        message = redact(f"cannot read the sync status: {describe(exc)}")
+        return [], [ConfigProblem("TARGET_DB", message)]
+    finally:
+        engine.dispose()
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -100,17 +131,15 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from dbsync.engines import create_engine
     from dbsync.health_facts import staleness_for
-    from dbsync.state import read_status
     from dbsync.status_view import render_status, status_records
 
     settings = _settings()
-    engine = create_engine(settings.target, settings, target=True)
-    try:
-        rows = read_status(engine, settings.target.database)
-    finally:
-        engine.dispose()
+    rows, problems = _status_rows(settings)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    if problems:
+        return EXIT_FAILED
     tables = load_tables(settings.tables_config)
     configured = [t.table for t in tables.tables]
     staleness = staleness_for(settings, tables)

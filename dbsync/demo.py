@@ -1,6 +1,7 @@
 """``dbsync demo``: the whole sync path on embedded SQLite databases, no server needed.
 
-It builds a source with three kinds of table (incremental, composite key, full refresh),
+It builds a source with four kinds of table (incremental, composite key, full refresh, and
+a full-refresh table without any key that holds duplicate rows),
 syncs them into a target through the same ``run_sync`` the CLI and the Celery task use,
 changes the source (updates, inserts at the boundary timestamp, a new column, deletes in an
 incremental and a full-refresh table),
@@ -26,6 +27,7 @@ TABLES = [
     {"table": "customers", "primary_key": "id", "modifier": "updated_at"},
     {"table": "order_lines", "primary_key": ["order_id", "line_no"], "modifier": "updated_at"},
     {"table": "countries", "primary_key": "code"},
+    {"table": "page_views"},  # no key at all: copied whole by full refresh
 ]
 
 _SCHEMA = """
@@ -34,6 +36,7 @@ CREATE TABLE customers (id INTEGER NOT NULL PRIMARY KEY, name TEXT NOT NULL, ema
 CREATE TABLE order_lines (order_id INTEGER NOT NULL, line_no INTEGER NOT NULL, sku TEXT NOT NULL,
   qty INTEGER NOT NULL, updated_at TEXT NOT NULL, PRIMARY KEY (order_id, line_no));
 CREATE TABLE countries (code TEXT NOT NULL PRIMARY KEY, name TEXT NOT NULL);
+CREATE TABLE page_views (path TEXT NOT NULL, day TEXT NOT NULL);
 """
 
 T1 = "2026-01-02 00:00:00.000000"
@@ -61,6 +64,10 @@ def _seed(conn: sqlite3.Connection) -> None:
         "INSERT INTO countries VALUES (?, ?)",
         [("DE", "Germany"), ("FR", "France"), ("JP", "Japan"), ("BR", "Brazil")],
     )
+    conn.executemany(
+        "INSERT INTO page_views VALUES (?, ?)",
+        [(f"/p/{i % 7}", f"2026-01-0{1 + i % 3}") for i in range(60)],  # rows repeat
+    )
 
 
 def _change(conn: sqlite3.Connection) -> list[str]:
@@ -78,11 +85,14 @@ def _change(conn: sqlite3.Connection) -> list[str]:
     conn.execute("DELETE FROM order_lines WHERE order_id = 9 AND line_no = 2")
     conn.execute("DELETE FROM countries WHERE code = 'FR'")
     conn.execute("INSERT INTO countries VALUES ('NZ', 'New Zealand')")
+    conn.execute("INSERT INTO page_views VALUES ('/p/1', '2026-01-02'), ('/new', '2026-01-04')")
+    conn.execute("DELETE FROM page_views WHERE path = '/p/6'")
     return [
         "customers: 5 rows updated, 1 inserted, column 'tier' added (rebuilt to backfill it)",
         "order_lines: 3 rows updated, 2 inserted, one carrying an already-synced cursor value; "
         "1 deleted (propagated by key comparison)",
         "countries: 1 row deleted, 1 inserted (full refresh)",
+        "page_views (no key): 1 duplicate and 1 new row inserted, 8 rows deleted",
     ]
 
 

@@ -25,8 +25,10 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync import checksum, mysql_types
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
+from dbsync.engines import server_engine, uses_tls
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
+from dbsync.names import staging_table
 from dbsync.schema import (
     Column,
     TableSchema,
@@ -50,7 +52,8 @@ class Dialect(Protocol):
       (:mod:`dbsync.read_ahead`); off where storage is local.
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
-    schemas (databases) tables are read from, merged into and staged in.
+    schemas (databases) tables are read from, merged into and staged in;
+    :meth:`staging_table` the name a table is staged under.
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
@@ -60,7 +63,7 @@ class Dialect(Protocol):
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
     row) and :meth:`key_side` (key-set folds for delete propagation).
 
-    Writing the target: :meth:`ensure_staging`, :meth:`create_staging`,
+    Writing the target: :meth:`ensure_target`, :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
     :meth:`merge` (incremental), :meth:`first_run_guard` (around dlt's first run),
     :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
@@ -85,6 +88,10 @@ class Dialect(Protocol):
     def staging_schema(self) -> str:
         """The schema dlt stages loads in before they reach the target."""
 
+    @staticmethod
+    def staging_table(table: str) -> str:
+        """The staging table dlt loads for ``table`` (a name dlt can take)."""
+
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         """The table's definition, or None if it does not exist."""
@@ -95,8 +102,9 @@ class Dialect(Protocol):
     def named_param(self, name: str) -> str:
         """A named parameter marker in SQL passed to the driver."""
 
-    def arrow_reader_url(self) -> str | None:
-        """connectorx URL for fast arrow extraction; None to read through the driver."""
+    def arrow_reader_url(self, engine: Engine) -> str | None:
+        """connectorx URL for fast arrow extraction from the source ``engine`` reads; None to
+        read through the driver."""
 
     def begin_snapshot(self, raw: Any) -> Any:
         """A cursor of the raw DB-API connection inside a consistent, read-only read."""
@@ -106,7 +114,7 @@ class Dialect(Protocol):
         in the target, minus the lag where the cursor type allows)."""
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-        """(row count, XOR of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
+        """(row count, sums of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
 
     def row_digests(
         self, engine: Engine, rows: RowSet, key: Sequence[str]
@@ -117,6 +125,9 @@ class Dialect(Protocol):
         """Where a table's keys are folded for the delete comparison (:mod:`dbsync.keydiff`)."""
 
     # --- writing ----------------------------------------------------------------------
+    def ensure_target(self) -> None:
+        """Make the target database exist (once per process)."""
+
     def ensure_staging(self, engine: Engine) -> None:
         """Make the staging schema exist."""
 
@@ -173,6 +184,7 @@ class MySQLDialect:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._target_ready = False
 
     # --- names ------------------------------------------------------------------------
     def source_schema(self) -> str:
@@ -184,6 +196,11 @@ class MySQLDialect:
     def staging_schema(self) -> str:
         return self.settings.staging_database
 
+    @staticmethod
+    def staging_table(table: str) -> str:
+        """The staging table dlt loads for ``table`` (a name dlt can take, see dbsync.names)."""
+        return staging_table(table)
+
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         return read_table(conn, schema, table)
@@ -194,11 +211,13 @@ class MySQLDialect:
     def named_param(self, name: str) -> str:
         return f"%({name})s"
 
-    def arrow_reader_url(self) -> str | None:
+    def arrow_reader_url(self, engine: Engine) -> str | None:
         """connectorx URL for fast arrow extraction; None to read through PyMySQL.
 
-        PyMySQL is used when TLS is configured (connectorx takes no TLS files), when
-        ``DBSYNC_EXTRACTOR=pymysql``, or when connectorx is not installed.
+        connectorx cannot speak TLS, so PyMySQL reads whenever the source connection really
+        uses TLS: TLS is required by the settings, or ``preferred`` (the default) and the
+        server offered it. PyMySQL also reads when ``DBSYNC_EXTRACTOR=pymysql`` or when
+        connectorx is not installed.
         """
         source = self.settings.source
         if os.environ.get("DBSYNC_EXTRACTOR", "").lower() == "pymysql":
@@ -207,7 +226,10 @@ class MySQLDialect:
             return None
         if importlib.util.find_spec("connectorx") is None:
             return None
-        url = source.url.set(drivername="mysql", query={})
+        if source.ssl_mode != "disabled" and uses_tls(engine):
+            return None
+        timeouts = {"tcp_connect_timeout_ms": str(int(self.settings.db_connect_timeout * 1000))}
+        url = source.url.set(drivername="mysql", query=timeouts)
         return url.render_as_string(hide_password=False)
 
     def begin_snapshot(self, raw: Any) -> Any:
@@ -241,35 +263,51 @@ class MySQLDialect:
     def ensure_staging(self, engine: Engine) -> None:
         tgt.ensure_database(engine, self.staging_schema())
 
+    def ensure_target(self) -> None:
+        """Create the target database on first use (once per process), if it is missing.
+
+        The target engine cannot connect to a database that does not exist, so this goes
+        through a connection without a default database.
+        """
+        if self._target_ready:
+            return
+        engine = server_engine(self.settings.target, self.settings)
+        try:
+            tgt.ensure_database(engine, self.target_schema(), "set TARGET_DB_NAME")
+        finally:
+            engine.dispose()
+        self._target_ready = True
+
     def create_staging(
         self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
     ) -> None:
         """An empty staging table for a full copy: primary key only, indexes come later."""
-        tgt.drop_table(engine, self.staging_schema(), source.name)
+        staged = self.staging_table(source.name)
+        tgt.drop_table(engine, self.staging_schema(), staged)
         sql = create_table_sql(
-            source, self.staging_schema(), source.name, key, cursor, secondary_indexes=False
+            source, self.staging_schema(), staged, key, cursor, secondary_indexes=False
         )
-        tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
+        tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes of a fully loaded staging table (one sorted pass)."""
-        sql = add_indexes_sql(source, self.staging_schema(), cursor)
+        staged = self.staging_table(source.name)
+        sql = add_indexes_sql(source, self.staging_schema(), staged, cursor)
         if sql:
-            tgt.execute_ddl(engine, qualified(self.staging_schema(), source.name), sql)
+            tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         like = qualified(self.target_schema(), current.name)
-        tgt.recreate_like(engine, self.staging_schema(), current.name, like)
+        tgt.recreate_like(engine, self.staging_schema(), self.staging_table(current.name), like)
 
     def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
-        tgt.swap_into_place(
-            engine, self.staging_schema(), self.target_schema(), schema.name, target_exists
-        )
+        staging = (self.staging_schema(), self.staging_table(schema.name))
+        tgt.swap_into_place(engine, staging, self.target_schema(), schema.name, target_exists)
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
-        sql = tgt.merge_sql(schema, self.staging_schema(), self.target_schema())
-        tgt.execute(engine, sql)
-        tgt.drop_table(engine, self.staging_schema(), schema.name)
+        staging = (self.staging_schema(), self.staging_table(schema.name))
+        tgt.execute(engine, tgt.merge_sql(schema, staging, self.target_schema()))
+        tgt.drop_table(engine, *staging)
 
     @contextmanager
     def first_run_guard(self, engine: Engine) -> Iterator[None]:
@@ -338,6 +376,10 @@ class SQLiteDialect:
     def staging_schema(self) -> str:
         return self.settings.staging_db_name or "dbsync_staging"
 
+    @staticmethod
+    def staging_table(table: str) -> str:
+        return staging_table(table)
+
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         exists = conn.execute(
             sa.text(f"SELECT 1 FROM {quote(schema)}.sqlite_master WHERE type='table' AND name=:t"),
@@ -366,7 +408,7 @@ class SQLiteDialect:
     def text_expression(self, column: Column) -> str:
         return f"CAST({quote(column.name)} AS TEXT)"
 
-    def arrow_reader_url(self) -> str | None:
+    def arrow_reader_url(self, engine: Engine) -> str | None:
         return None
 
     def key_side(self, keys: KeySet) -> Side:
@@ -386,7 +428,7 @@ class SQLiteDialect:
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-        """Folded in Python: SQLite lacks MD5 and BIT_XOR."""
+        """Folded in Python: SQLite lacks MD5."""
         return checksum.fold_locally(engine, rows, self.text_expression)
 
     def row_digests(
@@ -397,6 +439,9 @@ class SQLiteDialect:
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)
 
+    def ensure_target(self) -> None:
+        return None  # SQLite creates its database file on connect
+
     @contextmanager
     def first_run_guard(self, engine: Engine) -> Iterator[None]:
         yield
@@ -404,8 +449,9 @@ class SQLiteDialect:
     def create_staging(
         self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
     ) -> None:
-        tgt.drop_table(engine, self.staging_schema(), source.name)
-        tgt.execute(engine, self._create_sql(source, self.staging_schema(), key))
+        staged = self.staging_table(source.name)
+        tgt.drop_table(engine, self.staging_schema(), staged)
+        tgt.execute(engine, self._create_sql(source, self.staging_schema(), key, staged))
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         self.create_staging(engine, current, key, None)
@@ -414,30 +460,32 @@ class SQLiteDialect:
         return None
 
     @staticmethod
-    def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...]) -> str:
+    def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...], name: str) -> str:
         columns = [
             f"{quote(c.name)} {c.column_type.upper()}{'' if c.nullable else ' NOT NULL'}"
             for c in schema.columns
         ]
-        columns.append("PRIMARY KEY (" + ", ".join(quote(k) for k in key) + ")")
-        return f"CREATE TABLE {qualified(database, schema.name)} ({', '.join(columns)})"
+        key = key or schema.primary_key
+        if key:
+            columns.append("PRIMARY KEY (" + ", ".join(quote(k) for k in key) + ")")
+        return f"CREATE TABLE {qualified(database, name)} ({', '.join(columns)})"
 
     def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
         """Replace the target's rows in one transaction: readers see old rows or new rows."""
         target, staging = (
             qualified("main", schema.name),
-            qualified(self.staging_schema(), schema.name),
+            qualified(self.staging_schema(), self.staging_table(schema.name)),
         )
         key = self._key(engine, schema)
         with engine.begin() as conn:
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {target}"))
-            conn.execute(sa.text(self._create_sql(schema, "main", key)))
+            conn.execute(sa.text(self._create_sql(schema, "main", key, schema.name)))
             conn.execute(sa.text(f"INSERT INTO {target} SELECT * FROM {staging}"))
             conn.execute(sa.text(f"DROP TABLE {staging}"))
 
     def _key(self, engine: Engine, schema: TableSchema) -> tuple[str, ...]:
         with engine.connect() as conn:
-            staged = self.read_table(conn, self.staging_schema(), schema.name)
+            staged = self.read_table(conn, self.staging_schema(), self.staging_table(schema.name))
         return staged.primary_key if staged else schema.primary_key
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
@@ -448,7 +496,7 @@ class SQLiteDialect:
         conflict = "DO UPDATE SET " + updates if updates else "DO NOTHING"
         target, staging = (
             qualified("main", schema.name),
-            qualified(self.staging_schema(), schema.name),
+            qualified(self.staging_schema(), self.staging_table(schema.name)),
         )
         with engine.begin() as conn:
             conn.execute(

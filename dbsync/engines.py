@@ -29,14 +29,20 @@ def target_init(settings: Settings) -> str:
     return f"{TARGET_INIT}, lock_wait_timeout = {int(settings.target_lock_wait_timeout)}"
 
 
-def _mysql_connect_args(
-    db: DatabaseSettings, init_command: str, local_infile: bool
+def mysql_connect_args(
+    db: DatabaseSettings, settings: Settings, init_command: str, local_infile: bool
 ) -> dict[str, Any]:
+    """PyMySQL's arguments for one side: charset, session setup, TLS and timeouts."""
     args: dict[str, Any] = {
         "charset": "utf8mb4",
         "init_command": init_command,
         "local_infile": local_infile,
-        "connect_timeout": 10,
+        "connect_timeout": settings.db_connect_timeout,
+        # every wait for a reply of the server (the login handshake too); long enough for the
+        # longest single statement (a LOAD DATA file, an index build, a merge). No write
+        # timeout: PyMySQL's socket timeout on writes left a LOAD DATA LOCAL whose connection
+        # the server killed blocked in sendall instead of failing
+        "read_timeout": settings.db_read_timeout,
     }
     context = db.ssl_context()
     if context is not None:
@@ -58,9 +64,26 @@ def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> 
         pool_timeout=settings.pool_timeout,
         pool_recycle=settings.pool_recycle,
         pool_pre_ping=settings.pool_pre_ping,
-        connect_args=_mysql_connect_args(db, init, local_infile=target),
+        connect_args=mysql_connect_args(db, settings, init, local_infile=target),
         hide_parameters=True,
     )
+
+
+def server_engine(db: DatabaseSettings, settings: Settings) -> Engine:
+    """A pool-less engine on ``db``'s server without a default database (to create it)."""
+    return sa.create_engine(
+        db.url._replace(database=None),  # URL.set() cannot clear a field
+        poolclass=sa.pool.NullPool,
+        connect_args=mysql_connect_args(db, settings, target_init(settings), local_infile=False),
+        hide_parameters=True,
+    )
+
+
+def uses_tls(engine: Engine) -> bool:
+    """Whether the engine's connections really negotiated TLS with the server."""
+    with engine.connect() as conn:
+        row = conn.exec_driver_sql("SHOW SESSION STATUS LIKE 'Ssl_cipher'").first()
+    return bool(row and row[1])
 
 
 def _sqlite_engine(db: DatabaseSettings, settings: Settings, target: bool) -> Engine:

@@ -13,6 +13,7 @@ to one of these three outcomes by walking its cause chain.
 from __future__ import annotations
 
 import re
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import StrEnum
@@ -101,6 +102,8 @@ TRANSIENT_MYSQL_CODES = frozenset(
         2013,  # lost connection during query
         2014,  # commands out of sync (connection state broken)
         2055,  # lost connection (system error)
+        1053,  # server shutdown in progress
+        1317,  # query execution was interrupted (KILL QUERY)
         1927,  # connection was killed (MariaDB)
         4031,  # disconnected by server for inactivity
     }
@@ -135,7 +138,7 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
             continue
         seen.add(id(current))
         yield current
-        for attr in ("__cause__", "__context__", "exception", "orig"):
+        for attr in ("__cause__", "__context__", "exception", "orig", "original_exception"):
             inner = getattr(current, attr, None)
             if isinstance(inner, BaseException):
                 stack.append(inner)
@@ -154,6 +157,19 @@ def _type_names(exc: BaseException) -> set[str]:
     return {f"{klass.__module__}.{klass.__qualname__}" for klass in type(exc).__mro__}
 
 
+def certificate_problem(exc: BaseException) -> str | None:
+    """The reason a TLS certificate was refused, if that is what ``exc`` comes down to."""
+    chain = list(_chain(exc))
+    for item in chain:
+        if isinstance(item, ssl.SSLCertVerificationError):
+            return item.verify_message or str(item)
+    for item in reversed(chain):  # innermost first: wrappers repeat it with more noise
+        text = str(item).strip()
+        if "CERTIFICATE_VERIFY_FAILED" in text:
+            return text.splitlines()[0]
+    return None
+
+
 def classify(exc: BaseException) -> Outcome:
     """Decide whether ``exc`` is worth retrying, skipping, or failing for good."""
     chain = list(_chain(exc))
@@ -161,6 +177,8 @@ def classify(exc: BaseException) -> Outcome:
         return Outcome.SKIP
     if any(isinstance(item, FatalError) for item in chain):
         return Outcome.FATAL
+    if certificate_problem(exc) is not None:
+        return Outcome.FATAL  # a refused certificate stays refused: fix the CA or the host
     if any(isinstance(item, TransientError) for item in chain):
         return Outcome.TRANSIENT
     code = mysql_error_code(exc)
@@ -171,23 +189,40 @@ def classify(exc: BaseException) -> Outcome:
     return Outcome.FATAL
 
 
-_CODE_IN_TEXT = re.compile(r"ERROR (\d{4})")
+_CODE_IN_TEXT = re.compile(r"ERROR (\d{4})(?: \(\w+\))?: ?([^}\n]*)")
 _TRANSIENT_TEXT = re.compile(
-    r"timed out|connection (refused|reset|closed|lost)|broken pipe|gone away|lost connection",
+    r"timed out|connection (refused|reset|closed|lost)|broken pipe|gone away|lost connection"
+    r"|io ?error|server disconnected|bytes remaining on stream",
     re.IGNORECASE,
 )
 
 
-def reader_error(exc: BaseException) -> DbsyncError:
-    """Classify an error that a non-DBAPI reader (connectorx) reports only as text."""
-    text = str(exc)
+def is_panic(exc: BaseException) -> bool:
+    """A Rust panic surfacing from a native extension (connectorx): pyo3's PanicException,
+    a BaseException that ``except Exception`` does not catch."""
+    return type(exc).__name__ == "PanicException"
+
+
+def reader_error(exc: BaseException, table: str = "") -> DbsyncError:
+    """The dbsync error for a failed source read, naming the table and the cause.
+
+    Driver errors are classified like any other; what connectorx reports only as text (its
+    RuntimeErrors and panics) is classified by the MySQL error number or the words it holds.
+    """
+    subject = f"reading table {table!r} from the source" if table else "source read"
+    if not (is_panic(exc) or isinstance(exc, RuntimeError)):
+        transient = classify(exc) is Outcome.TRANSIENT
+        message = f"{subject} failed: {describe(exc)}"
+        return TransientError(message) if transient else FatalError(message)
+    text = str(exc).strip()
     match = _CODE_IN_TEXT.search(text)
-    transient = (
-        int(match.group(1)) in TRANSIENT_MYSQL_CODES
-        if match
-        else bool(_TRANSIENT_TEXT.search(text))
-    )
-    message = f"source read failed: {text.strip().splitlines()[0] if text.strip() else exc!r}"
+    if match:
+        transient = int(match.group(1)) in TRANSIENT_MYSQL_CODES
+        cause = f"MySQL error {match.group(1)}: {match.group(2).strip()}"
+    else:
+        transient = bool(_TRANSIENT_TEXT.search(text))
+        cause = text.splitlines()[0] if text else repr(exc)
+    message = f"{subject} failed: {cause}"
     return TransientError(message) if transient else FatalError(message)
 
 
@@ -196,6 +231,12 @@ def describe(exc: BaseException) -> str:
     for item in _chain(exc):
         if isinstance(item, DbsyncError):
             return f"{type(item).__name__}: {item}"
+    certificate = certificate_problem(exc)
+    if certificate is not None:
+        return (
+            f"TLS certificate verification failed: {certificate} (check *_DB_SSL_CA, "
+            "*_DB_SSL_MODE and the host name the certificate is issued for)"
+        )
     code = mysql_error_code(exc)
     if code is not None:
         for item in _chain(exc):

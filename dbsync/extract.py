@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.errors import reader_error
+from dbsync.errors import DbsyncError, is_panic, reader_error
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
@@ -101,15 +102,34 @@ class Read:
 
 
 def stream_rows(read: Read) -> Iterator[pa.Table]:
-    """Yield the selected rows as arrow tables of text, ``fetch_limit`` rows at a time."""
-    reader_url = read.dialect.arrow_reader_url()
-    if reader_url is not None:
-        yield from _stream_arrow(reader_url, read)
-        if read.count_snapshot:
-            # one SELECT is one consistent read: what it returned is the snapshot's content
-            read.stats.snapshot_rows = read.stats.rows
-        return
-    yield from _stream_dbapi(read)
+    """Yield the selected rows as arrow tables of text, ``fetch_limit`` rows at a time.
+
+    Any failure of the reader (a driver error, a lost connection, a panic of connectorx)
+    ends the stream as a TransientError or FatalError naming the table and the cause.
+    """
+    try:
+        reader_url = read.dialect.arrow_reader_url(read.engine)
+        if reader_url is not None:
+            yield from _stream_arrow(reader_url, read)
+            if read.count_snapshot:
+                # one SELECT is one consistent read: what it returned is the snapshot's content
+                read.stats.snapshot_rows = read.stats.rows
+            return
+        yield from _stream_dbapi(read)
+    except DbsyncError:
+        raise
+    except BaseException as exc:
+        if not _reader_failure(exc):
+            raise  # interrupts, time limits, generator close: not the reader's failure
+        raise reader_error(exc, read.schema.name) from None
+
+
+def _reader_failure(exc: BaseException) -> bool:
+    """Errors of the source readers: driver and network errors, connectorx's text errors
+    and panics."""
+    return is_panic(exc) or isinstance(
+        exc, (RuntimeError, OSError, pymysql.err.MySQLError, sa.exc.DBAPIError)
+    )
 
 
 def _stream_arrow(url: str, read: Read) -> Iterator[pa.Table]:
@@ -119,16 +139,13 @@ def _stream_arrow(url: str, read: Read) -> Iterator[pa.Table]:
     sql, params = select_sql(read.dialect, read.database, read.schema, read.window)
     for name, value in params.items():
         sql = sql.replace(read.dialect.named_param(name), sql_literal(value))
-    try:
-        reader = connectorx.read_sql(
-            url,
-            sql,
-            return_type="arrow_stream",
-            batch_size=read.fetch_limit,
-            pre_execution_query=["SET time_zone = '+00:00'"],
-        )
-    except RuntimeError as exc:  # connectorx reports MySQL errors as text only
-        raise reader_error(exc) from None
+    reader = connectorx.read_sql(
+        url,
+        sql,
+        return_type="arrow_stream",
+        batch_size=read.fetch_limit,
+        pre_execution_query=["SET time_zone = '+00:00'"],
+    )
     names = read.names
     target = pa.schema([(n, pa.string()) for n in names])
     for batch in _batches(reader):
@@ -144,8 +161,6 @@ def _batches(reader: pa.RecordBatchReader) -> Iterator[pa.RecordBatch]:
             batch = reader.read_next_batch()
         except StopIteration:
             return
-        except (RuntimeError, OSError) as exc:
-            raise reader_error(exc) from None
         yield batch
 
 

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 import sqlalchemy as sa
 from dlt.common.destination.client import LoadJob, PreparedTableSchema, RunnableLoadJob
 from dlt.common.destination.exceptions import DestinationTerminalException
+from dlt.common.schema.typing import TSchemaTables
 from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDestination
 from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
@@ -183,7 +184,24 @@ class LoadDataJob(RunnableLoadJob):
 
 
 class DbsyncJobClient(SqlalchemyJobClient):
-    """dlt's sqlalchemy job client with a bulk-load job for parquet files on MySQL."""
+    """dlt's sqlalchemy job client with a bulk-load job for parquet files on MySQL.
+
+    dbsync creates every staging table itself, with the source's exact definition, before
+    dlt runs: dlt only creates and migrates its own tables (``_dlt_loads``, ...). Left to
+    dlt, the data table would be compared with SQLAlchemy's reflection of it, which misreads
+    some names (a column named ``bt`ick`` comes back as ``bt``ick``) and makes dlt add
+    columns that already exist.
+    """
+
+    def update_stored_schema(
+        self,
+        only_tables: Iterable[str] | None = None,
+        expected_update: TSchemaTables | None = None,
+        force: bool = False,
+    ) -> TSchemaTables | None:
+        own = set(self.schema.dlt_table_names())
+        tables = [t for t in (only_tables or self.schema.tables) if t in own]
+        return super().update_stored_schema(tables or list(own), expected_update, force)
 
     def create_load_job(
         self, table: PreparedTableSchema, file_path: str, load_id: str, restore: bool = False

@@ -54,8 +54,11 @@ MIN_SECRET_LENGTH = 4
 _URL_PASSWORD = re.compile(
     r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]*:)(?P<password>[^\s@/]*)(?P<at>@)"
 )
+# MySQL's "Access denied for user 'u'@'h' (using password: YES)" says whether a password
+# was sent, never which: YES/NO before ")" is not a secret
 _KEY_VALUE_PASSWORD = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd)\b[\"']?\s*[=:]\s*[\"']?)(?P<password>[^\s\"',;&)}]+)",
+    r"(?P<head>\b(?:password|passwd|pwd)\b[\"']?\s*[=:]\s*[\"']?)"
+    r"(?!(?:YES|NO)\))(?P<password>[^\s\"',;&)}]+)",
     re.IGNORECASE,
 )
 

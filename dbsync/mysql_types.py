@@ -5,7 +5,7 @@ enter the target from that text, so nothing is reinterpreted on the way:
 
 - **extraction** (:func:`text_expression`): ``CAST(... AS CHAR)`` in a UTC session, the
   textual types as they are, ``HEX()`` for bytes, BIT as its number, FLOAT through its
-  DOUBLE text;
+  DOUBLE text; for checksums the same text in utf8mb4 (:func:`comparable_text`);
 - **loading** (:func:`load_expression`, :func:`needs_escaping`): LOAD DATA assigns the text
   as is, except ``UNHEX()`` for bytes and ``CAST(... AS UNSIGNED)`` for BIT; only textual
   values can hold tabs, newlines, backslashes or NULs that need escaping;
@@ -91,6 +91,16 @@ def text_expression(column: Column, operand: str) -> str:
         # and that text rounds back to the very same FLOAT
         return f"CAST(CAST({operand} AS DOUBLE) AS CHAR)"
     return f"CAST({operand} AS CHAR)"
+
+
+def comparable_text(column: Column, operand: str) -> str:
+    """The column's exact text in one character set, for hashing rows: CONCAT_WS refuses to
+    mix utf8mb4 with utf16, ucs2 or utf32 ("Illegal mix of collations"), and conversion to
+    utf8mb4 keeps every character of every character set."""
+    expression = text_expression(column, operand)
+    if column.is_binary or column.charset in (None, "utf8mb4"):
+        return expression
+    return f"CONVERT({expression} USING utf8mb4)"
 
 
 # --- loading: exact text -> target value ---------------------------------------------------

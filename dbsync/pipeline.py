@@ -9,7 +9,6 @@ staging tables it loads.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -19,18 +18,20 @@ from collections.abc import Iterator
 
 import dlt
 import pyarrow as pa
+from dlt.common.normalizers.naming import direct
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SAWarning
 
 from dbsync.loader import dbsync_sqlalchemy
+from dbsync.names import pipeline_name, staging_table
 
 log = logging.getLogger("dbsync.sync_engine")
 
 _DLT_DEFAULTS = {
     # never phone home: production syncs must not depend on (or leak to) the internet
     "RUNTIME__DLTHUB_TELEMETRY": "false",
-    # keep table and column names exactly as MySQL has them (no snake_case renaming)
-    "SCHEMA__NAMING": "direct",
+    # keep table and column names exactly as MySQL has them (see ExactNames)
+    "SCHEMA__NAMING": "dbsync.pipeline.ExactNames",
     # the authoritative state is the target's data; a fresh working dir needs no restore
     "RESTORE_FROM_DESTINATION": "false",
     "RUNTIME__LOG_LEVEL": "WARNING",
@@ -40,6 +41,21 @@ _DLT_DEFAULTS = {
     "LOAD__WORKERS": "1",
     "NORMALIZE__WORKERS": "1",
 }
+
+
+class ExactNames(direct.NamingConvention):
+    """dlt naming that keeps every column name exactly as MySQL has it.
+
+    dlt's ``direct`` convention still strips blanks and turns quotes and newlines into
+    ``_``; a column named ``say "hi"`` would then reach the load file under a name the
+    staging table lacks. Table names need no such care: dbsync hands dlt only safe staging
+    table names (dbsync.names).
+    """
+
+    def normalize_identifier(self, identifier: str) -> str:
+        if not identifier:
+            raise ValueError("an empty name cannot be normalized")
+        return identifier
 
 
 # dlt reflects the staging tables dbsync created; SQLAlchemy has no GEOMETRY type and says so
@@ -85,13 +101,6 @@ def _log_steps(table: str, pipeline: dlt.Pipeline) -> None:
     log.info("table %s: dlt %s", table, steps)
 
 
-def pipeline_name(target_database: str, table: str) -> str:
-    name = f"dbsync__{target_database}__{table}"
-    if len(name) <= 120:
-        return name
-    return "dbsync__" + hashlib.sha256(name.encode()).hexdigest()[:32]
-
-
 def run_pipeline(
     target: Engine,
     target_database: str,
@@ -105,18 +114,21 @@ def run_pipeline(
     Returns dlt's load id (None when there was nothing to load).
     """
     configure_dlt()
+    name, staged = pipeline_name(target_database, table), staging_table(table)
+    level = logging.DEBUG if staged == table else logging.INFO
+    log.log(level, "table %r: dlt pipeline %s loads staging table %s", table, name, staged)
     directory = tempfile.mkdtemp(prefix="dbsync-dlt-", dir=work_dir)
     try:
         pipeline = dlt.pipeline(
-            pipeline_name=pipeline_name(target_database, table),
+            pipeline_name=name,
             destination=dbsync_sqlalchemy(credentials=target),
             dataset_name=staging_database,
             pipelines_dir=directory,
         )
         resource = dlt.resource(
             rows,
-            name=table,
-            table_name=table,
+            name=staged,
+            table_name=staged,
             write_disposition="append",
         )
         info = pipeline.run(resource, loader_file_format="parquet")

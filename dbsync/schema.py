@@ -18,6 +18,17 @@ from sqlalchemy.engine import Connection
 from dbsync.errors import IncompatibleSchema, SourceTableMissing
 from dbsync.mysql_types import is_binary, widens
 
+UNSTORABLE_NAME = (
+    "MySQL/MariaDB names cannot contain 4-byte UTF-8 characters (such as emoji), "
+    "so no such table or column exists"
+)
+
+
+def storable_name(name: str) -> bool:
+    """False for a name no MySQL/MariaDB table or column can have: identifiers are stored as
+    utf8mb3, which has no 4-byte characters (comparing one fails with a collation error)."""
+    return all(ord(character) <= 0xFFFF for character in name)
+
 
 def quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
@@ -91,6 +102,8 @@ _TABLE_SQL = sa.text(
 
 def read_table(conn: Connection, database: str, table: str) -> TableSchema | None:
     """The table's definition as information_schema shows it, or None if it does not exist."""
+    if not storable_name(table):
+        return None
     params = {"db": database, "t": table}
     info = conn.execute(_TABLE_SQL, params).first()
     if info is None:
@@ -146,7 +159,7 @@ def require_source_table(
     if missing:
         names = ", ".join(repr(c) for c in missing)
         raise SourceTableMissing(f"table {table!r} has no column {names} in the source")
-    if set(key) != set(schema.primary_key) and set(key) not in map(set, schema.unique_keys):
+    if key and set(key) != set(schema.primary_key) and set(key) not in map(set, schema.unique_keys):
         raise IncompatibleSchema(
             f"primary_key {list(key)} of table {table!r} is neither the source's primary key "
             f"{list(schema.primary_key)} nor a unique key: rows could not be merged safely"
@@ -174,12 +187,18 @@ def create_table_sql(
 ) -> str:
     """CREATE TABLE for a target table that mirrors ``source`` (InnoDB, for atomic merges).
 
+    The primary key is ``key`` (the merge key); without one (a keyless full-refresh table),
+    the source's own primary key if it has one, else none: no key is invented.
     Without ``secondary_indexes`` only the primary key is created: a bulk load followed by
     ``add_indexes_sql`` builds the other indexes by sorting, instead of row by row.
     """
     lines = [c.definition() for c in source.columns]
-    pk = source.rendered_primary_key if set(key) == set(source.primary_key) else ()
-    lines.append("PRIMARY KEY (" + ", ".join(pk or [quote(c) for c in key]) + ")")
+    if not key or set(key) == set(source.primary_key):
+        pk = list(source.rendered_primary_key)
+    else:
+        pk = [quote(c) for c in key]
+    if pk:
+        lines.append("PRIMARY KEY (" + ", ".join(pk) + ")")
     if secondary_indexes:
         lines += [f"KEY {quote(i.name)} ({', '.join(i.columns)})" for i in _indexes(source, cursor)]
     collation = f" COLLATE={source.collation}" if source.collation else ""
@@ -187,13 +206,16 @@ def create_table_sql(
     return f"CREATE TABLE {qualified(database, name)} (\n  {body}\n) ENGINE=InnoDB{collation}"
 
 
-def add_indexes_sql(source: TableSchema, database: str, cursor: str | None) -> str | None:
-    """ALTER TABLE adding the secondary indexes ``create_table_sql`` would have created."""
+def add_indexes_sql(
+    source: TableSchema, database: str, name: str, cursor: str | None
+) -> str | None:
+    """ALTER TABLE adding to table ``name`` the secondary indexes ``create_table_sql`` would
+    have created."""
     indexes = _indexes(source, cursor)
     if not indexes:
         return None
     clauses = ", ".join(f"ADD KEY {quote(i.name)} ({', '.join(i.columns)})" for i in indexes)
-    return f"ALTER TABLE {qualified(database, source.name)} {clauses}"
+    return f"ALTER TABLE {qualified(database, name)} {clauses}"
 
 
 def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:

@@ -96,6 +96,16 @@ class Settings(BaseSettings):
     pool_timeout: float = Field(60, gt=0)
     pool_recycle: int = Field(3600, ge=-1)
     pool_pre_ping: bool = True
+    db_connect_timeout: float = Field(
+        10, gt=0, description="seconds to open a database connection (TCP connect)"
+    )
+    db_read_timeout: float = Field(
+        3600,
+        gt=0,
+        description="seconds dbsync waits for one reply of a database server; must exceed "
+        "the longest single statement: a LOAD DATA file, an index build on the largest staged "
+        "table, a merge, a COUNT(*)",
+    )
 
     interval: int = Field(300, ge=1, description="seconds between scheduled syncs of a table")
     fetch_limit: int = Field(50_000, ge=1, description="rows per extraction chunk")

@@ -5,9 +5,10 @@
 - Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
-- Full refresh (no ``modifier``, ``--full-refresh``, or columns added in the source): the
-  whole table is staged from one consistent snapshot, its row count checked against that
-  snapshot, and swapped in with one atomic RENAME.
+- Full refresh (no ``modifier``, ``--full-refresh``, columns added in the source, or a
+  missing or empty target table): the whole table is staged from one consistent snapshot,
+  its row count checked against that snapshot, and swapped in with one atomic RENAME. The
+  result's ``mode`` says which of the two really ran.
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def _attempt(
         config = table_config(runtime, table)
         result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
         log.info("table %s: %s sync started", table, result.mode)
+        runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
             _sync_locked(runtime, config, result, lock)
     except TableBusy as busy:
@@ -225,7 +227,9 @@ def _stage(
             runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(engines.target, dialect.staging_schema(), config.table)
+    staged = tgt.count_rows(
+        engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
+    )
     if plan.replace and staged != stats.snapshot_rows:
         raise RowCountMismatch(
             f"table {config.table!r}: staged {staged} rows but the source snapshot has "
@@ -253,6 +257,13 @@ def _target_schema(runtime: Runtime, table: str) -> TableSchema:
     return schema
 
 
+def _copy_whole(result: SyncResult, reason: str) -> None:
+    """An incremental table takes the full-refresh path this run: say so, in log and result."""
+    if result.mode != FULL_REFRESH:
+        log.info("table %s: %s: copying it whole (full refresh)", result.table, reason)
+        result.mode = FULL_REFRESH
+
+
 def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
     """Mirror the schema and decide between a staged swap and an incremental merge."""
     dialect = runtime.dialect
@@ -260,11 +271,12 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
-    replace = Plan(result.mode, target_exists=current is not None, replace=True, window=Window())
+    replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
     if result.mode == FULL_REFRESH or current is None:
         if current is None:
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
+            _copy_whole(result, "the target table does not exist")
         dialect.create_staging(engine, source, config.primary_key, config.modifier)
         replace.build_indexes = True
         return replace
@@ -275,7 +287,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
         )
         result.schema_changes.append(alter)
-        result.mode = replace.mode = FULL_REFRESH
+        _copy_whole(result, "columns were added in the source")
         dialect.create_staging(engine, source, config.primary_key, config.modifier)
         replace.build_indexes = True
         return replace
@@ -285,6 +297,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):
+        _copy_whole(result, "the target table is empty")
         dialect.stage_like_target(engine, current, config.primary_key)
         return replace
     cursor = source.column(config.modifier or "")

@@ -6,19 +6,34 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from dbsync.errors import ConfigError, ConfigProblem
+from dbsync.schema import UNSTORABLE_NAME, storable_name
+
+_OMITTED: tuple[str, ...] = ()  # JSON cannot spell a tuple: this default means "no key given"
 
 
 class TableConfig(BaseModel):
-    """One entry of tables.json."""
+    """One entry of tables.json.
+
+    ``primary_key`` may be omitted for a full-refresh table (no ``modifier``): such a table
+    is copied and verified whole, and the target gets the source's own key, if any.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     table: str = Field(min_length=1, max_length=64)
-    primary_key: tuple[str, ...]
+    # before primary_key: whether a key is required depends on it
     modifier: str | None = Field(None, min_length=1, max_length=64)
+    primary_key: tuple[str, ...] = Field(_OMITTED, validate_default=True)
     lag_seconds: float | None = Field(None, ge=0)
     interval: int | None = Field(None, ge=1)
     # rows deleted in the source: "propagate" (incremental tables) or "ignore" (keep them)
@@ -28,14 +43,23 @@ class TableConfig(BaseModel):
 
     @field_validator("table", "modifier")
     @classmethod
-    def _not_blank(cls, value: str | None) -> str | None:
+    def _usable_name(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("must not be blank")
+        if value is not None and not storable_name(value):
+            raise ValueError(UNSTORABLE_NAME)
         return value
 
     @field_validator("primary_key", mode="before")
     @classmethod
-    def _key_columns(cls, value: Any) -> tuple[str, ...]:
+    def _key_columns(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        if isinstance(value, tuple) and not value:
+            if info.data.get("modifier") is not None:
+                raise ValueError(
+                    "is required for an incremental table (one with a modifier); "
+                    "without modifier the table is copied whole"
+                )
+            return _OMITTED
         columns = [value] if isinstance(value, str) else value
         if not isinstance(columns, list):
             raise ValueError("must be a column name or a non-empty list of column names")
@@ -45,6 +69,8 @@ class TableConfig(BaseModel):
             raise ValueError("every key column must be a non-blank string")
         if len(set(columns)) != len(columns):
             raise ValueError("lists a column twice")
+        if not all(storable_name(c) for c in columns):
+            raise ValueError(UNSTORABLE_NAME)
         return tuple(columns)
 
     @property

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.errors import FatalError, MetadataLockTimeout, mysql_error_code
+from dbsync.errors import FatalError, MetadataLockTimeout, Outcome, classify, mysql_error_code
 from dbsync.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, retrying
 from dbsync.schema import TableSchema, qualified, quote
 
@@ -20,8 +20,8 @@ log = logging.getLogger("dbsync.sync_engine")
 LOCK_WAIT_TIMEOUT = 1205
 
 
-def ensure_database(engine: Engine, database: str) -> None:
-    """Create the (staging) database if missing; say how to pre-create it if not allowed."""
+def ensure_database(engine: Engine, database: str, remedy: str = "set STAGING_DB_NAME") -> None:
+    """Create ``database`` if missing; say in one line what to create if not allowed."""
     with engine.connect() as conn:
         exists = conn.execute(
             sa.text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :d"),
@@ -32,10 +32,12 @@ def ensure_database(engine: Engine, database: str) -> None:
         try:
             conn.execute(sa.text(f"CREATE DATABASE IF NOT EXISTS {quote(database)}"))
         except sa.exc.DBAPIError as exc:
+            if classify(exc) is Outcome.TRANSIENT:
+                raise
             raise FatalError(
-                f"staging database {database!r} does not exist and the target user may not "
-                f"create it; pre-create it (CREATE DATABASE {quote(database)}) and grant the "
-                "target user all privileges on it, or set STAGING_DB_NAME"
+                f"database {database!r} does not exist on the target server and the target "
+                f"user may not create it; create it (CREATE DATABASE {quote(database)}) and "
+                f"grant the target user all privileges on it, or {remedy}"
             ) from exc
 
 
@@ -115,26 +117,27 @@ def _old_name(table: str) -> str:
 
 
 def swap_into_place(
-    engine: Engine, staging: str, target: str, table: str, target_exists: bool
+    engine: Engine, staging: tuple[str, str], target: str, table: str, target_exists: bool
 ) -> None:
-    """Make the staged table the target table in one atomic RENAME; drop the old one.
+    """Make the staged table (``staging``: database, table) the target table in one atomic
+    RENAME; drop the old one.
 
     Readers see the old table until the instant of the rename, then the new one: never an
     empty or half-loaded table.
     """
+    staging_db, staged = staging
     old = _old_name(table)
-    drop_table(engine, staging, old)
+    drop_table(engine, staging_db, old)
     name = qualified(target, table)
     if target_exists:
         execute_ddl(
             engine,
             name,
-            f"RENAME TABLE {name} TO {qualified(staging, old)}, "
-            f"{qualified(staging, table)} TO {name}",
+            f"RENAME TABLE {name} TO {qualified(staging_db, old)}, {qualified(*staging)} TO {name}",
         )
-        drop_table(engine, staging, old)
+        drop_table(engine, staging_db, old)
     else:
-        execute_ddl(engine, name, f"RENAME TABLE {qualified(staging, table)} TO {name}")
+        execute_ddl(engine, name, f"RENAME TABLE {qualified(*staging)} TO {name}")
 
 
 def delete_keys(
@@ -159,8 +162,9 @@ def delete_keys(
         raw.close()
 
 
-def merge_sql(schema: TableSchema, staging: str, target: str) -> str:
-    """Upsert the staged rows by primary key: one statement, touching only the staged keys.
+def merge_sql(schema: TableSchema, staging: tuple[str, str], target: str) -> str:
+    """Upsert the staged rows (``staging``: database, table) by primary key: one statement,
+    touching only the staged keys.
 
     The key columns are updated too: under a case-insensitive collation ``'Key-1'`` and
     ``'KEY-1'`` are the same key, and the target must take the source's exact spelling (an
@@ -171,6 +175,6 @@ def merge_sql(schema: TableSchema, staging: str, target: str) -> str:
     updates = [f"{n} = VALUES({n})" for n in names]
     return (
         f"INSERT INTO {qualified(target, schema.name)} ({columns}) "
-        f"SELECT {columns} FROM {qualified(staging, schema.name)} "
+        f"SELECT {columns} FROM {qualified(*staging)} "
         "ON DUPLICATE KEY UPDATE " + ", ".join(updates)
     )

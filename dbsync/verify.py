@@ -1,9 +1,9 @@
 """Compare source and target: row counts and content checksums per primary-key range.
 
-Both servers compute the checksums (MD5 of each row's exact text form, XOR-folded per
-chunk), so only a few numbers per chunk cross the network. Chunks are ranges of the
-source's primary key; the first and last are open-ended, so extra rows in the target are
-found too.
+Both servers compute the checksums (MD5 of each row's exact text form, summed per chunk),
+so only a few numbers per chunk cross the network. Chunks are ranges of the configured key
+(or of the source's primary key); the first and last are open-ended, so extra rows in the
+target are found too. A table with no key at all is compared whole, in one chunk.
 """
 
 from __future__ import annotations
@@ -51,6 +51,7 @@ def _show(key: Sequence[str], values: Key) -> str:
 @dataclass
 class VerifyReport:
     table: str
+    key: tuple[str, ...] = ()  # the columns the chunks are ranges of (none: the whole table)
     source_rows: int = 0
     target_rows: int = 0
     chunks: int = 0
@@ -61,6 +62,8 @@ class VerifyReport:
     differing: int = 0  # rows with the same key on both sides and different content
 
     def describe_rows(self) -> str:
+        if not self.key:
+            return "not told apart (the table has no key)"
         return (
             f"{self.only_in_target} only in target, {self.only_in_source} only in source, "
             f"{self.differing} differ"
@@ -156,9 +159,9 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
     if missing:
         report.error = f"target table {table!r} lacks column(s) {missing}"
         return report
-    key = config.primary_key
+    key = report.key = config.primary_key or source.primary_key
     columns = source.column_names
-    bounds = _boundaries(dialect, engines.source, source_db, table, key, chunk_rows)
+    bounds = _boundaries(dialect, engines.source, source_db, table, key, chunk_rows) if key else []
     edges: list[Key | None] = [None, *bounds, None]
     for lower, upper in zip(edges, edges[1:], strict=False):
         where, params = range_predicate(key, lower, upper, dialect.placeholder)
@@ -181,7 +184,8 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
                 RowSet(qualified(source_db, table), source, columns, where, params),
                 RowSet(qualified(target_db, table), target, columns, where, params),
             )
-            _count_rows_apart(runtime, sets, key, report)
+            if key:  # rows of a keyless table have no identity to match them by
+                _count_rows_apart(runtime, sets, key, report)
     log.info(
         "table %s: %s source rows, %s target rows, %s chunks, %s mismatching (%s)",
         table,

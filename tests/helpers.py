@@ -119,7 +119,7 @@ _HEX_TYPES = frozenset(
 def exact_expression(name: str, data_type: str) -> str:
     """A column's exact value as text: stored bytes (HEX) for strings, bytes and bits; the
     exact double for FLOAT (its own text form keeps only 6 digits); CAST AS CHAR otherwise."""
-    column = f"`{name}`"
+    column = "`" + name.replace("`", "``") + "`"
     if data_type in _HEX_TYPES:
         return f"HEX({column})"
     if data_type == "float":

@@ -33,7 +33,10 @@ def _error_lines(stderr: str) -> list[str]:
 
 
 BROKEN_TABLES = {
-    "missing-primary-key": ([GOOD, {"table": "good2"}], r"\$\[1\]\.primary_key: is required"),
+    "missing-primary-key": (
+        [GOOD, {"table": "good2", "modifier": "m"}],
+        r"\$\[1\]\.primary_key: is required for an incremental table",
+    ),
     "empty-key-list": (
         [GOOD, {"table": "good2", "primary_key": []}],
         r"\$\[1\]\.primary_key: .*empty",
@@ -103,7 +106,7 @@ def test_sync_syncs_the_good_tables_when_one_is_bad(scratch) -> None:
         [
             GOOD,
             {"table": "nope", "primary_key": "id"},  # absent from the source
-            {"table": "broken"},  # invalid entry
+            {"table": "broken", "modifier": "m"},  # invalid entry
             {"table": "also_good", "primary_key": "id", "modifier": "m"},
         ]
     )
@@ -133,7 +136,8 @@ def test_sync_summary_lists_mode_rows_seconds_and_status_per_table(scratch) -> N
     rows = {line.split()[0]: line.split() for line in lines[2:]}
     assert set(rows) == {"good", "also_good"}
     assert rows["good"][1:5] == ["full_refresh", "synced", "30", "30"]
-    assert rows["also_good"][1:5] == ["incremental", "synced", "12", "12"]
+    # an incremental table's first sync copies it whole, and says so
+    assert rows["also_good"][1:5] == ["full_refresh", "synced", "12", "12"]
     for row in rows.values():
         assert float(row[5]) > 0
 

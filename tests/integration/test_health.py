@@ -145,9 +145,10 @@ def test_metrics_show_freshness_and_move_after_a_sync(orders: Scratch) -> None:
     finally:
         handle.stop()
         runtime.dispose()
-    assert 'records_processed_total{mode="incremental",table="orders"}' not in before
-    assert 'records_processed_total{mode="incremental",table="orders"} 2.0' in after
-    assert 'sync_duration_seconds_count{mode="incremental",table="orders"} 1.0' in after
+    # the first sync of the incremental table copies it whole: labelled full_refresh
+    assert 'records_processed_total{mode="full_refresh",table="orders"}' not in before
+    assert 'records_processed_total{mode="full_refresh",table="orders"} 2.0' in after
+    assert 'sync_duration_seconds_count{mode="full_refresh",table="orders"} 1.0' in after
     assert 'table_freshness_seconds{table="orders"}' in after
     assert 'table_sync_success_rate{table="orders"} 1.0' in after
     assert 'connection_pool_size{pool="source"}' in after

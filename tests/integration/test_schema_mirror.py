@@ -189,13 +189,6 @@ def test_unusual_table_and_column_names_are_mirrored(scratch, runtime_factory) -
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a column name containing a backtick fails every sync: dlt's sqlalchemy "
-    "destination (run by dbsync/pipeline.py run_pipeline) does not match the staging "
-    "table's existing column `bt``ick` and issues ALTER TABLE ... ADD COLUMN `bt``ick` TEXT "
-    "(MySQL error 1060 Duplicate column name)",
-)
 def test_a_column_name_with_a_backtick_is_mirrored(scratch, runtime_factory) -> None:
     helpers.execute(
         scratch.source,

@@ -6,6 +6,7 @@ so after the first sync the target's highest cursor value is MAX_M (row 100).
 
 from __future__ import annotations
 
+from dbsync.state import read_status
 from dbsync.sync import sync_table
 from dbsync.verify import verify_table
 from tests import helpers
@@ -217,3 +218,36 @@ def test_a_change_to_the_boundary_row_is_not_hidden_by_the_window_checksum(
     sync_table(runtime, "h")
 
     assert helpers.query(scratch.target, "SELECT a, b FROM h WHERE id = 2") == [("x", "#y")]
+
+
+def test_the_first_sync_into_a_missing_target_is_labelled_a_full_refresh(
+    scratch, runtime_factory
+) -> None:
+    _make_table(scratch)
+    runtime = runtime_factory()
+
+    with helpers.captured_logs() as logs:
+        first = sync_table(runtime, "t")
+    (recorded,) = read_status(runtime.engines.target, scratch.target)
+    helpers.execute(scratch.source, f"UPDATE t SET m = '{LATER}' WHERE id = 5")
+    second = sync_table(runtime, "t")
+
+    assert (first.mode, recorded.mode) == ("full_refresh", "full_refresh")
+    assert "table t: synced (full_refresh)" in logs.getvalue()
+    assert "the target table does not exist: copying it whole" in logs.getvalue()
+    assert second.mode == "incremental"
+
+
+def test_a_sync_into_an_empty_target_table_is_labelled_a_full_refresh(
+    scratch, runtime_factory
+) -> None:
+    _make_table(scratch)
+    runtime = runtime_factory()
+    sync_table(runtime, "t")
+    helpers.execute(scratch.target, "DELETE FROM t")
+
+    result = sync_table(runtime, "t")
+
+    assert (result.mode, result.rows_loaded) == ("full_refresh", 100)
+    (status,) = read_status(runtime.engines.target, scratch.target)
+    assert status.mode == "full_refresh"

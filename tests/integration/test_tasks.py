@@ -206,7 +206,7 @@ def test_task_returns_the_summary_of_the_sync(
     assert summary == {
         "table": "orders",
         "status": "synced",
-        "mode": "incremental",
+        "mode": "full_refresh",  # the first sync of an incremental table copies it whole
         "rows_extracted": 120,
         "rows_loaded": 120,
         "rows_deleted": 0,
@@ -359,7 +359,11 @@ def test_beat_enqueues_every_table_of_tables_json_with_an_expiry(
     tables = tmp_path / "tables.json"
     helpers.write_tables(
         tables,
-        [ORDERS, {"table": "customers", "primary_key": "id", "interval": 1}, {"table": "bad"}],
+        [
+            ORDERS,
+            {"table": "customers", "primary_key": "id", "interval": 1},
+            {"table": "bad", "modifier": "m"},
+        ],
     )
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),

@@ -68,7 +68,11 @@ def test_no_tables_give_an_empty_schedule() -> None:
 
 
 def test_invalid_entries_are_left_out() -> None:
-    tables = [*TABLES, {"table": "broken"}, {"table": "orders", "primary_key": "id"}]
+    tables = [
+        *TABLES,
+        {"table": "broken", "modifier": "m"},
+        {"table": "orders", "primary_key": "id"},
+    ]
     assert len(schedule_for(tables)) == 3
 
 
@@ -100,7 +104,7 @@ def test_beat_scheduler_schedules_tables_json_and_makes_new_entries_due_at_once(
     from beat.app import app
     from beat.beat import TablesScheduler
 
-    write_tables(tmp_path / "tables.json", [*TABLES, {"table": "broken"}])
+    write_tables(tmp_path / "tables.json", [*TABLES, {"table": "broken", "modifier": "m"}])
     monkeypatch.setenv("TABLES_CONFIG", str(tmp_path / "tables.json"))
     monkeypatch.setenv("INTERVAL", "120")
     scheduler = TablesScheduler(app, schedule_filename=str(tmp_path / "beat-schedule"))

@@ -58,3 +58,17 @@ def test_demo_full_refresh_propagates_deletes(demo: tuple[int, list[str], Path])
 def test_demo_rerun_in_the_same_directory_starts_fresh(tmp_path: Path) -> None:
     assert run_demo(str(tmp_path), say=lambda _line: None) == 0
     assert run_demo(str(tmp_path), say=lambda _line: None) == 0
+
+
+def test_demo_keyless_table_keeps_its_duplicate_rows_and_no_key(
+    demo: tuple[int, list[str], Path],
+) -> None:
+    rows = {}
+    for name in ("source", "target"):
+        with sqlite3.connect(demo[2] / f"{name}.db") as conn:
+            keys = [row[1] for row in conn.execute("PRAGMA table_info(page_views)") if row[5]]
+            content = sorted(conn.execute("SELECT path, day FROM page_views"))
+        rows[name] = (keys, content)
+    assert rows["target"] == rows["source"]
+    assert rows["target"][0] == []
+    assert len(set(rows["target"][1])) < len(rows["target"][1])  # duplicates really there

@@ -32,6 +32,8 @@ from dbsync.errors import (
     TransientError,
     classify,
     describe,
+    is_panic,
+    reader_error,
 )
 from dbsync.settings import load_settings
 
@@ -232,3 +234,70 @@ def test_description_of_a_mysql_error_names_its_number_and_message() -> None:
 def test_description_of_a_config_error_lists_every_problem() -> None:
     exc = ConfigError([ConfigProblem("$[0].table", "is required"), ConfigProblem("INTERVAL", "x")])
     assert describe(exc) == "ConfigError: $[0].table: is required; INTERVAL: x"
+
+
+# --- reader failures: connectorx reports MySQL errors as text, sometimes as a Rust panic ---
+
+
+class PanicException(BaseException):
+    """Stands for pyo3_runtime.PanicException (same name, also a BaseException)."""
+
+
+READER_TEXT = {
+    "killed query": (
+        "cx writer failed: Source(MySQLError(MySqlError { ERROR 1317 (70100): "
+        "Query execution was interrupted }))",
+        TransientError,
+        "MySQL error 1317: Query execution was interrupted",
+    ),
+    "killed connection": (
+        "cx writer failed: Source(MySQLError(IoError { server disconnected }))",
+        TransientError,
+        "IoError { server disconnected }",
+    ),
+    "missing column": (
+        "cx writer failed: Source(MySQLError(MySqlError { ERROR 1054 (42S22): "
+        "Unknown column 'x' in 'field list' }))",
+        FatalError,
+        "MySQL error 1054: Unknown column 'x' in 'field list'",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(READER_TEXT))
+def test_a_reader_panic_becomes_a_dbsync_error_naming_table_and_cause(case: str) -> None:
+    text, kind, cause = READER_TEXT[case]
+    error = reader_error(PanicException(text), "orders")
+    assert (type(error), is_panic(PanicException(text))) == (kind, True)
+    assert "reading table 'orders' from the source failed" in str(error)
+    assert cause in str(error)
+
+
+def test_a_driver_error_of_the_reader_is_classified_like_any_other() -> None:
+    error = reader_error(via_sqlalchemy(mysql_error(2013, "Lost connection")), "orders")
+    assert type(error) is TransientError
+    assert "MySQL error 2013: Lost connection" in str(error)
+
+
+def certificate_refused() -> BaseException:
+    """What PyMySQL raises when the server's certificate does not verify."""
+    import ssl
+
+    reason = ssl.SSLCertVerificationError(
+        1, "[SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
+    )
+    reason.verify_message = "unable to get local issuer certificate"
+    wrapper = pymysql.err.OperationalError(
+        2003, f"Can't connect to MySQL server on 'db' ({reason})"
+    )
+    return via_sqlalchemy(raised(reason, wrapper))  # type: ignore[arg-type]
+
+
+def test_a_refused_certificate_is_fatal_not_a_connection_retry() -> None:
+    assert classify(certificate_refused()) is Outcome.FATAL
+
+
+def test_a_refused_certificate_is_described_as_a_certificate_problem() -> None:
+    assert describe(certificate_refused()).startswith(
+        "TLS certificate verification failed: unable to get local issuer certificate"
+    )

@@ -283,3 +283,12 @@ def test_dlt_errors_arrive_as_one_warning_line(stream: io.StringIO) -> None:
         "Transient exception in job\nTraceback (most recent call last):\nKeyError: 'x'"
     )
     assert lines(stream)[-1].endswith(" - WARNING - DLT - Transient exception in job KeyError: 'x'")
+
+
+def test_mysql_access_denied_keeps_whether_a_password_was_sent() -> None:
+    text = "Access denied for user 'u'@'10.0.0.1' (using password: YES)"
+    assert logs.redact(text) == text
+
+
+def test_a_password_value_that_merely_starts_with_yes_is_masked() -> None:
+    assert logs.redact("password: YESsecret1") == "password: ***"

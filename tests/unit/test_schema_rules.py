@@ -182,3 +182,14 @@ def test_created_table_mirrors_columns_key_and_adds_a_cursor_index() -> None:
 )
 def test_tiny_text_and_blob_hold_only_255_bytes(new: str, old: str, widens: bool) -> None:
     assert _widens(new, old) is widens
+
+
+def test_a_keyless_source_gives_a_table_without_a_primary_key() -> None:
+    sql = create_table_sql(table(*BASE, key=()), "stage", "t", (), None)
+    assert "PRIMARY KEY" not in sql
+    assert sql.startswith("CREATE TABLE `stage`.`t` (\n  `id` int(11) NOT NULL,")
+
+
+def test_an_omitted_key_takes_the_sources_own_primary_key() -> None:
+    sql = create_table_sql(table(*BASE, key=("v", "id")), "stage", "t", (), None)
+    assert "  PRIMARY KEY (`v`, `id`)\n" in sql

@@ -137,3 +137,18 @@ def test_fleet_settings_report_a_limit_problem_beside_a_field_error() -> None:
         "RESULT_EXPIRES: Input should be greater than or equal to 60",
         "settings: SYNC_SOFT_TIME_LIMIT must be lower than SYNC_TIME_LIMIT",
     ]
+
+
+def test_connections_get_the_connect_and_read_timeouts() -> None:
+    from dbsync.engines import SOURCE_INIT, mysql_connect_args
+
+    settings = load_settings(
+        source_db_name="s", target_db_name="t", db_connect_timeout=3, db_read_timeout=120
+    )
+    args = mysql_connect_args(settings.source, settings, SOURCE_INIT, local_infile=False)
+    assert (args["connect_timeout"], args["read_timeout"]) == (3, 120)
+
+
+def test_read_timeout_default_leaves_room_for_a_long_statement() -> None:
+    settings = load_settings(source_db_name="s", target_db_name="t")
+    assert (settings.db_connect_timeout, settings.db_read_timeout) == (10, 3600)

@@ -9,6 +9,15 @@ import pytest
 from dbsync.errors import ConfigError
 from dbsync.tables import load_tables, parse_tables
 
+KEY_REQUIRED = (
+    "is required for an incremental table (one with a modifier); "
+    "without modifier the table is copied whole"
+)
+FOUR_BYTES = (
+    "MySQL/MariaDB names cannot contain 4-byte UTF-8 characters (such as emoji), "
+    "so no such table or column exists"
+)
+
 
 def _problems(entries: object) -> list[str]:
     return [str(p) for p in parse_tables(json.dumps(entries)).problems]
@@ -35,7 +44,7 @@ def test_a_valid_file_has_tables_and_no_problems() -> None:
 @pytest.mark.parametrize(
     ("entry", "expected"),
     [
-        ({"table": "t"}, "$[1].primary_key: is required"),
+        ({"table": "t", "modifier": "m"}, f"$[1].primary_key: {KEY_REQUIRED}"),
         ({"table": "t", "primary_key": []}, "$[1].primary_key: must not be an empty list"),
         ({"table": "t", "primary_key": "id", "colour": "red"}, "$[1].colour: unknown key"),
         ({"primary_key": "id"}, "$[1].table: is required"),
@@ -72,7 +81,7 @@ def test_good_entries_survive_bad_ones_and_all_problems_are_reported() -> None:
         json.dumps(
             [
                 {"table": "a", "primary_key": "id"},
-                {"table": "b"},
+                {"table": "b", "modifier": "m"},
                 {"table": "c", "primary_key": "id", "bogus": 1},
                 {"table": "d", "primary_key": "id"},
             ]
@@ -80,7 +89,7 @@ def test_good_entries_survive_bad_ones_and_all_problems_are_reported() -> None:
     )
     assert [t.table for t in parsed.tables] == ["a", "d"]
     assert [str(p) for p in parsed.problems] == [
-        "$[1].primary_key: is required",
+        f"$[1].primary_key: {KEY_REQUIRED}",
         "$[2].bogus: unknown key",
     ]
     assert parsed.positions == {"a": 0, "d": 3}
@@ -158,3 +167,26 @@ def test_out_of_range_delete_settings_are_problems(field: str, value: object) ->
     problems = _problems([{"table": "t", "primary_key": "id", field: value}])
     assert len(problems) == 1
     assert problems[0].startswith(f"$[0].{field}: ")
+
+
+def test_a_full_refresh_table_may_omit_its_key() -> None:
+    parsed = parse_tables(json.dumps([{"table": "log"}]))
+    assert parsed.problems == []
+    assert parsed.get("log").primary_key == ()
+    assert parsed.get("log").mode == "full_refresh"
+
+
+@pytest.mark.parametrize(
+    ("entry", "path"),
+    [
+        ({"table": "smile😀", "primary_key": "id"}, "$[0].table"),
+        ({"table": "t", "primary_key": ["id", "😀"]}, "$[0].primary_key"),
+        ({"table": "t", "primary_key": "id", "modifier": "at😀"}, "$[0].modifier"),
+    ],
+)
+def test_a_name_with_4_byte_characters_is_a_problem(entry: dict, path: str) -> None:
+    assert _problems([entry]) == [f"{path}: {FOUR_BYTES}"]
+
+
+def test_a_name_with_3_byte_characters_is_fine() -> None:
+    assert _problems([{"table": "表€", "primary_key": "ключ"}]) == []

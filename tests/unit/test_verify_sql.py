@@ -88,3 +88,19 @@ def test_row_hash_keeps_null_and_empty_apart() -> None:
     sql = row_hash_sql(schema, ["id", "v", "b"])
     assert "ISNULL(`v`)" in sql and "ISNULL(`b`)" in sql  # the NULL map
     assert "HEX(`b`)" in sql  # bytes hashed as hex, never as text
+
+
+def test_row_hash_converts_text_of_other_character_sets_to_utf8mb4() -> None:
+    schema = TableSchema(
+        name="t",
+        columns=(
+            Column("u8", "varchar(5)", "varchar", True, "utf8mb4", "utf8mb4_bin"),
+            Column("u16", "varchar(5)", "varchar", True, "utf16", "utf16_general_ci"),
+            Column("e32", "enum('a')", "enum", True, "utf32", "utf32_general_ci"),
+            Column("bin", "varchar(5)", "varchar", True, "binary", "binary"),
+        ),
+        primary_key=(),
+    )
+    sql = row_hash_sql(schema, ["u8", "u16", "e32", "bin"])
+    assert "CONVERT(`u16` USING utf8mb4)" in sql and "CONVERT(`e32` USING utf8mb4)" in sql
+    assert "CONVERT(`u8`" not in sql and "HEX(`bin`)" in sql and "CONVERT(HEX" not in sql
