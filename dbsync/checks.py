@@ -10,7 +10,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.errors import ConfigError, ConfigProblem, DbsyncError, describe
 from dbsync.schema import nullable_key_columns, quote, read_table
-from dbsync.settings import DatabaseSettings, Settings, load_settings
+from dbsync.settings import DEFAULT_TABLES_CONFIG, DatabaseSettings, Settings, load_settings
 from dbsync.tables import TableConfig, TablesFile, load_tables
 
 if TYPE_CHECKING:
@@ -111,7 +111,7 @@ def check_config() -> tuple[list[ConfigProblem], Settings | None, TablesFile | N
 def _tables_path_from_env() -> str:
     import os
 
-    return os.environ.get("TABLES_CONFIG", "./tables.json")
+    return os.environ.get("TABLES_CONFIG", DEFAULT_TABLES_CONFIG)
 
 
 def _source_problems(settings: Settings, tables: TablesFile) -> list[ConfigProblem]:

@@ -1,27 +1,30 @@
 """Row checksums over a set of rows, computed where the rows are.
 
-MySQL/MariaDB fold MD5s of each row's exact text form server-side (only three numbers cross
-the network); SQLite (demo) lacks MD5, so the same fold runs in Python there. The fold is a
-sum, not an XOR: a table without a key may hold the same row twice, and two equal rows would
+The fold: the sums of the MD5s of each row's exact text form, and the row count. Where it
+runs is the dialect's choice (:meth:`dbsync.dialects.Dialect.aggregate`): MySQL/MariaDB fold
+server-side (:func:`fold_on_server`, only three numbers cross the network); SQLite (demo)
+lacks MD5, so the same fold runs in Python there (:func:`fold_locally`). The fold is a sum,
+not an XOR: a table without a key may hold the same row twice, and two equal rows would
 cancel out of an XOR (source {A, A, B} and target {B, C, C} would compare equal).
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
 from dbsync.engines import fetch_all
-from dbsync.extract import Window, text_expression
+from dbsync.extract import Window
 from dbsync.keydiff import identity_sql, identity_text
+from dbsync.mysql_types import comparable_text
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
+    from dbsync.dialects import Dialect
     from dbsync.runtime import Runtime
 
 
@@ -32,21 +35,10 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     unnoticed (``'x#', 'y'`` and ``'x', '#y'`` hash differently).
     """
     chosen = [c for c in schema.columns if c.name in columns]
-    values = ", ".join(
-        f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in (_hashed_text(c) for c in chosen)
-    )
+    texts = [comparable_text(c, quote(c.name)) for c in chosen]
+    values = ", ".join(f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in texts)
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
-
-
-def _hashed_text(column: Column) -> str:
-    """The column's text form in one character set: CONCAT_WS refuses to mix utf8mb4 with
-    utf16, ucs2 or utf32 ("Illegal mix of collations"), and conversion to utf8mb4 keeps every
-    character of every character set."""
-    expression = text_expression(column)
-    if column.is_binary or column.charset in (None, "utf8mb4"):
-        return expression
-    return f"CONVERT({expression} USING utf8mb4)"
 
 
 _FOLD_SQL = (
@@ -68,10 +60,13 @@ class RowSet:
     params: list
 
 
-def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """(rows, sums of the rows' MD5 halves) of a set of rows, computed by the server."""
-    if dialect.name == "sqlite":
-        return _aggregate_locally(dialect, engine, rows)
+def aggregate(dialect: Dialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+    """(rows, sums of the rows' MD5 halves) of a set of rows, computed where the dialect can."""
+    return dialect.aggregate(engine, rows)
+
+
+def fold_on_server(engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+    """The fold computed by a MySQL/MariaDB server."""
     sql = _FOLD_SQL.format(
         row_hash=row_hash_sql(rows.schema, rows.columns), table=rows.table, where=rows.where
     )
@@ -79,10 +74,12 @@ def aggregate(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int,
     return int(count), int(low), int(high)
 
 
-def _aggregate_locally(dialect: MySQLDialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
-    """The same fold in Python, for SQLite (demo), which lacks MD5."""
+def fold_locally(
+    engine: Engine, rows: RowSet, text_expression: Callable[[Column], str]
+) -> tuple[int, int, int]:
+    """The same fold in Python, over the rows' text (``text_expression``) as fetched."""
     chosen = [c for c in rows.schema.columns if c.name in rows.columns]
-    values = ", ".join(dialect.text_expression(c) for c in chosen)
+    values = ", ".join(text_expression(c) for c in chosen)
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
     for row in fetch_all(engine, sql, rows.params):
@@ -104,23 +101,36 @@ def _local_digest(values: Sequence[str | None]) -> bytes:
 
 
 def row_digests(
-    dialect: MySQLDialect, engine: Engine, rows: RowSet, key: Sequence[str]
+    dialect: Dialect, engine: Engine, rows: RowSet, key: Sequence[str]
 ) -> dict[object, object]:
     """Each row's key identity and content digest: a mismatching chunk, row by row."""
-    if dialect.name == "sqlite":
-        chosen = [c for c in rows.schema.columns if c.name in rows.columns]
-        keys = [rows.schema.column(k) for k in key]
-        texts = [dialect.text_expression(c) for c in [*keys, *chosen] if c is not None]
-        sql = f"SELECT {', '.join(texts)} FROM {rows.table} WHERE {rows.where}"
-        return {
-            identity_text(row[: len(key)]): _local_digest(row[len(key) :])
-            for row in fetch_all(engine, sql, rows.params)
-        }
+    return dialect.row_digests(engine, rows, key)
+
+
+def digests_on_server(engine: Engine, rows: RowSet, key: Sequence[str]) -> dict[object, object]:
+    """Key identities and row hashes computed by a MySQL/MariaDB server."""
     sql = (
         f"SELECT {identity_sql(rows.schema, key)}, {row_hash_sql(rows.schema, rows.columns)} "
         f"FROM {rows.table} WHERE {rows.where}"
     )
     return dict(fetch_all(engine, sql, rows.params))
+
+
+def digests_locally(
+    engine: Engine,
+    rows: RowSet,
+    key: Sequence[str],
+    text_expression: Callable[[Column], str],
+) -> dict[object, object]:
+    """The same identities and digests in Python, over the rows' text as fetched."""
+    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+    keys = [rows.schema.column(k) for k in key]
+    texts = [text_expression(c) for c in [*keys, *chosen] if c is not None]
+    sql = f"SELECT {', '.join(texts)} FROM {rows.table} WHERE {rows.where}"
+    return {
+        identity_text(row[: len(key)]): _local_digest(row[len(key) :])
+        for row in fetch_all(engine, sql, rows.params)
+    }
 
 
 def window_matches(

@@ -118,8 +118,9 @@ def _unresumable(
         return "the table definition changed"
     if age_s > runtime.settings.copy_resume_seconds:
         return f"unfinished for {age_s:.0f}s (COPY_RESUME_SECONDS)"
-    staging = runtime.dialect.staging_schema()
-    if not tgt.table_exists(runtime.engines.target, staging, copy.table):
+    dialect = runtime.dialect
+    staged = dialect.staging_table(copy.table)
+    if not tgt.table_exists(runtime.engines.target, dialect.staging_schema(), staged):
         return "its staging table is gone"
     return None
 
@@ -171,7 +172,8 @@ def coordinate(job: Job, result: SyncResult, ensure_held: Callable[[], None]) ->
             thread.join()
     result.rows_extracted = finished.rows
     result.workers = list(finished.workers)
-    staged = tgt.count_rows(runtime.engines.target, runtime.dialect.staging_schema(), job.table)
+    staging = (runtime.dialect.staging_schema(), runtime.dialect.staging_table(job.table))
+    staged = tgt.count_rows(runtime.engines.target, *staging)
     if staged != finished.rows:
         raise RowCountMismatch(
             f"table {job.table!r}: staged {staged} rows but its chunks loaded {finished.rows}; "
@@ -271,8 +273,8 @@ def copy_chunk(job: Job, chunk: Chunk) -> int:
             count_snapshot=True,
         )
     )
-    staging = dialect.staging_schema()
-    with _renewing(job, chunk), LoadFile(engines.target, staging, job.table, rows) as load:
+    staging = (dialect.staging_schema(), dialect.staging_table(job.table))
+    with _renewing(job, chunk), LoadFile(engines.target, *staging, rows) as load:
         if stats.snapshot_rows is not None and stats.snapshot_rows != load.rows:
             raise RowCountMismatch(
                 f"table {job.table!r} chunk {chunk.number}: read {load.rows} rows but its "
@@ -294,7 +296,8 @@ def copy_chunk(job: Job, chunk: Chunk) -> int:
 
 def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str) -> int:
     """Replace the chunk's range in staging and mark it done, in one transaction."""
-    staging = qualified(job.runtime.dialect.staging_schema(), job.table)
+    dialect = job.runtime.dialect
+    staging = qualified(dialect.staging_schema(), dialect.staging_table(job.table))
     raw = job.runtime.engines.target.raw_connection()
     try:
         cursor = raw.cursor()

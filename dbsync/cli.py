@@ -1,16 +1,20 @@
-"""The ``dbsync`` command: configures logging, builds settings, calls the library."""
+"""The ``dbsync`` command: configures logging, builds settings, calls the library.
+
+Every subcommand (sync, verify, status, check-config, demo, serve, health) is registered in
+:func:`build_parser` and implemented by a ``cmd_*`` function here that calls the library.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dbsync import __version__
 from dbsync.errors import ConfigError, ConfigProblem
-from dbsync.result import SyncResult
+from dbsync.result import SyncResult, format_results
 from dbsync.runtime import Runtime
 from dbsync.settings import Settings, load_settings
 from dbsync.tables import TablesFile, load_tables
@@ -30,30 +34,22 @@ def _print_problems(error: ConfigError) -> int:
     return EXIT_CONFIG
 
 
-def _runtime(**overrides: object) -> Runtime:
+def _settings(**overrides: object) -> Settings:
+    """Settings from the environment, their secrets registered for redaction."""
     from dbsync.logs import register_settings_secrets
 
     settings = load_settings(**overrides)
     register_settings_secrets(settings)
+    return settings
+
+
+def _runtime(**overrides: object) -> Runtime:
+    settings = _settings(**overrides)
     return Runtime.create(settings, load_tables(settings.tables_config))
 
 
 def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
     return list(names) if names else [t.table for t in tables.tables]
-
-
-def format_results(results: Sequence[SyncResult]) -> str:
-    header = (
-        f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
-        f"{'seconds':>8} {'deleted':>8}  error"
-    )
-    lines = [header, "-" * len(header)]
-    for r in results:
-        lines.append(
-            f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
-            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
-        )
-    return "\n".join(lines)
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
@@ -136,33 +132,82 @@ def _status_rows(
 
 
 def cmd_status(args: argparse.Namespace) -> int:
+    """``dbsync status [--json]``: the last sync of every table, stale ones marked as the
+    health endpoint marks them (3x the table's own interval, else INTERVAL)."""
+    import json
     from datetime import UTC, datetime
 
-    from dbsync.logs import register_settings_secrets
-    from dbsync.status_view import render_copies, render_status
+    from dbsync.health_facts import staleness_for
+    from dbsync.status_view import render_copies, render_status, status_records
 
-    settings = load_settings()
-    register_settings_secrets(settings)
+    settings = _settings()
     rows, copies, problems = _status_rows(settings)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
     if problems:
         return EXIT_FAILED
-    configured = [t.table for t in load_tables(settings.tables_config).tables]
-    print(
-        render_status(
-            rows, datetime.now(UTC), configured=configured, stale_after_s=3 * settings.interval
-        )
-    )
-    if copies:
-        print("\n" + render_copies(copies))
+    tables = load_tables(settings.tables_config)
+    configured = [t.table for t in tables.tables]
+    staleness = staleness_for(settings, tables)
+    now = datetime.now(UTC)
+    if args.json:
+        records = status_records(rows, now, configured=configured, staleness=staleness)
+        print(json.dumps(records, indent=2))
+    else:
+        print(render_status(rows, now, configured=configured, staleness=staleness))
+        if copies:
+            print("\n" + render_copies(copies))
     return EXIT_OK
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """``dbsync serve [--host H] [--port P]``: health and metrics in the foreground."""
+    from dbsync.health_server import serve
+
+    serve(_settings(), args.port, host=args.host)
+    return EXIT_OK
+
+
+def cmd_health(args: argparse.Namespace) -> int:
+    """``dbsync health [--check] [--url URL]``.
+
+    ``--check``: exit 0 if the endpoint answers 200 (healthy or degraded), else 1, falling
+    back to the same checks in this process when nothing listens. Without ``--check``:
+    print the health JSON computed in this process; exit 0 unless unhealthy.
+    """
+    from dbsync.health_server import check
+
+    if args.check:
+        # a container health check answers 0 or 1, and probing the endpoint needs no
+        # database settings: without them there is just no direct-probe fallback
+        try:
+            probe_settings: Settings | None = _settings()
+        except ConfigError:
+            probe_settings = None
+        return check(probe_settings, args.url)
+    return _print_health(_settings())
+
+
+def _print_health(settings: Settings) -> int:
+    import json
+    from datetime import UTC, datetime
+
+    from dbsync.engines import Engines
+    from dbsync.health_facts import build_health
+
+    engines = Engines.create(settings.model_copy(update={"pool_size": 1, "max_overflow": 1}))
+    try:
+        body, code = build_health(settings, engines, datetime.now(UTC))
+    finally:
+        engines.dispose()
+    print(json.dumps(body, indent=2))
+    return EXIT_OK if code == 200 else EXIT_FAILED
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     from dbsync.checks import check_config
 
-    problems, _settings, tables = check_config()
+    problems, _, tables = check_config()
     for problem in problems:
         print(f"config error: {problem}", file=sys.stderr)
     if problems:
@@ -210,6 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.set_defaults(handler=cmd_verify)
 
     status = commands.add_parser("status", help="last sync of every table")
+    status.add_argument("--json", action="store_true", help="JSON records, same fields")
     status.set_defaults(handler=cmd_status)
 
     check = commands.add_parser("check-config", help="validate settings and tables.json")
@@ -218,23 +264,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo", help="self-contained demo on embedded SQLite databases")
     demo.add_argument("--directory", help="where to put the demo databases (default: temp)")
     demo.set_defaults(handler=cmd_demo)
-    _add_optional_commands(commands)
+    _add_health_commands(commands)
     return parser
 
 
-def _add_optional_commands(commands: argparse._SubParsersAction) -> None:
-    """Commands implemented in their own modules (demo, serve, health)."""
-    for register in _REGISTRARS:
-        register(commands)
+def _add_health_commands(commands: argparse._SubParsersAction) -> None:
+    serve = commands.add_parser(
+        "serve", help="serve the health JSON (/) and Prometheus metrics (/metrics)"
+    )
+    serve.add_argument("--host", default="0.0.0.0", help="address to bind (0.0.0.0)")
+    serve.add_argument("--port", type=int, default=None, help="default: HEALTH_PORT")
+    serve.set_defaults(handler=cmd_serve)
 
-
-def _health_commands(commands: argparse._SubParsersAction) -> None:
-    from dbsync.health import add_commands
-
-    add_commands(commands)
-
-
-_REGISTRARS: list[Callable[[argparse._SubParsersAction], None]] = [_health_commands]
+    health = commands.add_parser("health", help="fleet health (exit 1 when unhealthy)")
+    health.add_argument(
+        "--check", action="store_true", help="container health check: ask the endpoint"
+    )
+    health.add_argument(
+        "--url", default=None, help="endpoint to ask (default http://127.0.0.1:HEALTH_PORT/)"
+    )
+    health.set_defaults(handler=cmd_health)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

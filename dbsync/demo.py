@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dbsync.result import SyncResult
+from dbsync.result import format_results
 from dbsync.runtime import Runtime
 from dbsync.settings import load_settings
 from dbsync.sync import run_sync
@@ -96,12 +96,6 @@ def _change(conn: sqlite3.Connection) -> list[str]:
     ]
 
 
-def _summary(results: list[SyncResult]) -> str:
-    from dbsync.cli import format_results
-
-    return format_results(results)
-
-
 def _verify_lines(reports: list[VerifyReport]) -> list[str]:
     return [
         f"{r.table:<12} {'verified' if r.ok else 'MISMATCH'}: source {r.source_rows} rows, "
@@ -131,13 +125,13 @@ def run_demo(directory: str | None = None, say: Callable[[str], None] = print) -
     try:
         say(f"dbsync demo in {base} (embedded SQLite source and target)\n")
         say("first sync:")
-        say(_summary([run_sync(runtime, t["table"]) for t in TABLES]))
+        say(format_results([run_sync(runtime, t["table"]) for t in TABLES]))
         with sqlite3.connect(source) as conn:
             changes = _change(conn)
         say("\nsource changed:\n  " + "\n  ".join(changes))
         say("\nsecond sync:")
         second = [run_sync(runtime, t["table"]) for t in TABLES]
-        say(_summary(second))
+        say(format_results(second))
         reports = [verify_table(runtime, t["table"]) for t in TABLES]
         say("\nverify:\n  " + "\n  ".join(_verify_lines(reports)))
     finally:

@@ -1,30 +1,33 @@
-"""What differs between database kinds, behind one small interface.
+"""What differs between database kinds, written down as one interface: :class:`Dialect`.
 
 MySQL/MariaDB is the product; SQLite exists so ``dbsync demo`` runs the very same sync path
 on a machine without any database server. Everything the sync engine says to a database that
-is not plain, portable SQL goes through a ``Dialect``.
+is not plain, portable SQL goes through a ``Dialect``; :class:`MySQLDialect` and
+:class:`SQLiteDialect` are siblings behind it, and :func:`dialect_class` is the one place
+that maps a backend name to its dialect. A new capability is a new member of
+:class:`Dialect`, documented there and implemented by both.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import importlib.util
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dbsync import checksum, mysql_types
 from dbsync import target as tgt
+from dbsync.checksum import RowSet
 from dbsync.engines import server_engine, uses_tls
-from dbsync.errors import TableBusy
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
-from dbsync.lock import TableLock, lock_name
+from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.names import staging_table
 from dbsync.schema import (
     Column,
@@ -38,13 +41,150 @@ from dbsync.schema import (
 from dbsync.settings import Settings
 
 
+class Dialect(Protocol):
+    """The extension points of a database kind, in the order a sync meets them.
+
+    Capabilities (class attributes):
+
+    - ``name``: the backend, as SQLAlchemy names it (``mysql``, ``sqlite``).
+    - ``placeholder``: the DB-API positional parameter marker (``%s``, ``?``).
+    - ``reads_ahead``: whether warming the target's pages before a merge pays off
+      (:mod:`dbsync.read_ahead`); off where storage is local.
+    - ``copies_in_chunks``: whether a full copy of a table over ``CHUNK_ROWS`` is split into
+      key ranges copied side by side (:mod:`dbsync.chunked_copy`); off for the demo's SQLite.
+
+    Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
+    schemas (databases) tables are read from, merged into and staged in;
+    :meth:`staging_table` the name a table is staged under.
+
+    Reading the source: :meth:`read_table` (a table's definition, or None),
+    :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
+    :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
+    :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
+    (where an incremental read starts), and where checksums and key folds are computed:
+    :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
+    row) and :meth:`key_side` (key-set folds for delete propagation).
+
+    Writing the target: :meth:`ensure_target`, :meth:`ensure_staging`, :meth:`create_staging`,
+    :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
+    :meth:`merge` (incremental), :meth:`first_run_guard` (around dlt's first run),
+    :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
+    sync per table at a time; a :class:`dbsync.lock.HeldLock`).
+
+    Statements without settings (static, for :mod:`dbsync.state`'s status table):
+    :meth:`status_schema`, :meth:`excluded`, :meth:`upsert_clause`, :meth:`table_options`.
+    """
+
+    name: ClassVar[str]
+    placeholder: ClassVar[str]
+    reads_ahead: ClassVar[bool]
+    copies_in_chunks: ClassVar[bool]
+    settings: Settings
+
+    # --- names ------------------------------------------------------------------------
+    def source_schema(self) -> str:
+        """The schema the source tables are read from."""
+
+    def target_schema(self) -> str:
+        """The schema the target tables live in."""
+
+    def staging_schema(self) -> str:
+        """The schema dlt stages loads in before they reach the target."""
+
+    @staticmethod
+    def staging_table(table: str) -> str:
+        """The staging table dlt loads for ``table`` (a name dlt can take)."""
+
+    # --- reading ----------------------------------------------------------------------
+    def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
+        """The table's definition, or None if it does not exist."""
+
+    def text_expression(self, column: Column) -> str:
+        """SELECT expression giving the column's exact value as text."""
+
+    def named_param(self, name: str) -> str:
+        """A named parameter marker in SQL passed to the driver."""
+
+    def arrow_reader_url(self, engine: Engine) -> str | None:
+        """connectorx URL for fast arrow extraction from the source ``engine`` reads; None to
+        read through the driver."""
+
+    def begin_snapshot(self, raw: Any) -> Any:
+        """A cursor of the raw DB-API connection inside a consistent, read-only read."""
+
+    def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
+        """SELECT giving where the next incremental read starts (the highest cursor value
+        in the target, minus the lag where the cursor type allows)."""
+
+    def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+        """(row count, sums of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
+
+    def row_digests(
+        self, engine: Engine, rows: RowSet, key: Sequence[str]
+    ) -> dict[object, object]:
+        """Each row's key identity and content digest (a mismatching chunk, row by row)."""
+
+    def key_side(self, keys: KeySet) -> Side:
+        """Where a table's keys are folded for the delete comparison (:mod:`dbsync.keydiff`)."""
+
+    # --- writing ----------------------------------------------------------------------
+    def ensure_target(self) -> None:
+        """Make the target database exist (once per process)."""
+
+    def ensure_staging(self, engine: Engine) -> None:
+        """Make the staging schema exist."""
+
+    def create_staging(
+        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+    ) -> None:
+        """An empty staging table for a full copy of ``source``."""
+
+    def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
+        """Build the secondary indexes of a fully loaded staging table."""
+
+    def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
+        """An empty staging table shaped like the current target table (incremental)."""
+
+    def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
+        """Replace the target table by the staged one; readers see old rows or new rows."""
+
+    def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
+        """Upsert the staged rows into the target by ``key`` and drop the staging table."""
+
+    def first_run_guard(self, engine: Engine) -> AbstractContextManager[None]:
+        """Held around dlt's run, serializing its very first runs on a staging schema."""
+
+    def table_lock(self, engine: Engine, table: str) -> HeldLock:
+        """The table's lock (raises TableBusy on entering when another process holds it)."""
+
+    def destination_engine(self, engine: Engine) -> Engine:
+        """The engine dlt's sqlalchemy destination loads through."""
+
+    # --- statements without settings --------------------------------------------------
+    @staticmethod
+    def status_schema(database: str) -> str:
+        """The schema of the target database ``database`` holding dbsync's own tables."""
+
+    @staticmethod
+    def excluded(column: str) -> str:
+        """The value an upsert tried to insert, in its update clause."""
+
+    @staticmethod
+    def upsert_clause(key: str) -> str:
+        """What follows an INSERT's VALUES to update the row with the same ``key``."""
+
+    @staticmethod
+    def table_options() -> str:
+        """What follows a CREATE TABLE's column list."""
+
+
 class MySQLDialect:
     """MySQL and MariaDB: the production dialect."""
 
-    name = "mysql"
-    placeholder = "%s"
-    reads_ahead = True  # warm the target's pages before a merge (dbsync.read_ahead)
-    copies_in_chunks = True  # large full copies in key ranges (dbsync.chunked_copy)
+    name: ClassVar[str] = "mysql"
+    placeholder: ClassVar[str] = "%s"
+    reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
+    copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -70,9 +210,7 @@ class MySQLDialect:
         return read_table(conn, schema, table)
 
     def text_expression(self, column: Column) -> str:
-        from dbsync.extract import text_expression
-
-        return text_expression(column)
+        return mysql_types.text_expression(column, quote(column.name))
 
     def named_param(self, name: str) -> str:
         return f"%({name})s"
@@ -109,14 +247,21 @@ class MySQLDialect:
         return ServerSide(keys)
 
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
-        from dbsync.extract import TEMPORAL
-
         column = quote(cursor.name)
         expression = f"MAX({column})"
-        if cursor.data_type in TEMPORAL and lag_seconds > 0:
+        if mysql_types.is_temporal(cursor.data_type) and lag_seconds > 0:
             micros = int(lag_seconds * 1_000_000)
             expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
         return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"
+
+    def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+        """Computed by the server: only three numbers cross the network."""
+        return checksum.fold_on_server(engine, rows)
+
+    def row_digests(
+        self, engine: Engine, rows: RowSet, key: Sequence[str]
+    ) -> dict[object, object]:
+        return checksum.digests_on_server(engine, rows, key)
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
@@ -190,15 +335,18 @@ class MySQLDialect:
             finally:
                 conn.execute(sa.text("SELECT RELEASE_LOCK(:n)"), {"n": name})
 
-    def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
+    def table_lock(self, engine: Engine, table: str) -> HeldLock:
         s = self.settings
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
 
     @staticmethod
+    def status_schema(database: str) -> str:
+        return database
+
+    @staticmethod
     def excluded(column: str) -> str:
-        """The value an upsert tried to insert, in its update clause."""
         return f"VALUES({column})"
 
     @staticmethod
@@ -213,13 +361,16 @@ class MySQLDialect:
         return engine
 
 
-class SQLiteDialect(MySQLDialect):
+class SQLiteDialect:
     """SQLite, for the self-contained demo: same sync path, simpler storage."""
 
-    name = "sqlite"
-    placeholder = "?"
-    reads_ahead = False
-    copies_in_chunks = False
+    name: ClassVar[str] = "sqlite"
+    placeholder: ClassVar[str] = "?"
+    reads_ahead: ClassVar[bool] = False
+    copies_in_chunks: ClassVar[bool] = False
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
 
     def source_schema(self) -> str:
         return "main"
@@ -229,6 +380,10 @@ class SQLiteDialect(MySQLDialect):
 
     def staging_schema(self) -> str:
         return self.settings.staging_db_name or "dbsync_staging"
+
+    @staticmethod
+    def staging_table(table: str) -> str:
+        return staging_table(table)
 
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         exists = conn.execute(
@@ -276,6 +431,15 @@ class SQLiteDialect(MySQLDialect):
 
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
+
+    def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
+        """Folded in Python: SQLite lacks MD5."""
+        return checksum.fold_locally(engine, rows, self.text_expression)
+
+    def row_digests(
+        self, engine: Engine, rows: RowSet, key: Sequence[str]
+    ) -> dict[object, object]:
+        return checksum.digests_locally(engine, rows, key, self.text_expression)
 
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)
@@ -349,10 +513,14 @@ class SQLiteDialect(MySQLDialect):
             )
             conn.execute(sa.text(f"DROP TABLE {staging}"))
 
-    def table_lock(self, engine: Engine, table: str) -> AbstractContextManager[Any]:
-        return file_lock(
+    def table_lock(self, engine: Engine, table: str) -> HeldLock:
+        return FileLock(
             f"{engine.url.database}.{hashlib.sha256(table.encode()).hexdigest()[:16]}.lock"
         )
+
+    @staticmethod
+    def status_schema(database: str) -> str:
+        return "main"
 
     @staticmethod
     def excluded(column: str) -> str:
@@ -376,24 +544,11 @@ class SQLiteDialect(MySQLDialect):
         return str(path.parent / f"{path.stem}__{self.staging_schema()}{path.suffix}")
 
 
-@contextmanager
-def file_lock(path: str) -> Iterator[None]:
-    """A non-blocking exclusive lock on a file; freed by the OS when the process dies."""
-    handle = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
-    try:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise TableBusy(f"lock {path} is held by another process") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-    finally:
-        os.close(handle)
+def dialect_class(backend: str) -> type[MySQLDialect] | type[SQLiteDialect]:
+    """The dialect of a SQLAlchemy backend name (``engine.dialect.name``)."""
+    return SQLiteDialect if backend == "sqlite" else MySQLDialect
 
 
-def dialect_for(settings: Settings) -> MySQLDialect:
-    if settings.target.url.get_backend_name() == "sqlite":
-        return SQLiteDialect(settings)
-    return MySQLDialect(settings)
+def dialect_for(settings: Settings) -> Dialect:
+    """The dialect of the configured target."""
+    return dialect_class(settings.target.url.get_backend_name())(settings)

@@ -1,6 +1,7 @@
 """Extraction from MySQL/MariaDB as arrow tables of exact text values.
 
-Every value is read as the server's own text form (``CAST(... AS CHAR)``, or ``HEX`` for
+Every value is read as the server's own text form (the dialect's text expression; for
+MySQL :func:`dbsync.mysql_types.text_expression`: ``CAST(... AS CHAR)``, or ``HEX`` for
 bytes), in a UTC session, so zero dates, microseconds, DECIMAL digits, BIGINT UNSIGNED,
 ENUM/SET members and 4-byte UTF-8 reach the target exactly as the source stores them. Rows
 are streamed (unbuffered cursor) in ``fetch_limit`` chunks inside one read-only transaction
@@ -27,31 +28,11 @@ from dbsync.errors import DbsyncError, is_panic, reader_error
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
+    from dbsync.dialects import Dialect
 
 log = logging.getLogger("dbsync.sync_engine")
 
-_AS_IS = frozenset(
-    {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
-)
-TEMPORAL = frozenset({"datetime", "timestamp", "date"})
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
-
-
-def text_expression(column: Column) -> str:
-    """SELECT expression giving the column's exact value as text (hex for bytes)."""
-    name = quote(column.name)
-    if column.is_binary:
-        return f"HEX({name})"
-    if column.data_type == "bit":
-        return f"CAST(CAST({name} AS UNSIGNED) AS CHAR)"
-    if column.data_type in _AS_IS:
-        return name
-    if column.data_type == "float":
-        # a FLOAT prints with 6 significant digits; as a DOUBLE it prints every digit it has,
-        # and that text rounds back to the very same FLOAT
-        return f"CAST(CAST({name} AS DOUBLE) AS CHAR)"
-    return f"CAST({name} AS CHAR)"
 
 
 @dataclass
@@ -89,7 +70,7 @@ class ExtractStats:
 
 
 def select_sql(
-    dialect: MySQLDialect, database: str, schema: TableSchema, window: Window
+    dialect: Dialect, database: str, schema: TableSchema, window: Window
 ) -> tuple[str, dict[str, str]]:
     expressions = ", ".join(
         f"{dialect.text_expression(c)} AS {quote(c.name)}" for c in schema.columns
@@ -117,7 +98,7 @@ def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
 class Read:
     """One extraction: which rows of which table, from where, in what chunks."""
 
-    dialect: MySQLDialect
+    dialect: Dialect
     engine: Engine
     database: str
     schema: TableSchema
@@ -251,7 +232,7 @@ def _report_progress(table: str, stats: ExtractStats) -> None:
 
 
 def cursor_lower_bound(
-    dialect: MySQLDialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    dialect: Dialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
 ) -> str | None:
     """Where the next incremental read starts: the target's highest cursor value minus lag.
 

@@ -32,7 +32,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import Engine
 
 from dbsync.engines import fetch_all
-from dbsync.extract import text_expression
+from dbsync.mysql_types import text_expression
 from dbsync.schema import TableSchema, qualified, quote
 
 Key = tuple[Any, ...]
@@ -89,7 +89,7 @@ class KeySet:
 def identity_sql(schema: TableSchema, key: Sequence[str]) -> str:
     """SQL for a key's exact text identity (length-prefixed parts for a composite key)."""
     columns = [schema.column(k) for k in key]
-    texts = [text_expression(c) for c in columns if c is not None]
+    texts = [text_expression(c, quote(c.name)) for c in columns if c is not None]
     if len(texts) == 1:
         return texts[0]
     parts = [f"CONVERT({t} USING utf8mb4)" for t in texts]

@@ -27,6 +27,7 @@ from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDes
 from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
 
 from dbsync.errors import LoadDataError
+from dbsync.mysql_types import load_expression, needs_escaping
 from dbsync.schema import Column, qualified, quote, read_table
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -34,11 +35,6 @@ log = logging.getLogger("dbsync.sync_engine")
 # Order matters: the escape character itself first.
 _ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"), ("\x00", "\\0"))
 NULL_TOKEN = "\\N"
-# columns whose text may contain tabs, newlines, backslashes or NULs (the rest are numbers,
-# dates and hex digits)
-TEXTUAL = frozenset(
-    {"char", "varchar", "tinytext", "text", "mediumtext", "longtext", "enum", "set", "json"}
-)
 
 
 _SPECIAL = r"[\\\t\n\r\x00]"
@@ -93,22 +89,13 @@ def _value_bytes(array: pa.Array) -> bytes:
     return data.slice(first, last - first).to_pybytes() if data is not None else b""
 
 
-def _target_expression(column: Column, variable: str) -> str | None:
-    """How a text value becomes the column's value; None when LOAD DATA assigns it as is."""
-    if column.is_binary:
-        return f"UNHEX({variable})"
-    if column.data_type == "bit":
-        return f"CAST({variable} AS UNSIGNED)"
-    return None
-
-
 def load_data_sql(path: str, database: str, table: str, columns: Sequence[Column]) -> str:
     """The LOAD DATA LOCAL INFILE statement for a file whose fields are ``columns``, in order."""
     targets: list[str] = []
     assignments: list[str] = []
     for index, column in enumerate(columns):
         variable = f"@v{index}"
-        expression = _target_expression(column, variable)
+        expression = load_expression(column, variable)
         if expression is None:
             targets.append(quote(column.name))
         else:
@@ -172,7 +159,7 @@ class LoadFile:
             for batch in self.batches:
                 if not self.columns:
                     self.columns = [_column(schema.column(n), n) for n in batch.schema.names]
-                file.write(to_tsv(batch, [c.data_type in TEXTUAL for c in self.columns]))
+                file.write(to_tsv(batch, [needs_escaping(c) for c in self.columns]))
                 self.rows += batch.num_rows
         return self
 

@@ -1,18 +1,25 @@
-"""One sync per table at a time, fleet-wide: a MySQL named lock on the target server.
+"""One sync per table at a time: the table locks a dialect hands out (:class:`HeldLock`).
 
+MySQL/MariaDB (:class:`TableLock`), fleet-wide: a named lock on the target server.
 ``GET_LOCK`` is held by a dedicated connection. If the holding process dies, the server
 drops its connection and the lock with it (at once on a clean TCP close; after at most
 ``stale_seconds`` via ``wait_timeout`` when the host vanished). A heartbeat thread keeps the
 live holder's connection from idling out, and the sync checks the lock is still held before
 it commits anything.
+
+SQLite (demo, :class:`FileLock`): an exclusive ``flock`` on a file beside the database, freed
+by the OS when the process dies.
 """
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import logging
+import os
 import threading
 from types import TracebackType
+from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -20,6 +27,25 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.errors import LockLost, TableBusy
 
 log = logging.getLogger("dbsync.sync_engine")
+
+
+class HeldLock(Protocol):
+    """A table's lock: entering acquires it or raises TableBusy at once; leaving frees it.
+
+    :meth:`ensure_held` raises LockLost when the lock is no longer this process's; the sync
+    calls it just before it commits anything.
+    """
+
+    def __enter__(self) -> HeldLock: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+    def ensure_held(self) -> None: ...
 
 
 def lock_name(database: str, table: str) -> str:
@@ -110,3 +136,44 @@ class TableLock:
             conn.invalidate()  # the connection is gone (or unusable), and the lock with it
         finally:
             conn.close()
+
+
+class FileLock:
+    """A non-blocking exclusive lock on a file; freed by the OS when the process dies."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._handle: int | None = None
+
+    def __enter__(self) -> FileLock:
+        handle = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(handle)
+            raise TableBusy(f"lock {self.path} is held by another process") from None
+        except BaseException:
+            os.close(handle)
+            raise
+        self._handle = handle
+        return self
+
+    def ensure_held(self) -> None:
+        """Raise LockLost unless this process holds the lock (a held flock cannot be taken
+        away while its file descriptor is open)."""
+        if self._handle is None:
+            raise LockLost(f"lock {self.path} is not held by this process")
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        handle, self._handle = self._handle, None
+        if handle is None:
+            return
+        try:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+        finally:
+            os.close(handle)

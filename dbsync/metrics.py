@@ -21,7 +21,9 @@ Derived at scrape time:
 - From the target's ``_dbsync_status`` table (the fleet-wide source of truth):
   ``table_freshness_seconds{table}`` (seconds since the last successful sync),
   ``table_last_success_timestamp_seconds{table}``, ``table_last_sync_success{table}``
-  (1/0), ``table_consecutive_failures{table}`` and ``sync_status_readable`` (1/0).
+  (1/0), ``table_consecutive_failures{table}``, ``table_stale{table}`` (1/0, the health
+  policy's staleness rule, :class:`dbsync.health.Staleness`) and ``sync_status_readable``
+  (1/0).
 
 Multiprocess mode: when ``PROMETHEUS_MULTIPROC_DIR`` is set (or :func:`setup_multiprocess`
 was called before the worker forks), every process writes its values to files in that
@@ -62,6 +64,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from dbsync.engines import Engines
+    from dbsync.health import Staleness
     from dbsync.result import SyncResult
     from dbsync.runtime import Runtime
 
@@ -198,13 +201,6 @@ def disable_multiprocess() -> None:
     with _lock:
         _metrics = None
     _select_value_class()
-
-
-def reset() -> None:
-    """Forget this process's metric values (next use starts from zero)."""
-    global _metrics
-    with _lock:
-        _metrics = None
 
 
 def mark_process_dead(pid: int | None = None) -> None:
@@ -357,9 +353,10 @@ class _ProcessCollector(Collector):
 class StatusCollector(Collector):
     """Per-table freshness and failures from the target's ``_dbsync_status`` (fleet-wide)."""
 
-    def __init__(self, engine: Engine, database: str) -> None:
+    def __init__(self, engine: Engine, database: str, staleness: Staleness | None = None) -> None:
         self._engine = engine
         self._database = database
+        self._staleness = staleness
 
     def collect(self) -> Iterable[Metric]:
         from dbsync.state import read_status
@@ -401,6 +398,11 @@ class StatusCollector(Collector):
                 "Failed syncs since the table's last success",
                 labels=["table"],
             ),
+            "stale": GaugeMetricFamily(
+                "table_stale",
+                "1 if the table's last success is older than 3 times its interval",
+                labels=["table"],
+            ),
         }
         for row in rows:
             age = row.age_seconds(now)
@@ -411,6 +413,11 @@ class StatusCollector(Collector):
                 )
             families["ok"].add_metric([row.table], 1.0 if row.status == "synced" else 0.0)
             families["failures"].add_metric([row.table], float(row.consecutive_failures))
+            if self._staleness is not None:
+                stale = self._staleness.is_stale(row.table, age)
+                families["stale"].add_metric([row.table], 1.0 if stale else 0.0)
+        if self._staleness is None:
+            del families["stale"]
         yield from families.values()
 
 
@@ -419,17 +426,19 @@ def collect_registry(
     status_database: str | None = None,
     *,
     pool_engines: Engines | None = None,
+    staleness: Staleness | None = None,
 ) -> CollectorRegistry:
     """A registry holding everything ``/metrics`` shows.
 
     ``status_engine``/``status_database``: where ``_dbsync_status`` lives (the target), for
     the freshness metrics. ``pool_engines``: engines of this very process whose pools should
     be published at each scrape (a process that syncs itself, e.g. a solo worker).
+    ``staleness``: the rule behind ``table_stale`` (omitted without it).
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ProcessCollector(pool_engines))
     if status_engine is not None and status_database:
-        registry.register(StatusCollector(status_engine, status_database))
+        registry.register(StatusCollector(status_engine, status_database, staleness))
     return registry
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -70,3 +71,18 @@ def result_of(exc: BaseException) -> SyncResult | None:
     """The summary attached by ``attach_result``, if any."""
     found = getattr(exc, _ATTRIBUTE, None)
     return found if isinstance(found, SyncResult) else None
+
+
+def format_results(results: Sequence[SyncResult]) -> str:
+    """The per-table summary ``dbsync sync`` and ``dbsync demo`` print."""
+    header = (
+        f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
+        f"{'seconds':>8} {'deleted':>8}  error"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        lines.append(
+            f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
+            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
+        )
+    return "\n".join(lines)

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbsync.dialects import MySQLDialect, dialect_for
+from dbsync.dialects import Dialect, dialect_for
 from dbsync.engines import Engines
 from dbsync.settings import Settings
 from dbsync.tables import TablesFile, load_tables
@@ -33,7 +33,7 @@ class Runtime:
     # set by a fleet (workers/) so a chunked copy fans out to other workers; without it the
     # copy's helpers are threads of this process
     spread_chunks: SpreadChunks | None = None
-    dialect: MySQLDialect = field(init=False)
+    dialect: Dialect = field(init=False)
 
     def __post_init__(self) -> None:
         self.dialect = dialect_for(self.settings)

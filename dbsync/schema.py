@@ -9,7 +9,6 @@ replica that only dbsync writes.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -17,26 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from dbsync.errors import IncompatibleSchema, SourceTableMissing
-
-BINARY_TYPES = frozenset(
-    {
-        "binary",
-        "varbinary",
-        "tinyblob",
-        "blob",
-        "mediumblob",
-        "longblob",
-        "geometry",
-        "point",
-        "linestring",
-        "polygon",
-        "multipoint",
-        "multilinestring",
-        "multipolygon",
-        "geometrycollection",
-    }
-)
-
+from dbsync.mysql_types import is_binary, widens
 
 UNSTORABLE_NAME = (
     "MySQL/MariaDB names cannot contain 4-byte UTF-8 characters (such as emoji), "
@@ -70,10 +50,7 @@ class Column:
     @property
     def is_binary(self) -> bool:
         """Values that must travel as bytes (hex-encoded), never as text."""
-        return self.data_type in BINARY_TYPES or (
-            self.data_type in ("char", "varchar", "tinytext", "text", "mediumtext", "longtext")
-            and self.charset == "binary"
-        )
+        return is_binary(self.data_type, self.charset)
 
     def definition(self) -> str:
         parts = [quote(self.name), self.column_type]
@@ -248,63 +225,7 @@ def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:
     return indexes
 
 
-# --- type compatibility -------------------------------------------------------------------
-
-_INT_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
-_TEXT_RANK = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4}
-_BLOB_RANK = {"tinyblob": 1, "blob": 2, "mediumblob": 3, "longblob": 4}
-_FRACTIONAL = {"datetime", "timestamp", "time"}
-
-
-def _parse(column_type: str) -> tuple[str, str, bool]:
-    """(base type, arguments, unsigned). Only the base type is case-folded: ENUM and SET
-    members in the arguments are case-sensitive."""
-    head, paren, rest = column_type.partition("(")
-    args, tail = rest.rpartition(")")[::2] if paren else ("", "")
-    base, _, modifiers = head.strip().partition(" ")
-    return base.lower(), args, "unsigned" in f"{modifiers} {tail}".lower()
-
-
-def _enum_values(args: str) -> list[str]:
-    return re.findall(r"'((?:[^']|'')*)'", args)
-
-
-def _ints(args: str) -> list[int]:
-    return [int(x) for x in re.findall(r"\d+", args)]
-
-
-def _widens(new: str, old: str) -> bool:
-    """True if every value of type ``old`` fits type ``new`` unchanged."""
-    nb, na, nu = _parse(new)
-    ob, oa, ou = _parse(old)
-    if nb in _INT_RANK and ob in _INT_RANK:
-        if nu == ou:
-            return _INT_RANK[nb] >= _INT_RANK[ob]
-        return not nu and _INT_RANK[nb] > _INT_RANK[ob]
-    if nb == "decimal" and ob == "decimal":
-        (np_, ns), (op, os_) = (_ints(na) + [0])[:2], (_ints(oa) + [0])[:2]
-        return np_ - ns >= op - os_ and ns >= os_ and nu == ou
-    if (nb, ob) == ("double", "float"):
-        return nu == ou
-    if nb in ("varchar", "char") and ob in ("varchar", "char"):
-        return (nb == "varchar" or ob == "char") and _ints(na)[0] >= _ints(oa)[0]
-    if nb == "varbinary" and ob in ("varbinary", "binary"):
-        return _ints(na)[0] >= _ints(oa)[0]
-    if nb in _TEXT_RANK and ob in ("char", "varchar"):
-        # TINYTEXT holds 255 bytes; a character takes up to 4 (utf8mb4)
-        return nb != "tinytext" or _ints(oa)[0] * 4 <= 255
-    if nb in _TEXT_RANK and ob in _TEXT_RANK:
-        return _TEXT_RANK[nb] >= _TEXT_RANK[ob]
-    if nb in _BLOB_RANK and ob in ("binary", "varbinary"):
-        return nb != "tinyblob" or _ints(oa)[0] <= 255
-    if nb in _BLOB_RANK and ob in _BLOB_RANK:
-        return _BLOB_RANK[nb] >= _BLOB_RANK[ob]
-    if nb in ("enum", "set") and nb == ob:
-        old_values = _enum_values(oa)
-        return _enum_values(na)[: len(old_values)] == old_values
-    if nb in _FRACTIONAL and nb == ob:
-        return (_ints(na) or [0])[0] >= (_ints(oa) or [0])[0]
-    return False
+# --- schema evolution ---------------------------------------------------------------------
 
 
 def plan_alter(
@@ -336,7 +257,7 @@ def plan_alter(
         if current is None:
             clauses.append(f"ADD COLUMN {column.definition()} {position}")
         elif current != column:
-            if current.column_type != column.column_type and not _widens(
+            if current.column_type != column.column_type and not widens(
                 column.column_type, current.column_type
             ):
                 raise IncompatibleSchema(

@@ -14,6 +14,8 @@ from dbsync.errors import ConfigError, ConfigProblem
 
 # connections one sync holds on the target at once (see Settings._require_pool_room)
 MIN_POOL_CONNECTIONS = 4
+DEFAULT_TABLES_CONFIG = "./tables.json"
+DEFAULT_HEALTH_PORT = 8089
 
 SettingsT = TypeVar("SettingsT", bound=BaseSettings)
 
@@ -110,9 +112,9 @@ class Settings(BaseSettings):
     default_lag_seconds: float = Field(
         0, ge=0, description="re-read window for late commits when a table sets none"
     )
-    tables_config: str = "./tables.json"
+    tables_config: str = DEFAULT_TABLES_CONFIG
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
-    health_port: int = Field(8089, ge=1, le=65535)
+    health_port: int = Field(DEFAULT_HEALTH_PORT, ge=1, le=65535)
     lock_heartbeat_seconds: float = Field(20, gt=0)
     lock_stale_seconds: int = Field(
         120, ge=10, description="a dead lock holder is evicted after at most this long"

@@ -4,18 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
+from dbsync.dialects import Dialect, dialect_class
 from dbsync.errors import Outcome, classify
 from dbsync.result import SyncResult
 from dbsync.retry import STATUS_BACKOFF_BASE, STATUS_BACKOFF_MAX, STATUS_RETRIES, retrying
 from dbsync.schema import qualified
-
-if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
 
 STATUS_TABLE = "_dbsync_status"
 
@@ -97,14 +94,13 @@ def _moment(value: datetime | str | None) -> datetime | None:
     return datetime.fromisoformat(value) if isinstance(value, str) else value
 
 
-def _dialect(engine: Engine) -> type[MySQLDialect]:
-    from dbsync.dialects import MySQLDialect, SQLiteDialect
-
-    return SQLiteDialect if engine.dialect.name == "sqlite" else MySQLDialect
+def _dialect(engine: Engine) -> type[Dialect]:
+    """The status table's statements come from the engine's dialect (static members)."""
+    return dialect_class(engine.dialect.name)
 
 
 def _schema(engine: Engine, database: str) -> str:
-    return "main" if engine.dialect.name == "sqlite" else database
+    return _dialect(engine).status_schema(database)
 
 
 def _table(engine: Engine, database: str) -> str:

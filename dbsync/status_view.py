@@ -1,4 +1,5 @@
-"""``dbsync status``: the sync status of every table as a terminal table (or plain records).
+"""``dbsync status``: the sync status of every table as a terminal table, or as JSON records
+(``dbsync status --json``) with the same fields.
 
 Example (columns abridged)::
 
@@ -10,7 +11,8 @@ Example (columns abridged)::
 ``LAST SYNC`` and ``AGE`` refer to the last *successful* sync; ``STATUS`` is the outcome of
 the last attempt; ``ROWS`` are the rows loaded by the last attempt; ``FAILS`` counts failed
 attempts since the last success. A table listed in tables.json but never synced shows
-``never``; a synced table older than ``stale_after_s`` shows ``stale``.
+``never``; a synced table whose last success is older than the staleness rule allows
+(:class:`dbsync.health.Staleness`, the rule of the health endpoint) shows ``stale``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dbsync.copy_progress import RunningCopy
+from dbsync.health import Staleness, iso_utc
 from dbsync.logs import redact
 from dbsync.state import TableStatus
 
@@ -79,10 +82,9 @@ def _one_line(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(width - 3, 1)] + "..."
 
 
-def _status(row: TableStatus, now: datetime, stale_after_s: float | None) -> str:
-    age = row.age_seconds(now)
-    if row.status == "synced" and stale_after_s is not None and age is not None:
-        return "stale" if age > stale_after_s else "synced"
+def _status(row: TableStatus, now: datetime, staleness: Staleness | None) -> str:
+    if row.status == "synced" and staleness is not None:
+        return "stale" if staleness.is_stale(row.table, row.age_seconds(now)) else "synced"
     return row.status
 
 
@@ -91,7 +93,7 @@ def status_records(
     now: datetime | None = None,
     *,
     configured: Iterable[str] = (),
-    stale_after_s: float | None = None,
+    staleness: Staleness | None = None,
 ) -> list[dict[str, Any]]:
     """One JSON-ready dict per table (for ``dbsync status --json``), same rules as the table."""
     now = _aware(now)
@@ -103,10 +105,10 @@ def status_records(
         records.append(
             {
                 "table": row.table,
-                "status": _status(row, now, stale_after_s),
+                "status": _status(row, now, staleness),
                 "mode": row.mode,
-                "last_success_at": _iso(row.last_success_at),
-                "last_finished_at": _iso(row.last_finished_at),
+                "last_success_at": iso_utc(row.last_success_at),
+                "last_finished_at": iso_utc(row.last_finished_at),
                 "age_seconds": round(age, 1) if age is not None else None,
                 "rows_extracted": row.rows_extracted,
                 "rows_loaded": row.rows_loaded,
@@ -146,25 +148,18 @@ def _aware(now: datetime | None) -> datetime:
     return now.replace(tzinfo=UTC) if now.tzinfo is None else now.astimezone(UTC)
 
 
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def render_status(
     rows: Sequence[TableStatus],
     now: datetime | None = None,
     *,
     configured: Iterable[str] = (),
-    stale_after_s: float | None = None,
+    staleness: Staleness | None = None,
     error_width: int = DEFAULT_ERROR_WIDTH,
 ) -> str:
     """The status of every table as an aligned plain-text table (no trailing newline).
 
     ``configured``: table names from tables.json, so that never-synced tables show up.
-    ``stale_after_s``: show ``stale`` for synced tables whose last success is older.
+    ``staleness``: show ``stale`` for synced tables the rule finds stale.
     """
     now = _aware(now)
     by_name = {row.table: row for row in rows}
@@ -180,7 +175,7 @@ def render_status(
         body.append(
             [
                 row.table,
-                _status(row, now, stale_after_s),
+                _status(row, now, staleness),
                 row.mode,
                 _when(row.last_success_at),
                 format_age(row.age_seconds(now)),

@@ -28,6 +28,7 @@ from dbsync.checksum import window_matches
 from dbsync.copy_progress import Copy
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
+from dbsync.lock import HeldLock
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
@@ -154,10 +155,12 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
         result.phases[name] = round(time.perf_counter() - started, 3)
 
 
-def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock: Any) -> None:
+def _sync_locked(
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock
+) -> None:
     with _phase(result, "schema"):
         source, plan = _mirror_schema(runtime, config, result)
-    lock_check: Callable[[], None] = getattr(lock, "ensure_held", None) or (lambda: None)
+    lock_check: Callable[[], None] = lock.ensure_held
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
     else:

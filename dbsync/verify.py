@@ -22,7 +22,7 @@ from dbsync.schema import qualified, quote, require_source_table
 from dbsync.sync import table_config
 
 if TYPE_CHECKING:
-    from dbsync.dialects import MySQLDialect
+    from dbsync.dialects import Dialect
 
 log = logging.getLogger("dbsync.verify")
 
@@ -74,7 +74,7 @@ class VerifyReport:
 
 
 def _boundaries(
-    dialect: MySQLDialect, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    dialect: Dialect, engine: Engine, database: str, table: str, key: Sequence[str], every: int
 ) -> list[Key]:
     columns = ", ".join(quote(k) for k in key)
     raw = engine.raw_connection()

@@ -21,7 +21,7 @@ from typing import Any
 
 from celery import signals
 
-from dbsync import health, metrics
+from dbsync import health_server, metrics
 from dbsync.errors import ConfigError
 from dbsync.logs import configure_logging, register_settings_secrets
 from dbsync.runtime import Runtime
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 _runtime: Runtime | None = None
 _instrumentation: metrics.Instrumentation | None = None
-_health: health.HealthServer | None = None
+_health: health_server.HealthServer | None = None
 _guard = threading.Lock()
 
 # Pools whose tasks run in forked children (each child gets worker_process_init).
@@ -107,7 +107,7 @@ def _start_health(settings: Settings) -> None:
     global _health
     try:
         metrics.setup_multiprocess(wipe=True)
-        _health = health.start_in_background(settings)
+        _health = health_server.start_in_background(settings)
     except Exception:  # noqa: BLE001 - observability must never stop a worker
         logger.exception("health endpoint not started")
 

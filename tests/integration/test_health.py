@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dbsync import health, metrics
+from dbsync import health_facts, health_server, metrics
 from dbsync.engines import Engines
 from dbsync.result import SyncResult
 from dbsync.state import record_result
@@ -44,8 +44,9 @@ def get(url: str) -> tuple[int, str]:
 
 
 @contextlib.contextmanager
-def running(scratch: Scratch, **overrides: object) -> Iterator[health.HealthServer]:
-    server = health.HealthServer(scratch.settings(**overrides), host="127.0.0.1", port=0).start()
+def running(scratch: Scratch, **overrides: object) -> Iterator[health_server.HealthServer]:
+    settings = scratch.settings(**overrides)
+    server = health_server.HealthServer(settings, host="127.0.0.1", port=0).start()
     try:
         yield server
     finally:
@@ -101,8 +102,9 @@ def test_never_synced_table_is_fine_during_the_first_intervals(orders: Scratch) 
     settings = orders.settings(interval=300)
     engines = Engines.create(settings)
     try:
-        fresh, _ = health.build_health(settings, engines, datetime.now(UTC))
-        old, _ = health.build_health(settings, engines, datetime.now(UTC) - timedelta(hours=1))
+        fresh, _ = health_facts.build_health(settings, engines, datetime.now(UTC))
+        an_hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        old, _ = health_facts.build_health(settings, engines, an_hour_ago)
     finally:
         engines.dispose()
     assert fresh["status"] == "healthy"
@@ -156,23 +158,23 @@ def test_metrics_show_freshness_and_move_after_a_sync(orders: Scratch) -> None:
 def test_check_exit_codes(orders: Scratch) -> None:
     out = io.StringIO()
     with running(orders) as server:
-        assert health.check(orders.settings(), server.url, out=out) == 0
+        assert health_server.check(orders.settings(), server.url, out=out) == 0
     with running(orders, target_db_port=free_port()) as server:
-        assert health.check(orders.settings(), server.url, out=out) == 1
+        assert health_server.check(orders.settings(), server.url, out=out) == 1
     assert "answered 200" in out.getvalue() and "answered 503" in out.getvalue()
 
 
 def test_check_falls_back_to_direct_probe_when_nothing_listens(orders: Scratch) -> None:
     url = f"http://127.0.0.1:{free_port()}/"
     out = io.StringIO()
-    assert health.check(orders.settings(), url, out=out) == 0
-    assert health.check(orders.settings(target_db_port=free_port()), url, out=out) == 1
-    assert health.check(orders.settings(), url, fallback=False, out=out) == 1
+    assert health_server.check(orders.settings(), url, out=out) == 0
+    assert health_server.check(orders.settings(target_db_port=free_port()), url, out=out) == 1
+    assert health_server.check(orders.settings(), url, fallback=False, out=out) == 1
 
 
 def test_start_in_background_tolerates_a_taken_port(orders: Scratch) -> None:
     with running(orders) as server:
-        assert health.start_in_background(orders.settings(), server.port) is None
+        assert health_server.start_in_background(orders.settings(), server.port) is None
 
 
 def free_port() -> int:
@@ -245,11 +247,9 @@ def test_database_outage_turns_unhealthy_and_recovers_without_restart(orders: Sc
 
 
 def _cli(argv: list[str]) -> object:
-    import argparse
+    from dbsync.cli import build_parser
 
-    parser = argparse.ArgumentParser(prog="dbsync")
-    health.add_commands(parser.add_subparsers(dest="command", required=True))
-    return parser.parse_args(argv)
+    return build_parser().parse_args(argv)
 
 
 def test_cli_health_prints_the_document(
@@ -272,3 +272,75 @@ def test_cli_health_check_asks_the_endpoint(
         args = _cli(["health", "--check", "--url", server.url])
         assert args.handler(args) == 0  # type: ignore[attr-defined]
     assert "answered 200" in capsys.readouterr().out
+
+
+def _status_json(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> dict[str, dict[str, object]]:
+    from dbsync.cli import main
+
+    for key, env_value in {**scratch.env(), "INTERVAL": "300"}.items():
+        monkeypatch.setenv(key, env_value)
+    capsys.readouterr()
+    assert main(["status", "--json"]) == 0
+    return {record["table"]: record for record in json.loads(capsys.readouterr().out)}
+
+
+def test_endpoint_and_status_agree_on_tables_with_their_own_interval(
+    scratch: Scratch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # INTERVAL=300 allows 900 s; each table's own interval decides instead
+    scratch.write_tables(
+        [
+            {"table": "fast", "primary_key": "id", "interval": 60},
+            {"table": "slow", "primary_key": "id", "interval": 3600},
+        ]
+    )
+    record(scratch, table="fast", age_s=400)  # over 3 x 60 s
+    record(scratch, table="slow", age_s=1000)  # under 3 x 3600 s
+    with running(scratch, interval=300) as server:
+        body = json.loads(get(server.url)[1])
+    status = _status_json(scratch, monkeypatch, capsys)
+
+    assert [entry["table"] for entry in body["stale_tables"]] == ["fast"]
+    assert (status["fast"]["status"], status["slow"]["status"]) == ("stale", "synced")
+
+
+def test_status_json_has_the_fields_of_the_table(
+    orders: Scratch, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    record(orders, status="failed", rows_loaded=0)
+    records = _status_json(orders, monkeypatch, capsys)
+
+    failed = records["orders"]
+    assert failed["status"] == "failed"
+    assert failed["mode"] == "incremental"
+    assert failed["consecutive_failures"] == 1
+    assert failed["rows_loaded"] == 0
+    assert "1146" in str(failed["last_error"])
+    assert {"last_success_at", "age_seconds", "duration_s"} <= set(failed)
+
+
+def test_metrics_mark_stale_tables_by_their_own_interval(scratch: Scratch) -> None:
+    scratch.write_tables(
+        [
+            {"table": "fast", "primary_key": "id", "interval": 60},
+            {"table": "slow", "primary_key": "id", "interval": 3600},
+        ]
+    )
+    record(scratch, table="fast", age_s=400)
+    record(scratch, table="slow", age_s=1000)
+    with running(scratch, interval=300) as server:
+        text = get(server.url + "metrics")[1]
+    assert 'table_stale{table="fast"} 1.0' in text
+    assert 'table_stale{table="slow"} 0.0' in text
+
+
+def test_direct_check_judges_tables_by_the_same_rule(scratch: Scratch) -> None:
+    scratch.write_tables([{"table": "fast", "primary_key": "id", "interval": 60}])
+    record(scratch, table="fast", age_s=400)  # over 3 x 60 s, under 3 x INTERVAL
+    out = io.StringIO()
+    url = f"http://127.0.0.1:{free_port()}/"
+
+    assert health_server.check(scratch.settings(interval=300), url, out=out) == 0
+    assert out.getvalue().startswith("degraded (direct check; 1 table(s) not synced")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from dbsync import health, logs, metrics
+from dbsync import health_facts, health_server, logs, metrics
 from dbsync.engines import Engines
 from dbsync.errors import ConfigError, describe
 from dbsync.settings import load_settings
@@ -73,7 +73,7 @@ def test_password_appears_nowhere(
     log = logging.getLogger("dbsync.sync_engine")
 
     # The credentials work: a healthy endpoint and metrics.
-    server = health.HealthServer(settings, host="127.0.0.1", port=0).start()
+    server = health_server.HealthServer(settings, host="127.0.0.1", port=0).start()
     try:
         outputs.append(fetch(server.url))
         outputs.append(fetch(server.url + "metrics"))
@@ -85,11 +85,11 @@ def test_password_appears_nowhere(
     wrong = scratch.settings(
         source_db_user="nobody_here", source_db_pass=password, target_db_pass=password
     )
-    server = health.HealthServer(wrong, host="127.0.0.1", port=0).start()
+    server = health_server.HealthServer(wrong, host="127.0.0.1", port=0).start()
     try:
         outputs.append(fetch(server.url))
         out = io.StringIO()
-        health.check(wrong, server.url, out=out)
+        health_server.check(wrong, server.url, out=out)
         outputs.append(out.getvalue())
     finally:
         server.stop()
@@ -126,7 +126,7 @@ def test_password_appears_nowhere(
     try:
         record_result(admin.target, scratch.target, failing)
         outputs.append(render_status(read_status(admin.target, scratch.target)))
-        body, _ = health.build_health(scratch.settings(), admin, failing.started_at)
+        body, _ = health_facts.build_health(scratch.settings(), admin, failing.started_at)
         outputs.append(json.dumps(body))
     finally:
         admin.dispose()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from dbsync.errors import IncompatibleSchema
-from dbsync.schema import Column, TableSchema, _widens, create_table_sql, plan_alter
+from dbsync.mysql_types import widens as _widens
+from dbsync.schema import Column, TableSchema, create_table_sql, plan_alter
 
 WIDENINGS = [
     ("varchar(50)", "varchar(10)"),

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dbsync import logs
+from dbsync.health import Staleness
 from dbsync.state import TableStatus
 from dbsync.status_view import format_age, render_status, status_records
 
@@ -117,7 +118,8 @@ def test_configured_table_never_synced() -> None:
 
 
 def test_stale_table() -> None:
-    line = render_status([row("orders", age_s=4000)], NOW, stale_after_s=900).splitlines()[1]
+    staleness = Staleness(default_interval=300)
+    line = render_status([row("orders", age_s=4000)], NOW, staleness=staleness).splitlines()[1]
     assert line.split()[1] == "stale"
 
 
