@@ -288,3 +288,16 @@ def test_a_table_listed_without_a_key_is_split_by_the_sources_own_key(
     assert sorted(helpers.query(scratch.target, "SELECT v, w FROM heap")) == sorted(
         helpers.query(scratch.source, "SELECT v, w FROM heap")
     )
+
+
+def test_a_table_whose_staging_name_differs_is_chunked_into_that_table(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000, table="odd.name")
+    scratch.write_tables([{"table": "odd.name", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+
+    result = sync_table(runtime, "odd.name")
+
+    assert (result.chunks, result.rows_loaded) == (3, 3_000)
+    assert _same(scratch, "odd.name")
