@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from dbsync.errors import DbsyncError, is_panic, reader_error
+from dbsync.mysql_types import literal
 from dbsync.schema import Column, TableSchema, qualified, quote
 
 if TYPE_CHECKING:
@@ -77,11 +78,6 @@ def select_sql(
     )
     where, params = window.where(dialect.named_param("low"))
     return f"SELECT {expressions} FROM {qualified(database, schema.name)}{where}", params
-
-
-def sql_literal(value: str) -> str:
-    """A MySQL string literal (for drivers that take no parameters)."""
-    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
@@ -150,7 +146,7 @@ def _stream_arrow(url: str, read: Read) -> Iterator[pa.Table]:
     _few_malloc_arenas()
     sql, params = select_sql(read.dialect, read.database, read.schema, read.window)
     for name, value in params.items():
-        sql = sql.replace(read.dialect.named_param(name), sql_literal(value))
+        sql = sql.replace(read.dialect.named_param(name), literal(value))
     reader = connectorx.read_sql(
         url,
         sql,

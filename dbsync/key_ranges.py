@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dbsync.errors import reader_error
+from dbsync.mysql_types import literal
 from dbsync.schema import qualified, quote
 
 Key = tuple[Any, ...]
@@ -51,22 +52,6 @@ def _at_or_after(key: Sequence[str], values: Key, placeholder: str) -> tuple[str
         ors.append("(" + " AND ".join([*equal, f"{quote(column)} {last} {placeholder}"]) + ")")
         params += [*values[:i], values[i]]
     return "(" + " OR ".join(ors) + ")", params
-
-
-def literal(value: Any) -> str:
-    """A MySQL literal for a key value as PyMySQL returns it."""
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int | Decimal):
-        return str(value)
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, bytes | bytearray):
-        return f"X'{bytes(value).hex()}'" if value else "''"
-    text = value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def range_sql(key: Sequence[str], lower: Key | None, upper: Key | None) -> str:

@@ -9,6 +9,8 @@ enter the target from that text, so nothing is reinterpreted on the way:
 - **loading** (:func:`load_expression`, :func:`needs_escaping`): LOAD DATA assigns the text
   as is, except ``UNHEX()`` for bytes and ``CAST(... AS UNSIGNED)`` for BIT; only textual
   values can hold tabs, newlines, backslashes or NULs that need escaping;
+- **literals** (:func:`literal`): a value as PyMySQL returns it, written into SQL text (key
+  bounds of chunked copies, cursor values for connectorx);
 - **schema evolution** (:func:`widens`): which type changes keep every existing value.
 
 A new column type means a look at each type set below and at these functions. This module
@@ -18,7 +20,9 @@ imports nothing from dbsync at run time (a leaf), so every other module may use 
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from dbsync.schema import Column
@@ -101,6 +105,25 @@ def comparable_text(column: Column, operand: str) -> str:
     if column.is_binary or column.charset in (None, "utf8mb4"):
         return expression
     return f"CONVERT({expression} USING utf8mb4)"
+
+
+# --- literals: a value written into SQL text ----------------------------------------------
+
+
+def literal(value: Any) -> str:
+    """A MySQL literal for a value as PyMySQL returns it (key bounds, cursor values)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, int | Decimal):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, bytes | bytearray):
+        return f"X'{bytes(value).hex()}'" if value else "''"
+    text = value.isoformat(sep=" ") if isinstance(value, datetime) else str(value)
+    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 # --- loading: exact text -> target value ---------------------------------------------------
