@@ -419,7 +419,7 @@ class SQLiteDialect:
     def key_side(self, keys: KeySet) -> Side:
         """SQLite has neither CRC32 nor BIT_XOR: its keys are folded in Python."""
         columns = [keys.schema.column(k) for k in keys.key]
-        return LocalSide(keys, [self.text_expression(c) for c in columns if c is not None])
+        return LocalSide.read(keys, [self.text_expression(c) for c in columns if c is not None])
 
     def named_param(self, name: str) -> str:
         return f":{name}"

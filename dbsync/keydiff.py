@@ -145,15 +145,18 @@ class ServerSide:
 class LocalSide:
     """Databases without CRC32 and BIT_XOR (the SQLite demo): the same folds, in Python."""
 
-    def __init__(self, keys: KeySet, expressions: Sequence[str]) -> None:
-        self.rows = [
-            (identity_text(row[: len(keys.key)]), *row[len(keys.key) :])
-            for row in fetch_all(
-                keys.engine,
-                f"SELECT {', '.join([*expressions, *(quote(k) for k in keys.key)])} "
-                f"FROM {keys.table}",
-            )
-        ]
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """``rows``: (identity, key values...), each hashed once here for every fold."""
+        self._hashed = [(self._hash(row[0]), row) for row in rows]
+
+    @classmethod
+    def read(cls, keys: KeySet, expressions: Sequence[str]) -> LocalSide:
+        """The keys of a table, read whole (``expressions``: each key column as text)."""
+        sql = f"SELECT {', '.join([*expressions, *(quote(k) for k in keys.key)])} FROM {keys.table}"
+        width = len(keys.key)
+        return cls(
+            (identity_text(row[:width]), *row[width:]) for row in fetch_all(keys.engine, sql)
+        )
 
     @staticmethod
     def _hash(identity: str) -> int:
@@ -162,10 +165,7 @@ class LocalSide:
     def _selected(self, buckets: Buckets) -> Iterable[tuple[int, tuple[Any, ...]]]:
         bits, numbers = buckets.within or (0, (0,))
         chosen = set(numbers)
-        for row in self.rows:
-            h = self._hash(row[0])
-            if h & _mask(bits) in chosen:
-                yield h, row
+        return ((h, row) for h, row in self._hashed if h & _mask(bits) in chosen)
 
     def total(self) -> Fold:
         return fold_all(h for h, _ in self._selected(Buckets(0)))
@@ -173,8 +173,9 @@ class LocalSide:
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
         folds: dict[int, Fold] = {}
         for h, _row in self._selected(buckets):
-            rows, xor = folds.get(h & _mask(buckets.bits), (0, 0))
-            folds[h & _mask(buckets.bits)] = (rows + 1, xor ^ (h * MIX))
+            bucket = h & _mask(buckets.bits)
+            rows, xor = folds.get(bucket, (0, 0))
+            folds[bucket] = (rows + 1, xor ^ (h * MIX))
         return folds
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:

@@ -18,7 +18,7 @@ class MemorySide(keydiff.LocalSide):
     """A LocalSide over keys held in memory (one integer column)."""
 
     def __init__(self, keys: set[int]) -> None:
-        self.rows = [(str(k), k) for k in sorted(keys)]
+        super().__init__((str(k), k) for k in sorted(keys))
         self.scans = 0
         self.fetches = 0
 
