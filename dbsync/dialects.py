@@ -135,12 +135,26 @@ class Dialect(Protocol):
         """Make the staging schema exist."""
 
     def create_staging(
-        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+        self,
+        engine: Engine,
+        source: TableSchema,
+        key: tuple[str, ...],
+        cursor: str | None,
+        *,
+        with_indexes: bool = False,
     ) -> None:
-        """An empty staging table for a full copy of ``source``."""
+        """An empty staging table for a full copy of ``source``: primary key only (indexes
+        built after the load), or ``with_indexes`` (kept up while chunks load)."""
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
-        """Build the secondary indexes of a fully loaded staging table."""
+        """Build the secondary indexes a fully loaded staging table still lacks."""
+
+    def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
+        """(rows, bytes of secondary indexes) of a table, as the server estimates them
+        (0, 0 when it keeps no estimate)."""
+
+    def index_memory(self, engine: Engine) -> int:
+        """Bytes of the server's cache for index pages (InnoDB's buffer pool); 0: unknown."""
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         """An empty staging table shaped like the current target table (incremental)."""
@@ -283,22 +297,46 @@ class MySQLDialect:
         self._target_ready = True
 
     def create_staging(
-        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+        self,
+        engine: Engine,
+        source: TableSchema,
+        key: tuple[str, ...],
+        cursor: str | None,
+        *,
+        with_indexes: bool = False,
     ) -> None:
-        """An empty staging table for a full copy: primary key only, indexes come later."""
+        """An empty staging table for a full copy: primary key only (indexes come later,
+        sorted), unless ``with_indexes``."""
         staged = self.staging_table(source.name)
         tgt.drop_table(engine, self.staging_schema(), staged)
         sql = create_table_sql(
-            source, self.staging_schema(), staged, key, cursor, secondary_indexes=False
+            source, self.staging_schema(), staged, key, cursor, secondary_indexes=with_indexes
         )
         tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
-        """Build the secondary indexes of a fully loaded staging table (one sorted pass)."""
+        """Build the secondary indexes a fully loaded staging table lacks (one sorted pass)."""
         staged = self.staging_table(source.name)
-        sql = add_indexes_sql(source, self.staging_schema(), staged, cursor)
+        with engine.connect() as conn:
+            current = read_table(conn, self.staging_schema(), staged)
+        present = [i.name for i in current.indexes] if current is not None else []
+        sql = add_indexes_sql(source, self.staging_schema(), staged, cursor, present)
         if sql:
             tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
+
+    def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
+        """From ``information_schema.TABLES`` (InnoDB's statistics: estimates, maybe stale)."""
+        sql = (
+            "SELECT COALESCE(TABLE_ROWS, 0), COALESCE(INDEX_LENGTH, 0) "
+            "FROM information_schema.TABLES WHERE TABLE_SCHEMA = :s AND TABLE_NAME = :t"
+        )
+        with engine.connect() as conn:
+            row = conn.execute(sa.text(sql), {"s": schema, "t": table}).first()
+        return (int(row[0]), int(row[1])) if row is not None else (0, 0)
+
+    def index_memory(self, engine: Engine) -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(sa.text("SELECT @@innodb_buffer_pool_size")).scalar() or 0)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
         like = qualified(self.target_schema(), current.name)
@@ -452,7 +490,13 @@ class SQLiteDialect:
         yield
 
     def create_staging(
-        self, engine: Engine, source: TableSchema, key: tuple[str, ...], cursor: str | None
+        self,
+        engine: Engine,
+        source: TableSchema,
+        key: tuple[str, ...],
+        cursor: str | None,
+        *,
+        with_indexes: bool = False,
     ) -> None:
         staged = self.staging_table(source.name)
         tgt.drop_table(engine, self.staging_schema(), staged)
@@ -463,6 +507,12 @@ class SQLiteDialect:
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         return None
+
+    def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
+        return 0, 0  # no statistics kept; the demo never chunks
+
+    def index_memory(self, engine: Engine) -> int:
+        return 0
 
     @staticmethod
     def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...], name: str) -> str:

@@ -9,7 +9,7 @@ replica that only dbsync writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
@@ -200,25 +200,34 @@ def create_table_sql(
     if pk:
         lines.append("PRIMARY KEY (" + ", ".join(pk) + ")")
     if secondary_indexes:
-        lines += [f"KEY {quote(i.name)} ({', '.join(i.columns)})" for i in _indexes(source, cursor)]
+        lines += [
+            f"KEY {quote(i.name)} ({', '.join(i.columns)})"
+            for i in target_indexes(source, cursor)
+        ]
     collation = f" COLLATE={source.collation}" if source.collation else ""
     body = ",\n  ".join(lines)
     return f"CREATE TABLE {qualified(database, name)} (\n  {body}\n) ENGINE=InnoDB{collation}"
 
 
 def add_indexes_sql(
-    source: TableSchema, database: str, name: str, cursor: str | None
+    source: TableSchema,
+    database: str,
+    name: str,
+    cursor: str | None,
+    present: Sequence[str] = (),
 ) -> str | None:
     """ALTER TABLE adding to table ``name`` the secondary indexes ``create_table_sql`` would
-    have created."""
-    indexes = _indexes(source, cursor)
+    have created, except those ``present`` (by name)."""
+    indexes = [i for i in target_indexes(source, cursor) if i.name not in present]
     if not indexes:
         return None
     clauses = ", ".join(f"ADD KEY {quote(i.name)} ({', '.join(i.columns)})" for i in indexes)
     return f"ALTER TABLE {qualified(database, name)} {clauses}"
 
 
-def _indexes(source: TableSchema, cursor: str | None) -> list[Index]:
+def target_indexes(source: TableSchema, cursor: str | None) -> list[Index]:
+    """The target's secondary indexes: the source's, plus one on the cursor column unless an
+    index already starts with it."""
     indexes = list(source.indexes)
     if cursor and not any(i.columns[0].startswith(quote(cursor)) for i in indexes):
         indexes.append(Index("dbsync_cursor", (quote(cursor),)))
