@@ -151,7 +151,9 @@ def cmd_status(args: argparse.Namespace) -> int:
     staleness = staleness_for(settings, tables)
     now = datetime.now(UTC)
     if args.json:
-        records = status_records(rows, now, configured=configured, staleness=staleness)
+        records = status_records(
+            rows, now, configured=configured, staleness=staleness, copies=copies
+        )
         print(json.dumps(records, indent=2))
     else:
         print(render_status(rows, now, configured=configured, staleness=staleness))

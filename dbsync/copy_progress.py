@@ -1,12 +1,14 @@
 """Progress of chunked full copies, kept in the target database beside ``_dbsync_status``.
 
-``_dbsync_copies`` has one row per copy of a table (its chunk count, the schema it was
-planned for, where the first incremental read after it must start); ``_dbsync_copy_chunks``
-one row per key range of a copy: ``pending``, ``running`` under a lease, or ``done`` with
-its row count. Every participant (the coordinator and any helper) claims chunks with one
-atomic UPDATE here; a lease that is not renewed expires and its chunk is claimable again,
-so a chunk held by a killed process is never lost. A chunk becomes ``done`` in the same
-transaction as its load into staging, and only for the lease that loaded it.
+``_dbsync_copies`` has one row per copy of a table (its chunk count, an estimate until every
+range is known, the schema it was planned for, where the first incremental read after it
+must start); ``_dbsync_copy_chunks`` one row per key range of a copy, added as the ranges
+are found (the plan is complete once the open-ended last range is recorded): ``pending``,
+``running`` under a lease, or ``done`` with its row count. Every participant (the
+coordinator and any helper) claims chunks with one atomic UPDATE here; a lease that is not
+renewed expires and its chunk is claimable again, so a chunk held by a killed process is
+never lost. A chunk becomes ``done`` in the same transaction as its load into staging, and
+only for the lease that loaded it.
 
 Times are the target server's clock (``NOW(6)``), the one clock every participant shares.
 """
@@ -91,10 +93,22 @@ class Progress:
     workers: tuple[str, ...]
     most_attempts: int
     last_error: str | None
+    planned: bool = True  # every range is known (the last one, open-ended, is recorded)
+    expected: int = 0  # chunks the copy is expected to have: an estimate while planning
 
     @property
     def complete(self) -> bool:
-        return self.done == self.total
+        return self.planned and self.done == self.total
+
+    @property
+    def expected_total(self) -> int:
+        """The chunk count: exact once planned, else the estimate (at least those recorded)."""
+        return self.total if self.planned else max(self.expected, self.total)
+
+    @property
+    def shown_total(self) -> str:
+        """The chunk count for people: ``8`` once planned, ``~8`` while an estimate."""
+        return str(self.total) if self.planned else f"~{self.expected_total}"
 
 
 class CopyProgress:
@@ -141,11 +155,10 @@ class CopyProgress:
         return [(Copy(*row[:5]), row[5], float(row[6])) for row in rows]
 
     def start(
-        self, table: str, fingerprint: str, splits: list[Key], reread_from: str | None
+        self, table: str, fingerprint: str, reread_from: str | None, expected_chunks: int
     ) -> Copy:
-        """A new copy of ``table`` with one pending chunk per range between ``splits``."""
+        """A new copy of ``table``, its ranges to be added by ``add_chunk`` as they are found."""
         copy_id = uuid.uuid4().hex
-        edges: list[Key | None] = [None, *splits, None]
         with self.engine.begin() as conn:
             self._forget_old(conn, table)
             conn.execute(
@@ -159,32 +172,59 @@ class CopyProgress:
                     "t": table,
                     "s": COPYING,
                     "f": fingerprint,
-                    "n": len(edges) - 1,
+                    "n": expected_chunks,
                     "r": reread_from,
                 },
-            )
-            conn.execute(
-                sa.text(
-                    f"INSERT INTO {self.chunks} (copy_id, chunk_no, table_name, lower_key, "
-                    "upper_key, state) VALUES (:c, :n, :t, :lo, :hi, :s)"
-                ),
-                [
-                    {
-                        "c": copy_id,
-                        "n": number,
-                        "t": table,
-                        "lo": encode_key(lower),
-                        "hi": encode_key(upper),
-                        "s": PENDING,
-                    }
-                    for number, (lower, upper) in enumerate(zip(edges, edges[1:], strict=False))
-                ],
             )
             started = conn.execute(
                 sa.text(f"SELECT started_at FROM {self.copies} WHERE copy_id = :c"),
                 {"c": copy_id},
             ).scalar_one()
-        return Copy(copy_id, table, len(edges) - 1, started, reread_from)
+        return Copy(copy_id, table, expected_chunks, started, reread_from)
+
+    def add_chunk(self, copy: Copy, number: int, lower: Key | None, upper: Key | None) -> None:
+        """Record range ``number`` as pending; the open-ended last one (``upper`` None)
+        completes the plan and fixes the copy's chunk count.
+
+        Two statements, each its own transaction: claims and loads lock a copy's row and
+        then its chunks' rows, so holding a new chunk row while waiting for the copy's row
+        could deadlock with them.
+        """
+        self._run(
+            f"INSERT INTO {self.chunks} (copy_id, chunk_no, table_name, lower_key, "
+            "upper_key, state) VALUES (:c, :n, :t, :lo, :hi, :s)",
+            {
+                "c": copy.copy_id,
+                "n": number,
+                "t": copy.table,
+                "lo": encode_key(lower),
+                "hi": encode_key(upper),
+                "s": PENDING,
+            },
+        )
+        count = "GREATEST(chunks, :more)" if upper is not None else ":n"
+        self._run(
+            f"UPDATE {self.copies} SET chunks = {count} WHERE copy_id = :c",
+            {"c": copy.copy_id, "n": number + 1, "more": number + 2},
+        )
+
+    def last_range(self, copy_id: str) -> tuple[int, Key | None] | None:
+        """(number, upper key) of the copy's last recorded range; None before the first."""
+        rows = self._rows(
+            f"SELECT chunk_no, upper_key FROM {self.chunks} WHERE copy_id = :c "
+            "ORDER BY chunk_no DESC LIMIT 1",
+            {"c": copy_id},
+        )
+        return (int(rows[0][0]), decode_key(rows[0][1])) if rows else None
+
+    def plan_state(self, copy_id: str) -> tuple[int, bool]:
+        """(ranges recorded, whether the plan is complete)."""
+        row = self._rows(
+            f"SELECT COUNT(*), COALESCE(SUM(upper_key IS NULL), 0) FROM {self.chunks} "
+            "WHERE copy_id = :c",
+            {"c": copy_id},
+        )[0]
+        return int(row[0]), bool(row[1])
 
     def _forget_old(self, conn: sa.Connection, table: str) -> None:
         """Drop the records of finished or discarded copies (keep a pending re-read)."""
@@ -332,7 +372,9 @@ class CopyProgress:
         row = self._rows(
             f"SELECT COUNT(*), SUM(state = :done), SUM(state = :running), "
             "COALESCE(SUM(CASE WHEN state = :done THEN rows_copied END), 0), "
-            f"COALESCE(MAX(attempts), 0) FROM {self.chunks} WHERE copy_id = :c",
+            "COALESCE(MAX(attempts), 0), COALESCE(SUM(upper_key IS NULL), 0), "
+            f"(SELECT chunks FROM {self.copies} WHERE copy_id = :c) "
+            f"FROM {self.chunks} WHERE copy_id = :c",
             {"done": DONE, "running": RUNNING, "c": copy_id},
         )[0]
         workers = self._rows(
@@ -353,6 +395,8 @@ class CopyProgress:
             workers=tuple(w[0] for w in workers),
             most_attempts=int(row[4]),
             last_error=error[0][0] if error else None,
+            planned=bool(row[5]),
+            expected=int(row[6] or 0),
         )
 
 

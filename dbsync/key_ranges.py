@@ -9,7 +9,7 @@ and a row inserted anywhere later falls into some range.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
@@ -74,33 +74,46 @@ def split_points(
     in all, and only the split points cross the network. Empty when the table has at most
     ``every`` rows.
     """
+    return list(walk_split_points(engine, database, table, key, every))
+
+
+def walk_split_points(
+    engine: Engine,
+    database: str,
+    table: str,
+    key: Sequence[str],
+    every: int,
+    after: Key | None = None,
+) -> Iterator[Key]:
+    """``split_points`` one at a time, starting after the split point ``after`` (None: from
+    the first key), so that a copy can start on its first range while the rest are found."""
     try:
-        return _split_points(engine, qualified(database, table), key, every)
+        yield from _walk(engine, qualified(database, table), key, every, after)
     except Exception as exc:  # a source read like the extraction's: named and classified
         raise reader_error(exc, table) from None
 
 
-def _split_points(engine: Engine, table: str, key: Sequence[str], every: int) -> list[Key]:
+def _walk(
+    engine: Engine, table: str, key: Sequence[str], every: int, after: Key | None
+) -> Iterator[Key]:
     columns = ", ".join(quote(k) for k in key)
-    points: list[Key] = []
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
         while True:
-            where = f" WHERE {range_sql(key, points[-1], None)}" if points else ""
+            where = f" WHERE {range_sql(key, after, None)}" if after is not None else ""
             cursor.execute(
                 f"SELECT {columns} FROM {table}{where} "
                 f"ORDER BY {columns} LIMIT 1 OFFSET {int(every)}"
             )
             row = cursor.fetchone()
+            raw.commit()  # each step reads the table as it is now: no long-lived snapshot
             if row is None:
-                break
-            points.append(tuple(row))
-        cursor.close()
-        raw.commit()
+                return
+            after = tuple(row)
+            yield after
     finally:
         raw.close()
-    return points
 
 
 def encode_key(values: Key | None) -> str | None:

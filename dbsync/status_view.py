@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from dbsync.copy_progress import RunningCopy
+from dbsync.copy_progress import Progress, RunningCopy
 from dbsync.health import Staleness, iso_utc
 from dbsync.logs import redact
 from dbsync.state import TableStatus
@@ -94,8 +94,10 @@ def status_records(
     *,
     configured: Iterable[str] = (),
     staleness: Staleness | None = None,
+    copies: Sequence[RunningCopy] = (),
 ) -> list[dict[str, Any]]:
-    """One JSON-ready dict per table (for ``dbsync status --json``), same rules as the table."""
+    """One JSON-ready dict per table (for ``dbsync status --json``), same rules as the table;
+    ``copy`` is the table's chunked copy in progress (see :func:`copy_records`), or None."""
     now = _aware(now)
     records: list[dict[str, Any]] = []
     seen = set()
@@ -138,6 +140,9 @@ def status_records(
                     "worker": None,
                 }
             )
+    running = copy_records(copies)
+    for record in records:
+        record["copy"] = running.get(record["table"])
     return sorted(records, key=lambda r: r["table"])
 
 
@@ -202,13 +207,39 @@ def render_copies(copies: Sequence[RunningCopy]) -> str:
     """One line per chunked copy in progress: chunks, rows, elapsed time and an estimate."""
     lines = []
     for table, _started, elapsed_s, progress in copies:
-        left = "-"
-        if 0 < progress.done < progress.total:
-            left = format_duration(elapsed_s * (progress.total - progress.done) / progress.done)
+        left_s = seconds_left(elapsed_s, progress)
+        left = "-" if left_s is None else format_duration(left_s)
         lines.append(
-            f"copying {table}: {progress.done}/{progress.total} chunks done "
+            f"copying {table}: {progress.done}/{progress.shown_total} chunks done "
             f"({progress.running} running), {progress.rows:,} rows, "
             f"elapsed {format_duration(elapsed_s)}, about {left} left"
             + (f", workers: {', '.join(progress.workers)}" if progress.workers else "")
         )
     return "\n".join(lines)
+
+
+def seconds_left(elapsed_s: float, progress: Progress) -> float | None:
+    """A copy's time left at the pace of its chunks so far (None before the first is done)."""
+    total = progress.expected_total
+    if not 0 < progress.done < total:
+        return None
+    return elapsed_s * (total - progress.done) / progress.done
+
+
+def copy_records(copies: Sequence[RunningCopy]) -> dict[str, dict[str, Any]]:
+    """The chunked copies in progress, by table, for ``dbsync status --json``."""
+    records: dict[str, dict[str, Any]] = {}
+    for table, started, elapsed_s, progress in copies:
+        left_s = seconds_left(elapsed_s, progress)
+        records[table] = {
+            "started_at": started.isoformat(),
+            "chunks_done": progress.done,
+            "chunks_running": progress.running,
+            "chunks_total": progress.expected_total,
+            "chunks_total_exact": progress.planned,
+            "rows": progress.rows,
+            "elapsed_s": round(elapsed_s, 3),
+            "seconds_left": None if left_s is None else round(left_s, 1),
+            "workers": list(progress.workers),
+        }
+    return records

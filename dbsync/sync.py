@@ -54,7 +54,7 @@ class Plan:
     replace: bool  # stage everything and swap (full refresh, first load, backfill)
     window: Window
     unchanged: bool = False  # every row the window covers is already in the target as is
-    build_indexes: bool = False  # staging was created bare: add secondary indexes after load
+    build_indexes: bool = False  # staging may lack secondary indexes: add them after load
     target: TableSchema | None = None  # the target table an incremental run merges into
     copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
     rereads_copy: bool = False  # first incremental run after a chunked copy
@@ -205,12 +205,12 @@ def _load(
         if plan.copy is not None:
             key = chunked_copy.chunk_key(config, source)
             job = chunked_copy.Job(runtime, source, key, plan.copy)
-            staged = chunked_copy.coordinate(job, result, lock_check)
+            staged = chunked_copy.coordinate(job, result, lock_check, _chunk_rows(runtime, config))
         else:
             staged = _stage(runtime, config, source, plan, result)
     lock_check()
     with _phase(result, "commit"):
-        _commit(runtime, config, source, plan)
+        _commit(runtime, config, source, plan, staged)
     result.rows_loaded = staged
 
 
@@ -271,7 +271,9 @@ def _stage(
     return staged
 
 
-def _commit(runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan) -> None:
+def _commit(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, staged: int
+) -> None:
     """Make the staged rows the target's: atomic swap, or one upsert by key."""
     dialect, target = runtime.dialect, runtime.engines.target
     if not plan.replace:
@@ -284,7 +286,10 @@ def _commit(runtime: Runtime, config: TableConfig, source: TableSchema, plan: Pl
         dialect.swap_into_place(target, source, plan.target_exists)
         return
     chunked_copy.finish(
-        runtime, plan.copy, lambda: dialect.swap_into_place(target, source, plan.target_exists)
+        runtime,
+        plan.copy,
+        staged,
+        lambda: dialect.swap_into_place(target, source, plan.target_exists),
     )
 
 
@@ -341,7 +346,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
-        dialect.stage_like_target(engine, current, config.primary_key)
+        _prepare_full_copy(runtime, config, source, replace)
         return replace
     cursor = source.column(config.modifier or "")
     assert cursor is not None
@@ -373,12 +378,19 @@ def _prepare_full_copy(
     dialect = runtime.dialect
     plan.build_indexes = True
     if dialect.copies_in_chunks and chunked_copy.chunk_key(config, source):
-        chunk_rows = config.chunk_rows or runtime.settings.chunk_rows
         plan.copy = chunked_copy.start(
-            runtime, source, config, chunk_rows, lambda: _copy_start(runtime, config, source)
+            runtime,
+            source,
+            config,
+            _chunk_rows(runtime, config),
+            lambda: _copy_start(runtime, config, source),
         )
     if plan.copy is None:
         dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
+
+
+def _chunk_rows(runtime: Runtime, config: TableConfig) -> int:
+    return config.chunk_rows or runtime.settings.chunk_rows
 
 
 def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:

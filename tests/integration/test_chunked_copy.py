@@ -7,7 +7,9 @@ test_chunked_fleet.py.
 
 from __future__ import annotations
 
+import json
 import re
+import threading
 import time
 
 import pytest
@@ -17,7 +19,7 @@ from dbsync.chunked_copy import Job, LeaseLost
 from dbsync.copy_progress import CopyProgress
 from dbsync.runtime import Runtime
 from dbsync.schema import require_source_table
-from dbsync.sync import help_copy, sync_table
+from dbsync.sync import help_copy, run_sync, sync_table
 from dbsync.tables import TableConfig
 from dbsync.verify import verify_table
 from tests import helpers
@@ -113,7 +115,10 @@ def test_string_keys_in_a_case_insensitive_collation_split_exactly(
     assert verify_table(runtime, "s").ok
 
 
-def _start_copy(runtime: Runtime, table: str) -> tuple[Job, CopyProgress]:
+def _start_copy(
+    runtime: Runtime, table: str, *, planned: bool = True
+) -> tuple[Job, CopyProgress]:
+    """A copy started as a coordinator starts it; ``planned``: with every range recorded."""
     config = runtime.tables.get(table)
     assert isinstance(config, TableConfig)
     with runtime.engines.source.connect() as conn:
@@ -123,7 +128,10 @@ def _start_copy(runtime: Runtime, table: str) -> tuple[Job, CopyProgress]:
     runtime.dialect.ensure_staging(runtime.engines.target)
     copy = chunked_copy.start(runtime, source, config, runtime.settings.chunk_rows, lambda: None)
     assert copy is not None
-    return Job(runtime, source, config.primary_key, copy), chunked_copy.progress_of(runtime)
+    job = Job(runtime, source, config.primary_key, copy)
+    if planned:
+        chunked_copy.plan_rest(job, runtime.settings.chunk_rows)
+    return job, chunked_copy.progress_of(runtime)
 
 
 def test_the_next_sync_resumes_an_interrupted_copy_and_copies_only_the_rest(
@@ -229,7 +237,7 @@ def test_the_cli_copies_chunks_with_parallel_threads_and_logs_each(scratch) -> N
     )
 
     assert done.returncode == 0, done.stdout + done.stderr
-    copied = sorted(re.findall(r"table n: chunk (\d)/3 copied: 1,000 rows", done.stderr))
+    copied = sorted(re.findall(r"table n: chunk (\d)/\d\+? copied: 1,000 rows", done.stderr))
     assert copied == ["1", "2", "3"], done.stderr
     assert _same(scratch, "n")
 
@@ -252,6 +260,26 @@ def test_status_shows_a_copy_in_progress(scratch, runtime_factory) -> None:
         r"[\d.]+s left, workers: ",
         shown.stdout,
     ), shown.stdout
+
+
+def test_status_json_gives_each_table_its_copy_in_progress(scratch, runtime_factory) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}, {"table": "other"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    job, progress = _start_copy(runtime, "n")
+    chunk = progress.claim(job.copy.copy_id, "host:1", 60)
+    assert chunk is not None
+    chunked_copy.copy_chunk(job, chunk)
+
+    shown = helpers.run_dbsync(scratch.env(), "status", "--json", cwd=scratch.tables_path.parent)
+
+    assert shown.returncode == 0, shown.stderr
+    records = {r["table"]: r for r in json.loads(shown.stdout)}
+    copy = records["n"]["copy"]
+    assert (copy["chunks_done"], copy["chunks_total"], copy["chunks_total_exact"]) == (1, 3, True)
+    assert (copy["rows"], copy["workers"]) == (1_000, ["host:1"])
+    assert copy["seconds_left"] is not None and copy["elapsed_s"] >= 0
+    assert records["other"]["copy"] is None
 
 
 def test_a_helper_copies_every_chunk_left_without_the_table_lock(scratch, runtime_factory) -> None:
@@ -301,3 +329,165 @@ def test_a_table_whose_staging_name_differs_is_chunked_into_that_table(
 
     assert (result.chunks, result.rows_loaded) == (3, 3_000)
     assert _same(scratch, "odd.name")
+
+
+def _ranges(scratch, table: str) -> list[tuple]:
+    return helpers.query(
+        scratch.target,
+        "SELECT lower_key, upper_key FROM _dbsync_copy_chunks WHERE table_name = %s "
+        "ORDER BY chunk_no",
+        (table,),
+    )
+
+
+def test_chunks_are_copied_while_the_rest_of_the_table_is_still_being_planned(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=1)
+    job, progress = _start_copy(runtime, "n", planned=False)
+    assert progress.plan_state(job.copy.copy_id) == (1, False)  # only the first range known
+    first = progress.claim(job.copy.copy_id, "early", 60)
+    assert first is not None
+    chunked_copy.copy_chunk(job, first)
+
+    result = sync_table(runtime, "n")  # resumes: plans the rest while copying
+
+    assert (result.chunks, result.chunks_reused, result.rows_loaded) == (10, 1, 10_000)
+    ranges = _ranges(scratch, "n")
+    assert ranges[0][0] is None and ranges[-1][1] is None
+    assert all(ranges[i][1] == ranges[i + 1][0] for i in range(len(ranges) - 1))
+    assert _same(scratch, "n")
+
+
+def test_a_copy_whose_planner_stopped_is_planned_on_from_its_last_range(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=2)
+    job, progress = _start_copy(runtime, "n", planned=False)
+    steps = iter(range(3))  # the planner records three more ranges, then dies
+    chunked_copy.plan_rest(job, 1_000, stopped=lambda: next(steps, None) is None)
+    assert progress.plan_state(job.copy.copy_id) == (4, False)
+
+    result = sync_table(runtime, "n")
+
+    assert (result.chunks, result.rows_loaded) == (10, 10_000)
+    assert [c[2] for c in _chunks(scratch, "n")] == [1_000] * 10  # no range twice or lost
+    assert _same(scratch, "n")
+
+
+def test_a_helper_waits_for_ranges_being_planned_and_copies_them(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_lease_seconds=20)
+    job, progress = _start_copy(runtime, "n", planned=False)
+    summaries: list[dict] = []
+    helper = threading.Thread(
+        target=lambda: summaries.append(help_copy(runtime, "n", job.copy.copy_id))
+    )
+
+    helper.start()
+    time.sleep(1.0)  # the helper has copied the first range and waits for more
+    chunked_copy.plan_rest(job, 1_000)
+    helper.join(timeout=30)
+
+    assert summaries and summaries[0]["chunks"] == [0, 1, 2]
+    assert progress.progress(job.copy.copy_id).complete
+
+
+def test_a_helper_stops_waiting_when_planning_stalls_for_a_lease(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_lease_seconds=1)
+    job, _progress = _start_copy(runtime, "n", planned=False)  # its planner never runs
+    started = time.monotonic()
+
+    summary = help_copy(runtime, "n", job.copy.copy_id)
+
+    assert summary["chunks"] == [0]
+    assert time.monotonic() - started < 10
+
+
+def test_small_secondary_indexes_are_kept_up_while_the_chunks_load(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch)
+    scratch.write_tables([{"table": "n", "primary_key": "id", "modifier": "updated_at"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=1)
+    seen: list[set[str]] = []
+
+    def staging_indexes(table: str, rows: int) -> None:
+        shown = helpers.query(scratch.target + "_staging", "SHOW INDEX FROM n")
+        seen.append({row[2] for row in shown})
+
+    runtime.chunk_listeners.append(staging_indexes)
+    result = sync_table(runtime, "n", full_refresh=True)
+
+    assert result.chunks == 10
+    assert seen[0] == {"PRIMARY", "n", "u"}  # there from the first chunk on
+    shown = helpers.query(scratch.target, "SHOW INDEX FROM n")
+    assert {row[2] for row in shown} == {"PRIMARY", "n", "u"}
+
+
+def test_building_indexes_after_the_load_adds_only_those_staging_lacks(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=10)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory()
+    with runtime.engines.source.connect() as conn:
+        source = require_source_table(conn, scratch.source, "n", ("id",), None)
+    dialect, target = runtime.dialect, runtime.engines.target
+    dialect.ensure_staging(target)
+    dialect.create_staging(target, source, ("id",), None, with_indexes=True)
+    helpers.execute(scratch.target + "_staging", "ALTER TABLE n DROP INDEX u")
+
+    dialect.index_staging(target, source, None)
+
+    shown = helpers.query(scratch.target + "_staging", "SHOW INDEX FROM n")
+    assert sorted({row[2] for row in shown}) == ["PRIMARY", "n", "u"]
+
+
+def test_a_staged_count_that_differs_from_the_chunks_fails_and_keeps_the_target(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000, chunk_workers=1)
+    sync_table(runtime, "n")
+    before = helpers.exact_rows(scratch.target, "n")
+
+    def stray_row(table: str, rows: int) -> None:  # a row no chunk loaded appears in staging
+        helpers.execute(
+            scratch.target + "_staging",
+            "INSERT IGNORE INTO n VALUES (999999, 'stray', 1, '2025-01-01')",
+        )
+
+    runtime.chunk_listeners.append(stray_row)
+    result = run_sync(runtime, "n", full_refresh=True)
+
+    assert result.status == "failed"
+    assert "staged 3001 rows but its chunks loaded 3000" in (result.error or "")
+    assert helpers.exact_rows(scratch.target, "n") == before
+
+
+def test_an_emptied_target_of_an_incremental_table_is_copied_in_chunks(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id", "modifier": "updated_at"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    sync_table(runtime, "n")
+    helpers.execute(scratch.target, "DELETE FROM n")
+
+    result = sync_table(runtime, "n")
+
+    assert (result.mode, result.chunks, result.rows_loaded) == ("full_refresh", 3, 3_000)
+    assert _same(scratch, "n")

@@ -11,9 +11,10 @@ import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
+from dbsync.chunked_copy import indexes_fit
 from dbsync.copy_progress import Progress
 from dbsync.key_ranges import decode_key, encode_key, literal, range_sql
-from dbsync.status_view import render_copies
+from dbsync.status_view import copy_records, render_copies
 
 
 def _selected(key: list[str], lower, upper, rows: list[tuple]) -> list[tuple]:
@@ -59,3 +60,38 @@ def test_a_running_copy_shows_chunks_rows_elapsed_and_an_estimate() -> None:
         "copying big: 2/8 chunks done (3 running), 500,000 rows, elapsed 10.0s, "
         "about 30.0s left, workers: h:1, h:2"
     )
+
+
+def test_a_copy_still_being_planned_shows_its_estimated_chunk_count() -> None:
+    progress = Progress(3, 1, 2, 250_000, ("h:1",), 1, None, planned=False, expected=8)
+    line = render_copies([("big", datetime(2026, 1, 1), 5.0, progress)])
+    assert line.startswith("copying big: 1/~8 chunks done (2 running), 250,000 rows")
+    assert "about 35.0s left" in line
+    assert not progress.complete  # every recorded chunk done is not the end while planning
+
+
+def test_status_json_records_a_copy_with_its_counts_and_estimate() -> None:
+    progress = Progress(8, 2, 3, 500_000, ("h:1",), 1, None)
+    records = copy_records([("big", datetime(2026, 1, 1), 10.0, progress)])
+    assert records["big"] == {
+        "started_at": "2026-01-01T00:00:00",
+        "chunks_done": 2,
+        "chunks_running": 3,
+        "chunks_total": 8,
+        "chunks_total_exact": True,
+        "rows": 500_000,
+        "elapsed_s": 10.0,
+        "seconds_left": 30.0,
+        "workers": ["h:1"],
+    }
+
+
+def test_secondary_indexes_load_along_only_when_they_fit_half_the_index_cache() -> None:
+    mb = 1 << 20
+    assert indexes_fit(1, 1, 2_000_000, 40 * mb, 128 * mb)  # the benchmark's 2M rows
+    assert not indexes_fit(3, 3, 10_000_000, 700 * mb, 128 * mb)  # 10M rows, three indexes
+    assert not indexes_fit(1, 1, 2_000_000, 0, 128 * mb)  # the source keeps no estimate
+    assert not indexes_fit(1, 1, 2_000_000, 40 * mb, 0)  # cache size unknown
+    # an index only the target has (on the cursor column) is estimated from the rows
+    assert indexes_fit(1, 0, 1_000_000, 0, 128 * mb)
+    assert not indexes_fit(1, 0, 4_000_000, 0, 128 * mb)
