@@ -40,7 +40,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbsync import target as tgt
-from dbsync.copy_progress import DISCARDED, SWAPPED, Chunk, Copy, CopyProgress, Progress
+from dbsync.copy_progress import (
+    DISCARDED,
+    SWAPPED,
+    Chunk,
+    Copy,
+    CopyProgress,
+    Holder,
+    Progress,
+)
 from dbsync.errors import RowCountMismatch, TransientError, describe
 from dbsync.extract import ExtractStats, Read, Window, stream_rows
 from dbsync.key_ranges import range_sql, walk_split_points
@@ -325,26 +333,37 @@ def participate(
     job: Job, stopped: Callable[[], bool], before_each: Callable[[], None] | None = None
 ) -> list[int]:
     """Claim and copy chunks of the job's copy until none is claimable and none will be
-    (the plan is complete, or no range was added for a lease); the numbers copied."""
+    (the plan is complete, or no range was added for a lease); the numbers copied.
+
+    Each chunk is claimed under a token whose holder lock this participant's connection
+    takes first, and loaded on that connection: if the process dies, the server frees the
+    lock with the connection and the chunk is claimable at once (``reclaim_orphans``).
+    """
     progress = progress_of(job.runtime)
     lease_s = job.runtime.settings.chunk_lease_seconds
     copied: list[int] = []
     waiting = _PlanWatch(progress, job.copy.copy_id, lease_s)
-    while not stopped():
-        if before_each is not None:
-            before_each()
-        chunk = progress.claim(job.copy.copy_id, job.worker, lease_s)
-        if chunk is None:
-            if waiting.more_may_come():
-                time.sleep(WAIT_S)
-                continue
-            break
-        try:
-            copy_chunk(job, chunk)
-        except BaseException as exc:
-            _give_back(progress, chunk, exc)
-            raise
-        copied.append(chunk.number)
+    holder = Holder(job.runtime.engines.target)
+    try:
+        while not stopped():
+            if before_each is not None:
+                before_each()
+            chunk = progress.claim(job.copy.copy_id, job.worker, lease_s, holder.take())
+            if chunk is None:
+                holder.drop()
+                if waiting.more_may_come():
+                    time.sleep(WAIT_S)
+                    continue
+                break
+            try:
+                copy_chunk(job, chunk, holder.raw)
+            except BaseException as exc:
+                _give_back(progress, chunk, exc)
+                raise
+            holder.drop()
+            copied.append(chunk.number)
+    finally:
+        holder.close()
     return copied
 
 
@@ -372,8 +391,9 @@ def _give_back(progress: CopyProgress, chunk: Chunk, exc: BaseException) -> None
         log.warning("chunk %s could not be given back: %s", chunk.number, release_error)
 
 
-def copy_chunk(job: Job, chunk: Chunk) -> int:
-    """Read one range in its own snapshot and load it into staging, marking it done."""
+def copy_chunk(job: Job, chunk: Chunk, raw: Any = None) -> int:
+    """Read one range in its own snapshot and load it into staging, marking it done (on the
+    raw target connection ``raw``, the holder's, else a connection of its own)."""
     runtime, started = job.runtime, time.perf_counter()
     dialect, engines = runtime.dialect, runtime.engines
     key_range = range_sql(job.key, chunk.lower, chunk.upper)
@@ -397,7 +417,7 @@ def copy_chunk(job: Job, chunk: Chunk) -> int:
                 f"table {job.table!r} chunk {chunk.number}: read {load.rows} rows but its "
                 f"snapshot has {stats.snapshot_rows}"
             )
-        loaded = _load_and_mark(job, chunk, load, key_range)
+        loaded = _load_and_mark(job, chunk, load, key_range, raw)
     recorded, planned = progress_of(runtime).plan_state(job.copy.copy_id)
     log.info(
         "table %s: chunk %d/%s copied: %s rows in %.2fs by %s",
@@ -412,11 +432,16 @@ def copy_chunk(job: Job, chunk: Chunk) -> int:
     return loaded
 
 
-def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str) -> int:
+def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str, raw: Any) -> int:
     """Replace the chunk's range in staging and mark it done, in one transaction."""
+    if raw is None:
+        own = job.runtime.engines.target.raw_connection()
+        try:
+            return _load_and_mark(job, chunk, load, key_range, own)
+        finally:
+            own.close()
     dialect = job.runtime.dialect
     staging = qualified(dialect.staging_schema(), dialect.staging_table(job.table))
-    raw = job.runtime.engines.target.raw_connection()
     try:
         cursor = raw.cursor()
         cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
@@ -436,8 +461,6 @@ def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str) -> in
     except BaseException:
         raw.rollback()
         raise
-    finally:
-        raw.close()
 
 
 @contextmanager

@@ -7,8 +7,10 @@ are found (the plan is complete once the open-ended last range is recorded): ``p
 ``running`` under a lease, or ``done`` with its row count. Every participant (the
 coordinator and any helper) claims chunks with one atomic UPDATE here; a lease that is not
 renewed expires and its chunk is claimable again, so a chunk held by a killed process is
-never lost. A chunk becomes ``done`` in the same transaction as its load into staging, and
-only for the lease that loaded it.
+never lost; sooner still, each holder keeps a named lock (``holder_lock``) on its
+connection while it copies, and a running chunk whose lock is free is claimable at once
+(its holder's connection, and so its process, is gone). A chunk becomes ``done`` in the
+same transaction as its load into staging, and only for the lease that loaded it.
 
 Times are the target server's clock (``NOW(6)``), the one clock every participant shares.
 """
@@ -294,9 +296,13 @@ class CopyProgress:
         return [(r[1], r[2], float(r[3]), self.progress(r[0])) for r in rows]
 
     # --- chunks ---------------------------------------------------------------------
-    def claim(self, copy_id: str, worker: str, lease_s: float) -> Chunk | None:
-        """Take the first pending chunk, or one whose lease expired, under a new lease."""
-        token = uuid.uuid4().hex
+    def claim(
+        self, copy_id: str, worker: str, lease_s: float, token: str | None = None
+    ) -> Chunk | None:
+        """Take the first pending chunk, or one whose lease expired or whose holder died,
+        under a new lease (``token``: one whose holder lock the caller already holds)."""
+        token = token or uuid.uuid4().hex
+        self.reclaim_orphans(copy_id)
         claimed = self._run(
             f"UPDATE {self.chunks} SET state = :running, lease_token = :tok, worker = :w, "
             "leased_until = NOW(6) + INTERVAL :lease MICROSECOND, attempts = attempts + 1, "
@@ -323,6 +329,38 @@ class CopyProgress:
             {"c": copy_id, "tok": token},
         )[0]
         return Chunk(copy_id, int(row[0]), decode_key(row[1]), decode_key(row[2]), token)
+
+    def reclaim_orphans(self, copy_id: str) -> int:
+        """Make running chunks whose holder lock is free pending again, at once: their
+        holder's connection is gone (a killed process loses it with its socket), so waiting
+        for the lease to run out would only lose time. Returns how many."""
+        running = self._rows(
+            f"SELECT chunk_no, lease_token FROM {self.chunks} "
+            "WHERE copy_id = :c AND state = :r AND lease_token IS NOT NULL",
+            {"c": copy_id, "r": RUNNING},
+        )
+        if not running:
+            return 0
+        checks = ", ".join(f"IS_FREE_LOCK(:l{i})" for i in range(len(running)))
+        names = {f"l{i}": holder_lock(token) for i, (_n, token) in enumerate(running)}
+        free = self._rows(f"SELECT {checks}", names)[0]
+        return sum(
+            self._run(
+                f"UPDATE {self.chunks} SET state = :p, lease_token = NULL, leased_until = NULL, "
+                "last_error = :e WHERE copy_id = :c AND chunk_no = :n AND lease_token = :t "
+                "AND state = :r",
+                {
+                    "p": PENDING,
+                    "e": "its holder's connection ended (process killed or connection lost)",
+                    "c": copy_id,
+                    "n": number,
+                    "t": token,
+                    "r": RUNNING,
+                },
+            )
+            for (number, token), is_free in zip(running, free, strict=True)
+            if is_free == 1
+        )
 
     def renew(self, chunk: Chunk, lease_s: float) -> bool:
         """Extend the lease; False when it is no longer this holder's."""
@@ -401,6 +439,42 @@ class CopyProgress:
 
 
 RunningCopy = tuple[str, datetime, float, Progress]
+
+
+def holder_lock(token: str) -> str:
+    """The named lock a chunk's holder keeps on its connection while it copies the chunk
+    claimed under ``token`` (45 characters: MySQL allows 64)."""
+    return f"dbsync-chunk-{token}"
+
+
+class Holder:
+    """A participant's target connection, holding the lock of each chunk it copies."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.raw = engine.raw_connection()
+        self.token: str | None = None
+
+    def take(self) -> str:
+        """A new token whose holder lock this connection holds (before claiming with it)."""
+        self.token = uuid.uuid4().hex
+        cursor = self.raw.cursor()
+        cursor.execute("SELECT GET_LOCK(%s, 0)", (holder_lock(self.token),))
+        if cursor.fetchone()[0] != 1:  # a fresh random name: someone else has it?
+            raise RuntimeError(f"could not take holder lock {holder_lock(self.token)}")
+        return self.token
+
+    def drop(self) -> None:
+        if self.token is not None:
+            cursor = self.raw.cursor()
+            cursor.execute("SELECT RELEASE_LOCK(%s)", (holder_lock(self.token),))
+            cursor.fetchall()
+            self.token = None
+
+    def close(self) -> None:
+        try:
+            self.drop()
+        finally:
+            self.raw.close()
 
 
 def running_copies(engine: Engine, database: str) -> list[RunningCopy]:

@@ -16,7 +16,7 @@ import pytest
 
 from dbsync import chunked_copy
 from dbsync.chunked_copy import Job, LeaseLost
-from dbsync.copy_progress import CopyProgress
+from dbsync.copy_progress import CopyProgress, Holder
 from dbsync.runtime import Runtime
 from dbsync.schema import require_source_table
 from dbsync.sync import help_copy, run_sync, sync_table
@@ -491,3 +491,25 @@ def test_an_emptied_target_of_an_incremental_table_is_copied_in_chunks(
 
     assert (result.mode, result.chunks, result.rows_loaded) == ("full_refresh", 3, 3_000)
     assert _same(scratch, "n")
+
+
+def test_a_chunk_whose_holders_connection_ended_is_claimable_before_its_lease_runs_out(
+    scratch, runtime_factory
+) -> None:
+    _numbers(scratch, rows=3_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory(chunk_rows=1_000)
+    job, progress = _start_copy(runtime, "n")
+    copy_id, engine = job.copy.copy_id, runtime.engines.target
+    alive, killed = Holder(engine), Holder(engine)
+    held = progress.claim(copy_id, "alive", 600, alive.take())
+    lost = progress.claim(copy_id, "killed", 600, killed.take())
+    assert held is not None and lost is not None
+    killed.raw.invalidate()  # the connection ends as a killed process's does
+
+    others = [Holder(engine) for _ in range(3)]
+    again = [progress.claim(copy_id, "next", 600, other.take()) for other in others]
+
+    assert [c.number if c else None for c in again] == [lost.number, 2, None]
+    for holder in (alive, *others):
+        holder.close()
