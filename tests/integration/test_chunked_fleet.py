@@ -122,14 +122,28 @@ class Fleet:
     def sync(self, **kwargs: Any) -> AsyncResult:
         return self.client.send_task("dbsync.sync_table", args=["big"], kwargs=kwargs)
 
+    def freeze_process_of(self, pid: int) -> None:
+        """SIGSTOP the worker whose pool child is ``pid``: its connections stay open, so
+        what it holds stays as it is until it is killed."""
+        os.killpg(self._group_of(pid), signal.SIGSTOP)
+
+    def thaw_process_of(self, pid: int) -> None:
+        os.killpg(self._group_of(pid), signal.SIGCONT)
+
     def kill_process_of(self, pid: int) -> None:
         """SIGKILL the worker (parent and pool child) whose pool child is ``pid``."""
+        group = self._group_of(pid)
+        os.killpg(group, signal.SIGKILL)
+        self.processes_by_pid()[group].wait(timeout=10)
+
+    def _group_of(self, pid: int) -> int:
         for proc in self.processes.values():
             if proc.poll() is None and os.getpgid(pid) == proc.pid:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
-                return
+                return proc.pid
         raise AssertionError(f"no worker runs pid {pid}")
+
+    def processes_by_pid(self) -> dict[int, subprocess.Popen[bytes]]:
+        return {proc.pid: proc for proc in self.processes.values()}
 
     def stop(self) -> None:
         for proc in self.processes.values():
@@ -172,12 +186,26 @@ def _kill_mid_copy(fleet: Fleet, scratch: Scratch, victim: str) -> Kill:
     else:
         rows = _wait_for_chunk(scratch, lambda w: w == coordinator, done_at_least=2)
         target = coordinator
-    fleet.kill_process_of(int(target.rsplit(":", 1)[1]))
-    in_flight = {int(r[0]) for r in _chunks(scratch) if r[1] == "running" and r[2] == target}
+    pid = int(target.rsplit(":", 1)[1])
+    in_flight = _freeze_holding_a_chunk(fleet, scratch, pid, target)
+    fleet.kill_process_of(pid)
     # a killed helper: the copy's own task ends it; a killed coordinator: the next task for
     # the table, as beat would send it
     summary = (copy if victim == "helper" else fleet.sync()).get(timeout=300)
     return Kill(in_flight, summary, _last_copy_attempts(scratch), _identical(scratch))
+
+
+def _freeze_holding_a_chunk(fleet: Fleet, scratch: Scratch, pid: int, worker: str) -> set[int]:
+    """Freeze ``worker`` at a moment it holds a chunk; the chunks it holds (in flight)."""
+    deadline = time.monotonic() + 60
+    while True:
+        fleet.freeze_process_of(pid)  # what it holds now is what a kill leaves in flight
+        held = {int(r[0]) for r in _chunks(scratch) if r[1] == "running" and r[2] == worker}
+        if held:
+            return held
+        fleet.thaw_process_of(pid)  # caught between two chunks: try again
+        assert time.monotonic() < deadline, "the worker never held a chunk when frozen"
+        time.sleep(0.01)
 
 
 def _write_during(scratch: Scratch, stop: threading.Event, counter: list[int]) -> None:
