@@ -307,3 +307,21 @@ def test_four_byte_utf8_round_trips_through_pymysql(values_pair) -> None:
         cur.execute("SELECT emoji FROM vals WHERE id = 1")
         assert cur.fetchone() == ("😀 smile 𝄞 clef",)
     assert isinstance(conn, pymysql.Connection)
+
+
+def test_every_value_arrives_unchanged_through_a_chunked_copy(values_pair) -> None:
+    pair, _ = values_pair
+    chunked = Scratch(source=pair.source, target=f"{pair.target}_c", tables_path=pair.tables_path)
+    runtime = chunked.runtime(chunk_rows=2, chunk_workers=2)
+    try:
+        result = run_sync(runtime, "vals", full_refresh=True)
+
+        assert (result.status, result.error, result.chunks) == ("synced", None, 4)
+        for column in CASES:
+            assert _column(chunked.target, "vals", column) == _column(
+                pair.source, "vals", column
+            ), column
+    finally:
+        runtime.dispose()
+        for database in (chunked.target, chunked.staging):
+            helpers.execute(None, f"DROP DATABASE IF EXISTS `{database}`")
