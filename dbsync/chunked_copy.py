@@ -49,11 +49,12 @@ from dbsync.copy_progress import (
     Holder,
     Progress,
 )
-from dbsync.errors import RowCountMismatch, TransientError, describe
+from dbsync.errors import Outcome, RowCountMismatch, TransientError, classify, describe
 from dbsync.extract import ExtractStats, Read, Window, stream_rows
 from dbsync.key_ranges import range_sql, walk_split_points
 from dbsync.loader import LoadFile
 from dbsync.result import SyncResult, utc_now, worker_id
+from dbsync.retry import backoff_delay
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, qualified, target_indexes
 from dbsync.tables import TableConfig
@@ -61,6 +62,7 @@ from dbsync.tables import TableConfig
 log = logging.getLogger("dbsync.sync_engine")
 
 MAX_ATTEMPTS = 4  # a chunk failing this often fails the copy (it stays resumable)
+RETRY_BASE_S, RETRY_MAX_S = 0.5, 8.0  # backoff before a participant goes on after a failure
 WAIT_S = 0.1  # how often a participant with nothing to claim looks again (one tiny query)
 INDEX_MEMORY_SHARE = 0.5  # indexes up to this share of the target's index cache load along
 ENTRY_BYTES = 32  # an index entry's estimated size when the source has no such index
@@ -337,7 +339,10 @@ def participate(
 
     Each chunk is claimed under a token whose holder lock this participant's connection
     takes first, and loaded on that connection: if the process dies, the server frees the
-    lock with the connection and the chunk is claimable at once (``reclaim_orphans``).
+    lock with the connection and the chunk is claimable at once (``reclaim_orphans``). A
+    chunk failing transiently (a deadlock, a lost connection) is given back and the
+    participant carries on after a backoff, until the chunk has failed ``MAX_ATTEMPTS``
+    times; any other failure is raised.
     """
     progress = progress_of(job.runtime)
     lease_s = job.runtime.settings.chunk_lease_seconds
@@ -357,6 +362,12 @@ def participate(
                 break
             try:
                 copy_chunk(job, chunk, holder.raw)
+            except Exception as exc:
+                _give_back(progress, chunk, exc)
+                if classify(exc) is not Outcome.TRANSIENT or chunk.attempts >= MAX_ATTEMPTS:
+                    raise
+                holder = _after_failure(job, chunk, holder, exc)
+                continue
             except BaseException as exc:
                 _give_back(progress, chunk, exc)
                 raise
@@ -365,6 +376,24 @@ def participate(
     finally:
         holder.close()
     return copied
+
+
+def _after_failure(job: Job, chunk: Chunk, holder: Holder, exc: Exception) -> Holder:
+    """Log a chunk's transient failure, wait a backoff, and return a fresh holder (the old
+    connection may be what failed)."""
+    delay = backoff_delay(chunk.attempts - 1, RETRY_BASE_S, RETRY_MAX_S)
+    log.warning(
+        "table %s: chunk %d failed (attempt %d of %d), given back, retrying in %.1fs: %s",
+        job.table,
+        chunk.number + 1,
+        chunk.attempts,
+        MAX_ATTEMPTS,
+        delay,
+        describe(exc),
+    )
+    holder.discard()
+    time.sleep(delay)
+    return Holder(job.runtime.engines.target)
 
 
 class _PlanWatch:

@@ -75,6 +75,7 @@ class Chunk:
     lower: Key | None
     upper: Key | None
     token: str
+    attempts: int = 1  # this claim included
 
 
 @dataclass(frozen=True)
@@ -324,11 +325,12 @@ class CopyProgress:
         if not claimed:
             return None
         row = self._rows(
-            f"SELECT chunk_no, lower_key, upper_key FROM {self.chunks} "
+            f"SELECT chunk_no, lower_key, upper_key, attempts FROM {self.chunks} "
             "WHERE copy_id = :c AND lease_token = :tok",
             {"c": copy_id, "tok": token},
         )[0]
-        return Chunk(copy_id, int(row[0]), decode_key(row[1]), decode_key(row[2]), token)
+        lower, upper = decode_key(row[1]), decode_key(row[2])
+        return Chunk(copy_id, int(row[0]), lower, upper, token, int(row[3]))
 
     def reclaim_orphans(self, copy_id: str) -> int:
         """Make running chunks whose holder lock is free pending again, at once: their
@@ -475,6 +477,11 @@ class Holder:
             self.drop()
         finally:
             self.raw.close()
+
+    def discard(self) -> None:
+        """Close the connection for good (it may be broken): the server frees its locks."""
+        self.token = None
+        self.raw.invalidate()
 
 
 def running_copies(engine: Engine, database: str) -> list[RunningCopy]:

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -513,3 +516,66 @@ def test_a_chunk_whose_holders_connection_ended_is_claimable_before_its_lease_ru
     assert [c.number if c else None for c in again] == [lost.number, 2, None]
     for holder in (alive, *others):
         holder.close()
+
+
+def _waiting_chunk_read(database: str, table: str) -> int:
+    """The processlist id of a chunk's SELECT of ``table`` once it waits for its lock."""
+    deadline = time.monotonic() + 60
+    while True:
+        rows = helpers.query(
+            None,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
+            "AND STATE = 'Waiting for table metadata lock'",
+            (f"SELECT CAST(% FROM `{database}`.`{table}`%",),
+        )
+        if rows:
+            return int(rows[0][0])
+        assert time.monotonic() < deadline, "no chunk read is waiting"
+        time.sleep(0.02)
+
+
+def test_a_chunk_that_fails_transiently_is_retried_in_place(scratch) -> None:
+    # the CLI in its own process: connectorx keeps the GIL while its query waits, so the
+    # killer cannot be a thread of the syncing process
+    _numbers(scratch, rows=30_000)
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    env = {**scratch.env(), "CHUNK_ROWS": "1000"}
+    sync = subprocess.Popen(
+        [str(Path(sys.executable).with_name("dbsync")), "sync", "n", "--full-refresh",
+         "--parallel", "1"],
+        cwd=scratch.tables_path.parent, env=env, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )
+    lock = helpers.connect(scratch.source)
+    try:
+        _wait_for_a_done_chunk(scratch, "n")
+        with lock.cursor() as cur:
+            cur.execute("LOCK TABLES n WRITE")  # the next chunk's read waits for it
+        helpers.execute(None, f"KILL QUERY {_waiting_chunk_read(scratch.source, 'n')}")
+        with lock.cursor() as cur:
+            cur.execute("UNLOCK TABLES")
+        stdout, stderr = sync.communicate(timeout=120)
+    finally:
+        lock.close()
+        if sync.poll() is None:
+            sync.kill()
+
+    assert sync.returncode == 0, stdout + stderr
+    assert re.search(r"chunk \d+ failed \(attempt 1 of 4\), given back, retrying", stderr)
+    attempts = [c[3] for c in _chunks(scratch, "n")]
+    assert len(attempts) == 30 and sorted(attempts) == [1] * 29 + [2]  # the killed read, twice
+    assert _same(scratch, "n")
+
+
+def _wait_for_a_done_chunk(scratch, table: str) -> None:
+    deadline = time.monotonic() + 60
+    while not any(c[1] == "done" for c in _table_chunks(scratch, table)):
+        assert time.monotonic() < deadline, "no chunk was copied"
+        time.sleep(0.01)
+
+
+def _table_chunks(scratch, table: str) -> list[tuple]:
+    try:
+        return _chunks(scratch, table)
+    except Exception:  # noqa: BLE001 - the progress tables are not there yet
+        return []
