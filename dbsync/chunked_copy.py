@@ -154,13 +154,13 @@ def start(
     coordinator plans the rest while copying), or None when the table has at most
     ``chunk_rows`` rows."""
     dialect, engines, key = runtime.dialect, runtime.engines, chunk_key(config, source)
-    walk = walk_split_points(engines.source, dialect.source_schema(), source.name, key, chunk_rows)
+    database = dialect.source_schema()
+    walk = walk_split_points(engines.source, database, source.name, key, chunk_rows)
     first = next(walk, None)
     walk.close()
     if first is None:
         return None
     bound = reread_from()  # before any chunk is read: every later change is at or after it
-    database = dialect.source_schema()
     rows, index_bytes = dialect.table_footprint(engines.source, database, source.name)
     indexed = indexes_while_loading(runtime, source, config.modifier, rows, index_bytes)
     dialect.create_staging(
@@ -559,7 +559,7 @@ def help_copy(
         "started_at": started.isoformat(),
     }
     if planned_for == fingerprint(source, key):
-        copy = Copy(copy_id, source.name, progress.progress(copy_id).expected, started, None)
+        copy = Copy(copy_id, source.name, started, None)
         summary["chunks"] = participate(Job(runtime, source, key, copy), lambda: False)
     else:
         log.info("table %s: copy %s is not this definition's; not helping", source.name, copy_id)

@@ -82,7 +82,6 @@ class Chunk:
 class Copy:
     copy_id: str
     table: str
-    chunks: int
     started_at: datetime
     reread_from: str | None
 
@@ -150,12 +149,12 @@ class CopyProgress:
     def unfinished(self, table: str) -> list[tuple[Copy, str, float]]:
         """Copies of ``table`` still copying: (copy, fingerprint, age in seconds)."""
         rows = self._rows(
-            f"SELECT copy_id, table_name, chunks, started_at, reread_from, fingerprint, "
+            f"SELECT copy_id, table_name, started_at, reread_from, fingerprint, "
             f"TIMESTAMPDIFF(MICROSECOND, started_at, NOW(6)) / 1e6 FROM {self.copies} "
             "WHERE table_name = :t AND state = :s ORDER BY started_at DESC",
             {"t": table, "s": COPYING},
         )
-        return [(Copy(*row[:5]), row[5], float(row[6])) for row in rows]
+        return [(Copy(*row[:4]), row[4], float(row[5])) for row in rows]
 
     def start(
         self, table: str, fingerprint: str, reread_from: str | None, expected_chunks: int
@@ -183,7 +182,7 @@ class CopyProgress:
                 sa.text(f"SELECT started_at FROM {self.copies} WHERE copy_id = :c"),
                 {"c": copy_id},
             ).scalar_one()
-        return Copy(copy_id, table, expected_chunks, started, reread_from)
+        return Copy(copy_id, table, started, reread_from)
 
     def add_chunk(self, copy: Copy, number: int, lower: Key | None, upper: Key | None) -> None:
         """Record range ``number`` as pending; the open-ended last one (``upper`` None)

@@ -64,19 +64,6 @@ def range_sql(key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
     return "".join(out)
 
 
-def split_points(
-    engine: Engine, database: str, table: str, key: Sequence[str], every: int
-) -> list[Key]:
-    """Every ``every``-th key in key order (the first chunk's upper bound first).
-
-    Each step is one statement that walks ``every`` entries of the primary key index on the
-    server from the previous split point (``LIMIT 1 OFFSET every``): one pass over the index
-    in all, and only the split points cross the network. Empty when the table has at most
-    ``every`` rows.
-    """
-    return list(walk_split_points(engine, database, table, key, every))
-
-
 def walk_split_points(
     engine: Engine,
     database: str,
@@ -85,8 +72,14 @@ def walk_split_points(
     every: int,
     after: Key | None = None,
 ) -> Iterator[Key]:
-    """``split_points`` one at a time, starting after the split point ``after`` (None: from
-    the first key), so that a copy can start on its first range while the rest are found."""
+    """Every ``every``-th key in key order after the split point ``after`` (None: from the
+    first key), one at a time, so that a copy can start on its first range while the rest
+    are found; nothing when at most ``every`` rows follow.
+
+    Each step is one statement that walks ``every`` entries of the primary key index on the
+    server from the previous split point (``LIMIT 1 OFFSET every``): one pass over the index
+    in all, and only the split points cross the network.
+    """
     try:
         yield from _walk(engine, qualified(database, table), key, every, after)
     except Exception as exc:  # a source read like the extraction's: named and classified
