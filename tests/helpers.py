@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import re
+import time
 import uuid
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -194,3 +195,20 @@ def captured_logs() -> Iterator[io.StringIO]:
         root.handlers[:] = saved_handlers
         root.setLevel(saved_level)
         logs.clear_secrets()
+
+
+def waiting_for_metadata_lock(info_like: str, timeout: float = 120) -> int:
+    """The processlist id of a statement whose text is ``LIKE info_like``, once it waits for
+    a table's metadata lock (held by a test's ``LOCK TABLES``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = query(
+            None,
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
+            "AND STATE = 'Waiting for table metadata lock'",
+            (info_like,),
+        )
+        if rows:
+            return int(rows[0][0])
+        assert time.monotonic() < deadline, f"no statement like {info_like!r} is waiting"
+        time.sleep(0.02)

@@ -520,18 +520,7 @@ def test_a_chunk_whose_holders_connection_ended_is_claimable_before_its_lease_ru
 
 def _waiting_chunk_read(database: str, table: str) -> int:
     """The processlist id of a chunk's SELECT of ``table`` once it waits for its lock."""
-    deadline = time.monotonic() + 60
-    while True:
-        rows = helpers.query(
-            None,
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
-            "AND STATE = 'Waiting for table metadata lock'",
-            (f"SELECT CAST(% FROM `{database}`.`{table}`%",),
-        )
-        if rows:
-            return int(rows[0][0])
-        assert time.monotonic() < deadline, "no chunk read is waiting"
-        time.sleep(0.02)
+    return helpers.waiting_for_metadata_lock(f"SELECT CAST(% FROM `{database}`.`{table}`%", 60)
 
 
 def test_a_chunk_that_fails_transiently_is_retried_in_place(scratch) -> None:

@@ -49,19 +49,7 @@ def create_tables(database: str) -> None:
 
 def extraction_of(database: str, table: str, timeout: float = 120) -> int:
     """The processlist id of the extraction SELECT of ``table``, once it waits for its lock."""
-    pattern = f"SELECT % FROM `{database}`.`{table}`%"
-    deadline = time.monotonic() + timeout
-    while True:
-        rows = helpers.query(
-            None,
-            "SELECT ID FROM information_schema.PROCESSLIST WHERE INFO LIKE %s "
-            "AND STATE = 'Waiting for table metadata lock'",
-            (pattern,),
-        )
-        if rows:
-            return int(rows[0][0])
-        assert time.monotonic() < deadline, f"no extraction of {table} is waiting"
-        time.sleep(0.05)
+    return helpers.waiting_for_metadata_lock(f"SELECT % FROM `{database}`.`{table}`%", timeout)
 
 
 def kill_extraction(database: str, table: str, kill: str, lock: pymysql.Connection) -> None:
