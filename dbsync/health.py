@@ -20,7 +20,7 @@ Every string in a health document passes through :func:`dbsync.logs.redact`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -37,6 +37,10 @@ STALE_INTERVALS = 3
 MAX_ERROR_CHARS = 500
 DATABASES = ("source", "target")
 
+# Seconds each table's scheduled sync has waited for a worker, for the tables whose message
+# is queued and not yet started: given by a fleet (workers/ reads its broker), else absent.
+QueueWaits = Callable[[], Mapping[str, float]]
+
 
 @dataclass(frozen=True)
 class Staleness:
@@ -52,8 +56,12 @@ class Staleness:
         entries = tables.tables if tables is not None else ()
         return cls(default_interval, {t.table: t.interval for t in entries})
 
+    def interval_s(self, table: str) -> int:
+        """Seconds between scheduled syncs of ``table``."""
+        return self.intervals.get(table) or self.default_interval
+
     def max_age_s(self, table: str) -> int:
-        return STALE_INTERVALS * (self.intervals.get(table) or self.default_interval)
+        return STALE_INTERVALS * self.interval_s(table)
 
     def is_stale(self, table: str, age_s: float | None) -> bool:
         """True when the last success (``age_s`` seconds ago) is older than allowed."""
