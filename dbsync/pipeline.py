@@ -4,14 +4,18 @@ One pipeline per table, named after the target database and table, so its schema
 and load packages are its own. Its working directory is fresh for every run (any worker
 can sync any table after any other, and a package left behind by a killed process can never
 wedge a later run); dlt's own bookkeeping tables live in the staging database, next to the
-staging tables it loads.
+staging tables it loads. The directory's name carries the host and the process id
+(``dbsync-dlt-<host>-<pid>-...``): :func:`remove_dead_work_dirs` removes those a killed
+process left behind (a worker calls it when it starts).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
+import socket
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -24,8 +28,11 @@ from sqlalchemy.exc import SAWarning
 
 from dbsync.loader import dbsync_sqlalchemy
 from dbsync.names import pipeline_name, staging_table
+from dbsync.processes import pid_alive
 
 log = logging.getLogger("dbsync.sync_engine")
+
+WORK_DIR_PREFIX = "dbsync-dlt-"
 
 _DLT_DEFAULTS = {
     # never phone home: production syncs must not depend on (or leak to) the internet
@@ -117,7 +124,7 @@ def run_pipeline(
     name, staged = pipeline_name(target_database, table), staging_table(table)
     level = logging.DEBUG if staged == table else logging.INFO
     log.log(level, "table %r: dlt pipeline %s loads staging table %s", table, name, staged)
-    directory = tempfile.mkdtemp(prefix="dbsync-dlt-", dir=work_dir)
+    directory = tempfile.mkdtemp(prefix=_work_dir_prefix(), dir=work_dir)
     try:
         pipeline = dlt.pipeline(
             pipeline_name=name,
@@ -136,3 +143,27 @@ def run_pipeline(
         return info.loads_ids[0] if info.loads_ids else None
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def host_label() -> str:
+    """This host's name as working directory names carry it."""
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
+
+
+def _work_dir_prefix() -> str:
+    return f"{WORK_DIR_PREFIX}{host_label()}-{os.getpid()}-"
+
+
+def remove_dead_work_dirs(work_dir: str | None = None) -> list[str]:
+    """Remove the dlt working directories of this host's processes that no longer exist
+    (killed mid-sync); returns their paths. Directories of other hosts (a shared
+    ``WORK_DIR``) and of live processes are left alone."""
+    root = work_dir or tempfile.gettempdir()
+    pattern = re.compile(rf"^{re.escape(WORK_DIR_PREFIX + host_label())}-(\d+)-")
+    removed = []
+    for entry in os.scandir(root):
+        found = pattern.match(entry.name)
+        if found and entry.is_dir() and not pid_alive(int(found.group(1))):
+            shutil.rmtree(entry.path, ignore_errors=True)
+            removed.append(entry.path)
+    return removed
