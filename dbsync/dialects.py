@@ -14,7 +14,7 @@ import hashlib
 import importlib.util
 import os
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -22,13 +22,14 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync import checksum, mysql_types
+from dbsync import checksum, mysql_types, read_slots
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
 from dbsync.engines import server_engine, uses_tls
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.names import staging_table
+from dbsync.read_slots import SlotUsage
 from dbsync.schema import (
     Column,
     TableSchema,
@@ -170,6 +171,13 @@ class Dialect(Protocol):
 
     def table_lock(self, engine: Engine, table: str) -> HeldLock:
         """The table's lock (raises TableBusy on entering when another process holds it)."""
+
+    def read_slot(self, engine: Engine, table: str) -> AbstractContextManager[None]:
+        """Held while ``table`` is read from the source ``engine``: one of the source
+        server's SOURCE_MAX_CONCURRENT_READS slots (raises SourceBusy after waiting)."""
+
+    def read_slot_usage(self, engine: Engine, tables: Sequence[str]) -> SlotUsage | None:
+        """Read slots in use on the source server and the tables waiting (None: no cap)."""
 
     def destination_engine(self, engine: Engine) -> Engine:
         """The engine dlt's sqlalchemy destination loads through."""
@@ -379,6 +387,22 @@ class MySQLDialect:
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
 
+    def read_slot(self, engine: Engine, table: str) -> AbstractContextManager[None]:
+        s = self.settings
+        return read_slots.read_slot(
+            engine,
+            self.source_schema(),
+            table,
+            s.source_max_concurrent_reads,
+            s.source_read_wait_seconds,
+        )
+
+    def read_slot_usage(self, engine: Engine, tables: Sequence[str]) -> SlotUsage | None:
+        slots = self.settings.source_max_concurrent_reads
+        if slots <= 0:
+            return None
+        return read_slots.slot_usage(engine, self.source_schema(), tables, slots)
+
     @staticmethod
     def status_schema(database: str) -> str:
         return database
@@ -562,6 +586,12 @@ class SQLiteDialect:
                 )
             )
             conn.execute(sa.text(f"DROP TABLE {staging}"))
+
+    def read_slot(self, engine: Engine, table: str) -> AbstractContextManager[None]:
+        return nullcontext()  # the demo's embedded source has no server to protect
+
+    def read_slot_usage(self, engine: Engine, tables: Sequence[str]) -> SlotUsage | None:
+        return None
 
     def table_lock(self, engine: Engine, table: str) -> HeldLock:
         return FileLock(
