@@ -1,24 +1,30 @@
 """The dlt pipeline of one table: source rows as arrow → parquet load package → staging table.
 
 One pipeline per table, named after the target database and table, so its schema, state
-and load packages are its own. Its working directory is fresh for every run (any worker
-can sync any table after any other, and a package left behind by a killed process can never
-wedge a later run); dlt's own bookkeeping tables live in the staging database, next to the
-staging tables it loads. The directory's name carries the host and the process id
-(``dbsync-dlt-<host>-<pid>-...``): :func:`remove_dead_work_dirs` removes those a killed
-process left behind (a worker calls it when it starts).
+and load packages are its own. Its working directory belongs to one process: a process
+keeps a table's pipeline (and its directory) for its next syncs of that table, since
+building one is most of what a small sync costs, and throws it away after a failed run, so
+a package left behind can never wedge a later run; any worker still syncs any table after
+any other (dbsync's state is the target's data, not dlt's). dlt's own bookkeeping tables
+live in the staging database, next to the staging tables it loads. A directory's name
+carries the host and the process id (``dbsync-dlt-<host>-<pid>-...``):
+:func:`remove_dead_work_dirs` removes those a killed process left behind (a worker calls it
+when it starts).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
 import re
 import shutil
 import socket
 import tempfile
+import threading
 import warnings
-from collections.abc import Iterator
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
 
 import dlt
 import pyarrow as pa
@@ -124,14 +130,9 @@ def run_pipeline(
     name, staged = pipeline_name(target_database, table), staging_table(table)
     level = logging.DEBUG if staged == table else logging.INFO
     log.log(level, "table %r: dlt pipeline %s loads staging table %s", table, name, staged)
-    directory = tempfile.mkdtemp(prefix=_work_dir_prefix(), dir=work_dir)
+    key = (name, staging_database, id(target), work_dir)
+    pipeline = _PIPELINES.take(key, lambda: _new_pipeline(target, name, staging_database, work_dir))
     try:
-        pipeline = dlt.pipeline(
-            pipeline_name=name,
-            destination=dbsync_sqlalchemy(credentials=target),
-            dataset_name=staging_database,
-            pipelines_dir=directory,
-        )
         resource = dlt.resource(
             rows,
             name=staged,
@@ -139,10 +140,80 @@ def run_pipeline(
             write_disposition="append",
         )
         info = pipeline.run(resource, loader_file_format="parquet")
-        _log_steps(table, pipeline)
-        return info.loads_ids[0] if info.loads_ids else None
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    except BaseException:
+        _discard(pipeline)  # whatever it left (a package, a schema) never reaches a later run
+        raise
+    _PIPELINES.give_back(key, pipeline)
+    _log_steps(table, pipeline)
+    return info.loads_ids[0] if info.loads_ids else None
+
+
+def _new_pipeline(
+    target: Engine, name: str, staging_database: str, work_dir: str | None
+) -> dlt.Pipeline:
+    directory = tempfile.mkdtemp(prefix=_work_dir_prefix(), dir=work_dir)
+    return dlt.pipeline(
+        pipeline_name=name,
+        destination=dbsync_sqlalchemy(credentials=target),
+        dataset_name=staging_database,
+        pipelines_dir=directory,
+    )
+
+
+def _discard(pipeline: dlt.Pipeline) -> None:
+    shutil.rmtree(pipeline.pipelines_dir, ignore_errors=True)
+
+
+class _PipelineCache:
+    """This process's dlt pipelines, one per table, reused by its next syncs of the table.
+
+    Building a pipeline (its configuration, destination, schema and working directory) is
+    most of what a sync of a few rows costs. A pipeline is reused only after a run that
+    ended well, and only by this process (its working directory carries the pid, and a
+    fork starts with none); a run that failed throws its pipeline and directory away. At
+    most ``MAX_PIPELINES`` are kept, the least recently used go first.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._pid = os.getpid()
+        self._idle: OrderedDict[tuple[object, ...], dlt.Pipeline] = OrderedDict()
+        self._guard = threading.Lock()
+
+    def take(
+        self, key: tuple[object, ...], create: Callable[[], dlt.Pipeline]
+    ) -> dlt.Pipeline:
+        with self._guard:
+            if self._pid != os.getpid():  # forked: the parent's pipelines are not ours
+                self._idle.clear()
+                self._pid = os.getpid()
+            pipeline = self._idle.pop(key, None)
+        if pipeline is None or not os.path.isdir(pipeline.pipelines_dir):
+            return create()
+        return pipeline  # given back only after a run that loaded everything it extracted
+
+    def give_back(self, key: tuple[object, ...], pipeline: dlt.Pipeline) -> None:
+        with self._guard:
+            self._idle[key] = pipeline
+            while len(self._idle) > self._size:
+                _key, evicted = self._idle.popitem(last=False)
+                _discard(evicted)
+
+    def clear(self) -> None:
+        with self._guard:
+            idle, self._idle = list(self._idle.values()), OrderedDict()
+        for pipeline in idle:
+            _discard(pipeline)
+
+
+MAX_PIPELINES = 512
+_PIPELINES = _PipelineCache(MAX_PIPELINES)
+atexit.register(_PIPELINES.clear)
+
+
+def discard_pipelines() -> None:
+    """Remove this process's idle pipelines and their working directories."""
+    _PIPELINES.clear()
 
 
 def host_label() -> str:
