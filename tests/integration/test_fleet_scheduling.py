@@ -34,7 +34,7 @@ from celery.result import AsyncResult
 from tests import helpers
 from tests.integration.conftest import Scratch
 from workers.config import celery_config, load_fleet_settings
-from workers.pending import pending_for
+from workers.pending import Marker, pending_for
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_DB = 11  # this module's own Redis database
@@ -321,3 +321,43 @@ def test_dlt_directories_of_dead_processes_are_removed_when_a_worker_starts(
     fleet.worker("w1", free_port(), WORK_DIR=str(work_dir))
     wait_for(lambda: not dead.parent.exists(), 60, "the dead process's directory removed")
     assert alive.exists() and elsewhere.exists()
+
+
+def test_beat_records_a_silent_workers_task_as_lost_and_sends_the_next_sync(
+    fleet: Fleet, scratch: Scratch
+) -> None:
+    create_tables(scratch, ["t"])
+    markers = pending_for(REDIS_URL, fleet.queue)
+    lost_id = helpers.unique_name("lost")
+    long_ago = time.time() - 3600
+    dead = Marker(lost_id, "t", queued_at=long_ago, started_at=long_ago,
+                  heartbeat_at=long_ago, host="a-host-that-is-gone", pid=4242, ppid=4241)
+    assert markers.start(dead, 600)
+    fleet.beat(interval=1)
+    wait_for(lambda: fleet.queued() == ["t"], 60, "the table's next sync")
+    lost = AsyncResult(lost_id, app=fleet.client())
+    assert lost.state == "FAILURE"
+    assert "a-host-that-is-gone:4242 died" in str(lost.result)
+
+
+def test_a_long_sync_keeps_its_table_pending_through_its_heartbeat(
+    fleet: Fleet, scratch: Scratch
+) -> None:
+    create_tables(scratch, ["t"])
+    beat_env = {"LOCK_HEARTBEAT_SECONDS": "1", "LOCK_STALE_SECONDS": "10"}
+    lock = SourceLock(scratch.source, "t")
+    try:
+        fleet.worker("w1", free_port(), **beat_env)
+        task = fleet.client().send_task("dbsync.sync_table", args=["t"])
+        wait_for(lambda: task.state == "STARTED", 60, "the sync to start")
+        fleet.start("beat", ["-A", "beat.app", "beat", "--loglevel", "INFO", "--schedule",
+                             str(fleet.tmp / "beat-long")], INTERVAL="1", **beat_env)
+        time.sleep(15)  # longer than LOCK_STALE_SECONDS: only the heartbeat keeps it alive
+        marker = pending_for(REDIS_URL, fleet.queue).get("t")
+        queued, state = fleet.queued(), task.state
+    finally:
+        lock.release()
+    assert state == "STARTED" and queued == []  # not reaped, no second message
+    assert marker is not None and marker.task_id == task.id
+    assert marker.heartbeat_at is not None and time.time() - marker.heartbeat_at < 5
+    assert task.get(timeout=120)["status"] == "synced"
