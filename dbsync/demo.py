@@ -16,12 +16,12 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from dbsync.result import format_results
-from dbsync.runtime import Runtime
-from dbsync.settings import load_settings
-from dbsync.sync import run_sync
-from dbsync.tables import load_tables
-from dbsync.verify import VerifyReport, verify_table
+from dbsync.compare.verify import VerifyReport, verify_table
+from dbsync.config.result import format_results
+from dbsync.config.settings import load_settings
+from dbsync.config.tables import load_tables
+from dbsync.sync.run import run_sync
+from dbsync.sync.runtime import Runtime
 
 TABLES = [
     {"table": "customers", "primary_key": "id", "modifier": "updated_at"},

@@ -2,7 +2,7 @@
 
 Nothing here runs at import. ``FleetSettings`` is read from the environment when Celery first
 needs its configuration (worker, beat, ``celery call``, Flower), and unlike
-``dbsync.settings.Settings`` it does not insist on database settings: beat, Flower and
+``dbsync.config.settings.Settings`` it does not insist on database settings: beat, Flower and
 ``celery call`` only talk to Redis.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from dbsync.settings import Settings, build_settings
+from dbsync.config.settings import Settings, build_settings
 
 TASK_NAME = "dbsync.sync_table"
 CHUNK_TASK_NAME = "dbsync.copy_chunk"

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from dbsync.result import SyncResult
-from dbsync.sync import run_sync
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.config.result import SyncResult
+from dbsync.sync.run import run_sync
 from tests import helpers
 from tests.integration.conftest import Scratch
 

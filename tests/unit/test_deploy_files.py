@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbsync.tables import load_tables
+from dbsync.config.tables import load_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))

@@ -1,4 +1,4 @@
-"""Key-set comparison: bucket folds and their narrowing (dbsync.keydiff), without a server.
+"""Key-set comparison: bucket folds and their narrowing (dbsync.compare.keydiff), without a server.
 
 ``MemorySide`` folds a Python set of keys exactly as ``keydiff.LocalSide`` does, so the
 narrowing logic is exercised on key sets of any shape and size.
@@ -10,8 +10,8 @@ import zlib
 
 import pytest
 
-from dbsync import keydiff
-from dbsync.keydiff import Buckets, deeper_bits, differing, first_bits, narrow, rows_behind
+from dbsync.compare import keydiff
+from dbsync.compare.keydiff import Buckets, deeper_bits, differing, first_bits, narrow, rows_behind
 
 
 class MemorySide(keydiff.LocalSide):

@@ -1,0 +1,263 @@
+"""check-config: validate settings and tables.json, connect to both servers as a sync would,
+and check the source tables and the privileges it can see."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+
+from dbsync.backends.mysql.schema import nullable_key_columns, quote, read_table
+from dbsync.config.errors import ConfigError, ConfigProblem, DbsyncError, describe
+from dbsync.config.settings import DEFAULT_TABLES_CONFIG, DatabaseSettings, Settings, load_settings
+from dbsync.config.tables import TableConfig, TablesFile, load_tables
+
+if TYPE_CHECKING:
+    from dbsync.backends.engines import Engines
+
+# what a sync does on the target and staging databases (see README, "Privileges")
+TARGET_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX")
+
+
+def table_problems(engine: Engine, database: str, tables: TablesFile) -> list[ConfigProblem]:
+    """Tables, key and cursor columns that tables.json names but the source lacks."""
+    problems: list[ConfigProblem] = []
+    with engine.connect() as conn:
+        for table in tables.tables:
+            path = f"$[{tables.positions.get(table.table, '?')}]"
+            schema = read_table(conn, database, table.table)
+            if schema is None:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.table",
+                        f"table {table.table!r} not found in source database {database!r}",
+                    )
+                )
+                continue
+            missing = _column_problems(path, table, schema.column_names)
+            problems += missing
+            nullable = nullable_key_columns(schema, table.primary_key) if not missing else []
+            if nullable:
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.primary_key",
+                        f"column(s) {nullable} of {table.table!r} allow NULL; "
+                        "a merge key must be NOT NULL",
+                    )
+                )
+            elif not missing and not _is_unique_key(table, schema.primary_key, schema.unique_keys):
+                problems.append(
+                    ConfigProblem(
+                        f"{path}.primary_key",
+                        f"{list(table.primary_key)} is not the primary key "
+                        f"{list(schema.primary_key)} or a unique key of {table.table!r}",
+                    )
+                )
+    return problems
+
+
+def _column_problems(
+    path: str, table: TableConfig, columns: tuple[str, ...]
+) -> list[ConfigProblem]:
+    problems = [
+        ConfigProblem(
+            f"{path}.primary_key", f"column {c!r} not found in source table {table.table!r}"
+        )
+        for c in table.primary_key
+        if c not in columns
+    ]
+    if table.modifier and table.modifier not in columns:
+        problems.append(
+            ConfigProblem(
+                f"{path}.modifier",
+                f"column {table.modifier!r} not found in source table {table.table!r}",
+            )
+        )
+    return problems
+
+
+def _is_unique_key(
+    table: TableConfig, primary: tuple[str, ...], unique: tuple[tuple[str, ...], ...]
+) -> bool:
+    wanted = set(table.primary_key)
+    if not wanted:
+        return True  # a full-refresh table without a key: copied and verified whole
+    return wanted == set(primary) or any(wanted == set(u) for u in unique)
+
+
+def check_config() -> tuple[list[ConfigProblem], Settings | None, TablesFile | None]:
+    """Every problem with the environment, tables.json and the source, at once."""
+    problems: list[ConfigProblem] = []
+    settings: Settings | None = None
+    tables: TablesFile | None = None
+    try:
+        settings = load_settings()
+    except ConfigError as exc:
+        problems += exc.problems
+    path = settings.tables_config if settings else _tables_path_from_env()
+    try:
+        tables = load_tables(path)
+        problems += tables.problems
+    except ConfigError as exc:
+        problems += exc.problems
+    if settings is not None and tables is not None:
+        problems += _source_problems(settings, tables)
+    if settings is not None and settings.target.is_mysql:
+        problems += _target_problems(settings)
+    return problems, settings, tables
+
+
+def _tables_path_from_env() -> str:
+    import os
+
+    return os.environ.get("TABLES_CONFIG", DEFAULT_TABLES_CONFIG)
+
+
+def _source_problems(settings: Settings, tables: TablesFile) -> list[ConfigProblem]:
+    from dbsync.backends.engines import create_engine
+
+    engine = create_engine(settings.source, settings, target=False)
+    try:
+        unreachable = unreachable_side("SOURCE_DB", engine, settings.source)
+        if unreachable:
+            return unreachable
+        problems = table_problems(engine, settings.source.database, tables)
+        if not settings.source.is_mysql:
+            return problems
+        absent = {p.path.removesuffix(".table") for p in problems if p.path.endswith(".table")}
+        present = [t.table for t in tables.tables if _path(tables, t) not in absent]
+        return problems + _select_problems(engine, settings.source.database, present)
+    except DbsyncError as exc:
+        return [ConfigProblem("SOURCE_DB", describe(exc))]
+    except Exception as exc:  # noqa: BLE001 - reported as a problem line
+        return [ConfigProblem("SOURCE_DB", f"cannot check tables in the source: {describe(exc)}")]
+    finally:
+        engine.dispose()
+
+
+def _path(tables: TablesFile, table: TableConfig) -> str:
+    return f"$[{tables.positions.get(table.table, '?')}]"
+
+
+def connection_problem(path: str, db: DatabaseSettings, exc: BaseException) -> ConfigProblem:
+    """One line saying which server refused and why (the password masked)."""
+    from dbsync.ops.logs import redact
+
+    return ConfigProblem(path, redact(f"cannot connect to {db.safe_url()}: {describe(exc)}"))
+
+
+def _select_problems(engine: Engine, database: str, tables: list[str]) -> list[ConfigProblem]:
+    """Source tables the user may not SELECT (global, database or table grants)."""
+    with engine.connect() as conn:
+        grantee = _grantee(conn)
+        if grantee is None or "SELECT" in _privileges(conn, grantee, database):
+            return []
+        readable = {
+            row[0]
+            for row in conn.execute(
+                sa.text(
+                    "SELECT TABLE_NAME FROM information_schema.TABLE_PRIVILEGES "
+                    "WHERE GRANTEE = :g AND TABLE_SCHEMA = :d AND PRIVILEGE_TYPE = 'SELECT'"
+                ),
+                {"g": grantee, "d": database},
+            )
+        }
+    return [
+        ConfigProblem(
+            "SOURCE_DB",
+            f"user {grantee} may not SELECT from {database}.{table} "
+            f"(GRANT SELECT ON {quote(database)}.* TO {grantee})",
+        )
+        for table in tables
+        if table not in readable
+    ]
+
+
+def _grantee(conn: Connection) -> str | None:
+    """The current user as information_schema spells grantees ('user'@'host'); None when
+    roles are in use, whose privileges those tables do not show: nothing is checked then."""
+    try:
+        roles = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.APPLICABLE_ROLES"))
+        if roles.scalar_one():
+            return None
+    except sa.exc.DBAPIError:
+        pass  # a server without roles
+    current = str(conn.execute(sa.text("SELECT CURRENT_USER()")).scalar_one())
+    user, _, host = current.rpartition("@")
+    return f"'{user}'@'{host}'"
+
+
+def _privileges(conn: Connection, grantee: str, database: str) -> set[str]:
+    """Privileges the user holds on every table of ``database`` (global or database grants,
+    wildcard database names included)."""
+    rows = conn.execute(
+        sa.text(
+            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = :g "
+            "UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
+            "WHERE GRANTEE = :g AND :d LIKE TABLE_SCHEMA"
+        ),
+        {"g": grantee, "d": database},
+    )
+    return {row[0] for row in rows}
+
+
+def _target_problems(settings: Settings) -> list[ConfigProblem]:
+    """Connect to the target server; its databases exist (or may be created) and the user
+    holds the privileges a sync needs on them."""
+    from dbsync.backends.engines import server_engine
+
+    engine = server_engine(settings.target, settings)
+    try:
+        with engine.connect() as conn:
+            return _database_problems(conn, (settings.target.database, settings.staging_database))
+    except Exception as exc:  # noqa: BLE001 - reported as a problem line
+        return [connection_problem("TARGET_DB", settings.target, exc)]
+    finally:
+        engine.dispose()
+
+
+def _database_problems(conn: Connection, databases: tuple[str, ...]) -> list[ConfigProblem]:
+    grantee = _grantee(conn)
+    problems: list[ConfigProblem] = []
+    for database in databases if grantee is not None else ():
+        have = _privileges(conn, grantee, database)
+        exists = conn.execute(
+            sa.text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :d"),
+            {"d": database},
+        ).first()
+        if not exists and "CREATE" not in have:
+            problems.append(
+                ConfigProblem(
+                    "TARGET_DB",
+                    f"database {database!r} does not exist and user {grantee} may not create "
+                    f"it: CREATE DATABASE {quote(database)}",
+                )
+            )
+        missing = [p for p in TARGET_PRIVILEGES if p not in have]
+        if missing:
+            problems.append(
+                ConfigProblem(
+                    "TARGET_DB",
+                    f"user {grantee} lacks {', '.join(missing)} on database {database!r} "
+                    f"(GRANT {', '.join(TARGET_PRIVILEGES)} ON {quote(database)}.* "
+                    f"TO {grantee})",
+                )
+            )
+    return problems
+
+
+def unreachable(engines: Engines, settings: Settings) -> list[ConfigProblem]:
+    """One problem per side whose server cannot be reached with the configured settings."""
+    return unreachable_side("SOURCE_DB", engines.source, settings.source) + unreachable_side(
+        "TARGET_DB", engines.target, settings.target
+    )
+
+
+def unreachable_side(path: str, engine: Engine, db: DatabaseSettings) -> list[ConfigProblem]:
+    """The problem connecting ``engine`` to its server, if any."""
+    try:
+        with engine.connect():
+            return []
+    except Exception as exc:  # noqa: BLE001 - reported as a problem line
+        return [connection_problem(path, db, exc)]
