@@ -20,8 +20,7 @@ from dbsync.config.tables import TablesFile, load_tables
 from dbsync.sync.runtime import Runtime
 
 if TYPE_CHECKING:
-    from dbsync.backends.mysql.copy_progress import RunningCopy
-    from dbsync.backends.mysql.state import TableStatus
+    from dbsync.model import RunningCopy, TableStatus
 
 log = logging.getLogger("dbsync.cli")
 
@@ -112,7 +111,7 @@ def _status_rows(
     that kept them from being read."""
     from dbsync.backends.engines import create_engine
     from dbsync.backends.mysql.copy_progress import running_copies
-    from dbsync.backends.mysql.state import read_status
+    from dbsync.backends.status import read_status
     from dbsync.config.errors import describe
     from dbsync.ops.checks import unreachable_side
     from dbsync.ops.logs import redact

@@ -16,14 +16,8 @@ from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync.backends.mysql.checksum import RowSet
-from dbsync.backends.mysql.lock import HeldLock
-from dbsync.backends.mysql.schema import (
-    Column,
-    TableSchema,
-)
-from dbsync.compare.keydiff import KeySet, Side
 from dbsync.config.settings import Settings
+from dbsync.model import Column, HeldLock, KeySet, RowSet, Side, TableSchema
 
 
 class Dialect(Protocol):
@@ -56,7 +50,7 @@ class Dialect(Protocol):
     :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
     sync per table at a time; a :class:`dbsync.backends.mysql.lock.HeldLock`).
 
-    Statements without settings (static, for :mod:`dbsync.backends.mysql.state`'s status table):
+    Statements without settings (static, for :mod:`dbsync.backends.status`'s status table):
     :meth:`status_schema`, :meth:`excluded`, :meth:`upsert_clause`, :meth:`table_options`.
     """
 

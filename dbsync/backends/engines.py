@@ -121,6 +121,12 @@ class Engines:
         self.target.dispose()
 
 
+def ping(engine: Engine) -> None:
+    """Ask the server the simplest question (``SELECT 1``); raises when it does not answer."""
+    with engine.connect() as conn:
+        conn.execute(sa.text("SELECT 1"))
+
+
 def pool_numbers(engine: Engine) -> dict[str, int]:
     """Everything an engine's pool tells about itself (zeros for pool-less engines)."""
     pool = engine.pool

@@ -28,15 +28,15 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dbsync.backends.engines import fetch_all
-from dbsync.backends.mysql.schema import TableSchema, qualified, quote
-from dbsync.backends.mysql.state import last_delete_check
+from dbsync.backends import last_delete_check
+from dbsync.backends.mysql.rows import keys_present
+from dbsync.backends.mysql.schema import qualified
 from dbsync.backends.mysql.target import delete_keys
 from dbsync.compare import keydiff
-from dbsync.compare.keydiff import Key, KeySet
 from dbsync.config.errors import TooManyDeletes
 from dbsync.config.result import SyncResult, utc_now
 from dbsync.config.tables import TableConfig
+from dbsync.model import Key, KeySet, TableSchema
 from dbsync.sync.runtime import Runtime
 
 log = logging.getLogger("dbsync.deletes")
@@ -145,18 +145,10 @@ def _confirmed_gone(runtime: Runtime, config: TableConfig, keys: Sequence[Key]) 
     dialect = runtime.dialect
     table = qualified(dialect.source_schema(), config.table)
     for batch in _batches(keys, RECHECK_BATCH):
-        sql, params = exists_sql(table, config.primary_key, batch, dialect.placeholder)
-        present = fetch_all(runtime.engines.source, sql, params)[0]
+        present = keys_present(
+            runtime.engines.source, table, config.primary_key, batch, dialect.placeholder
+        )
         yield from (key for key, found in zip(batch, present, strict=True) if not found)
-
-
-def exists_sql(
-    table: str, key: Sequence[str], batch: Sequence[Key], placeholder: str
-) -> tuple[str, list]:
-    """One row of flags: does ``table`` hold a row with each of these keys?"""
-    match = " AND ".join(f"{quote(k)} = {placeholder}" for k in key)
-    probes = ", ".join(f"EXISTS(SELECT 1 FROM {table} WHERE {match})" for _ in batch)
-    return f"SELECT {probes}", [value for values in batch for value in values]
 
 
 def _batches(items: Sequence[Key], size: int) -> Iterator[Sequence[Key]]:

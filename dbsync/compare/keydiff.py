@@ -23,20 +23,12 @@ candidates with the server's own comparison before acting on them (``dbsync.comp
 from __future__ import annotations
 
 import math
-import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-from sqlalchemy.engine import Engine
-
-from dbsync.backends.engines import fetch_all
-from dbsync.backends.mysql.schema import TableSchema, qualified, quote
-from dbsync.backends.mysql.types import text_expression
-
-Key = tuple[Any, ...]
-Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
+from dbsync.model import Buckets, Fold, Key, Side
 
 MAX_GROUPS = 65_536  # buckets one fold may return (in-memory GROUP BY on MariaDB)
 MIN_ROWS_PER_BUCKET = 16  # the first fold's finest buckets
@@ -46,148 +38,7 @@ MIN_ROWS_PER_BUCKET = 16  # the first fold's finest buckets
 FETCH_ROWS = 100_000
 BATCH_ROWS = 1_000_000  # identities fetched per side and statement when many buckets differ
 HASH_BITS = 32  # CRC32
-# CRC32 is linear over GF(2): keys like consecutive integers make different sets whose CRCs
-# XOR alike. Folding CRC32 * MIX (Knuth's multiplicative constant; carries are not linear)
-# breaks those relations; the product stays below 2**64, an unsigned BIGINT on the server.
-MIX = 2_654_435_761
 MIN_SPLIT = 16  # a deeper fold must split each differing bucket at least this many ways
-
-
-@dataclass(frozen=True)
-class Buckets:
-    """A set of buckets at one depth: the low ``bits`` bits of the hash, restricted to
-    ``within`` buckets of a shallower depth (None: every bucket)."""
-
-    bits: int
-    within: tuple[int, tuple[int, ...]] | None = None  # (bits, bucket numbers)
-
-
-class Side(Protocol):
-    """One table's keys, folded and fetched where its rows are."""
-
-    def total(self) -> Fold: ...
-
-    def folds(self, buckets: Buckets) -> dict[int, Fold]: ...
-
-    def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]: ...
-
-
-@dataclass(frozen=True)
-class KeySet:
-    """The primary keys of one table on one server."""
-
-    engine: Engine
-    database: str
-    schema: TableSchema
-    key: tuple[str, ...]
-
-    @property
-    def table(self) -> str:
-        return qualified(self.database, self.schema.name)
-
-
-def identity_sql(schema: TableSchema, key: Sequence[str]) -> str:
-    """SQL for a key's exact text identity (length-prefixed parts for a composite key)."""
-    columns = [schema.column(k) for k in key]
-    texts = [text_expression(c, quote(c.name)) for c in columns if c is not None]
-    if len(texts) == 1:
-        return texts[0]
-    parts = [f"CONVERT({t} USING utf8mb4)" for t in texts]
-    return "CONCAT(" + ", ".join(f"CHAR_LENGTH({p}), ':', {p}" for p in parts) + ")"
-
-
-def identity_text(values: Iterable[Any]) -> str:
-    """The identity of a key read as text values, as ``identity_sql`` forms it (SQLite)."""
-    texts = ["" if v is None else str(v) for v in values]
-    if len(texts) == 1:
-        return texts[0]
-    return "".join(f"{len(t)}:{t}" for t in texts)
-
-
-def _mask(bits: int) -> int:
-    return (1 << bits) - 1
-
-
-class ServerSide:
-    """MySQL/MariaDB: the server folds and filters; only buckets cross the network."""
-
-    def __init__(self, keys: KeySet) -> None:
-        self.keys = keys
-        self.identity = identity_sql(keys.schema, keys.key)
-        self.hash = f"CRC32({self.identity})"
-
-    def total(self) -> Fold:
-        sql = f"SELECT COUNT(*), COALESCE(BIT_XOR({self.hash} * {MIX}), 0) FROM {self.keys.table}"
-        rows, xor = fetch_all(self.keys.engine, sql)[0]
-        return int(rows), int(xor)
-
-    def _where(self, buckets: Buckets) -> str:
-        if buckets.within is None:
-            return ""
-        bits, numbers = buckets.within
-        listed = ", ".join(str(n) for n in numbers)
-        return f" WHERE ({self.hash} & {_mask(bits)}) IN ({listed})"
-
-    def folds(self, buckets: Buckets) -> dict[int, Fold]:
-        sql = (
-            f"SELECT {self.hash} & {_mask(buckets.bits)}, COUNT(*), BIT_XOR({self.hash} * {MIX}) "
-            # by position: a name could be one of the table's own columns; unsorted
-            f"FROM {self.keys.table}{self._where(buckets)} GROUP BY 1 ORDER BY NULL"
-        )
-        return {int(b): (int(n), int(x)) for b, n, x in fetch_all(self.keys.engine, sql)}
-
-    def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
-        columns = [self.identity, *(quote(k) for k in self.keys.key if with_keys)]
-        sql = f"SELECT {', '.join(columns)} FROM {self.keys.table}{self._where(buckets)}"
-        return fetch_all(self.keys.engine, sql)
-
-
-class LocalSide:
-    """Databases without CRC32 and BIT_XOR (the SQLite demo): the same folds, in Python."""
-
-    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
-        """``rows``: (identity, key values...), each hashed once here for every fold."""
-        self._hashed = [(self._hash(row[0]), row) for row in rows]
-
-    @classmethod
-    def read(cls, keys: KeySet, expressions: Sequence[str]) -> LocalSide:
-        """The keys of a table, read whole (``expressions``: each key column as text)."""
-        sql = f"SELECT {', '.join([*expressions, *(quote(k) for k in keys.key)])} FROM {keys.table}"
-        width = len(keys.key)
-        return cls(
-            (identity_text(row[:width]), *row[width:]) for row in fetch_all(keys.engine, sql)
-        )
-
-    @staticmethod
-    def _hash(identity: str) -> int:
-        return zlib.crc32(identity.encode())
-
-    def _selected(self, buckets: Buckets) -> Iterable[tuple[int, tuple[Any, ...]]]:
-        bits, numbers = buckets.within or (0, (0,))
-        chosen = set(numbers)
-        return ((h, row) for h, row in self._hashed if h & _mask(bits) in chosen)
-
-    def total(self) -> Fold:
-        return fold_all(h for h, _ in self._selected(Buckets(0)))
-
-    def folds(self, buckets: Buckets) -> dict[int, Fold]:
-        folds: dict[int, Fold] = {}
-        for h, _row in self._selected(buckets):
-            bucket = h & _mask(buckets.bits)
-            rows, xor = folds.get(bucket, (0, 0))
-            folds[bucket] = (rows + 1, xor ^ (h * MIX))
-        return folds
-
-    def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
-        return [row if with_keys else row[:1] for _h, row in self._selected(buckets)]
-
-
-def fold_all(hashes: Iterable[int]) -> Fold:
-    rows = xor = 0
-    for h in hashes:
-        rows += 1
-        xor ^= h * MIX
-    return rows, xor
 
 
 # --- narrowing: pure functions ---------------------------------------------------------

@@ -13,16 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy.engine import Engine
-
-from dbsync.backends.mysql.checksum import RowSet, aggregate, row_digests
+from dbsync.backends.mysql.checksum import aggregate, row_digests
 from dbsync.backends.mysql.key_ranges import Key, range_predicate
-from dbsync.backends.mysql.schema import qualified, quote, require_source_table
+from dbsync.backends.mysql.rows import key_boundaries
+from dbsync.backends.mysql.schema import qualified, require_source_table
+from dbsync.model import RowSet
 from dbsync.sync.run import table_config
 from dbsync.sync.runtime import Runtime
 
 if TYPE_CHECKING:
-    from dbsync.dialect import Dialect
+    pass
 
 log = logging.getLogger("dbsync.verify")
 
@@ -73,28 +73,6 @@ class VerifyReport:
         return self.error is None and not self.mismatches and self.source_rows == self.target_rows
 
 
-def _boundaries(
-    dialect: Dialect, engine: Engine, database: str, table: str, key: Sequence[str], every: int
-) -> list[Key]:
-    columns = ", ".join(quote(k) for k in key)
-    raw = engine.raw_connection()
-    try:
-        cursor = dialect.begin_snapshot(raw)
-        cursor.execute(f"SELECT {columns} FROM {qualified(database, table)} ORDER BY {columns}")
-        bounds: list[Key] = []
-        index = 0
-        while rows := cursor.fetchmany(10_000):
-            for row in rows:
-                if index and index % every == 0:
-                    bounds.append(tuple(row))
-                index += 1
-        cursor.close()
-        raw.commit()
-        return bounds
-    finally:
-        raw.close()
-
-
 def _count_rows_apart(
     runtime: Runtime, sets: tuple[RowSet, RowSet], key: Sequence[str], report: VerifyReport
 ) -> None:
@@ -131,7 +109,9 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
         return report
     key = report.key = config.primary_key or source.primary_key
     columns = source.column_names
-    bounds = _boundaries(dialect, engines.source, source_db, table, key, chunk_rows) if key else []
+    bounds = (
+        key_boundaries(dialect, engines.source, source_db, table, key, chunk_rows) if key else []
+    )
     edges: list[Key | None] = [None, *bounds, None]
     for lower, upper in zip(edges, edges[1:], strict=False):
         where, params = range_predicate(key, lower, upper, dialect.placeholder)

@@ -44,3 +44,15 @@ def pipeline_name(target_database: str, table: str) -> str:
     if len(name) <= PIPELINE_MAX:
         return name
     return "dbsync__" + _digest(f"{target_database}\x00{table}", 32)
+
+
+UNSTORABLE_NAME = (
+    "MySQL/MariaDB names cannot contain 4-byte UTF-8 characters (such as emoji), "
+    "so no such table or column exists"
+)
+
+
+def storable_name(name: str) -> bool:
+    """False for a name no MySQL/MariaDB table or column can have: identifiers are stored as
+    utf8mb3, which has no 4-byte characters (comparing one fails with a collation error)."""
+    return all(ord(character) <= 0xFFFF for character in name)

@@ -15,8 +15,8 @@ from pydantic import (
     field_validator,
 )
 
-from dbsync.backends.mysql.schema import UNSTORABLE_NAME, storable_name
 from dbsync.config.errors import ConfigError, ConfigProblem
+from dbsync.config.names import UNSTORABLE_NAME, storable_name
 
 _OMITTED: tuple[str, ...] = ()  # JSON cannot spell a tuple: this default means "no key given"
 

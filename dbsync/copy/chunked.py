@@ -40,23 +40,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dbsync.backends.mysql import target as tgt
-from dbsync.backends.mysql.copy_progress import (
-    DISCARDED,
-    SWAPPED,
-    Chunk,
-    Copy,
-    CopyProgress,
-    Holder,
-    Progress,
-)
+from dbsync.backends.mysql.copy_progress import DISCARDED, SWAPPED, CopyProgress, Holder
+from dbsync.backends.mysql.extract import ExtractStats, Read, Window, stream_rows
 from dbsync.backends.mysql.key_ranges import range_sql, walk_split_points
 from dbsync.backends.mysql.loader import LoadFile
-from dbsync.backends.mysql.schema import TableSchema, qualified, target_indexes
+from dbsync.backends.mysql.schema import column_definition, qualified, target_indexes
 from dbsync.config.errors import Outcome, RowCountMismatch, TransientError, classify, describe
 from dbsync.config.result import SyncResult, utc_now, worker_id
 from dbsync.config.retry import backoff_delay
 from dbsync.config.tables import TableConfig
-from dbsync.sync.extract import ExtractStats, Read, Window, stream_rows
+from dbsync.model import Chunk, Copy, Progress, TableSchema
 from dbsync.sync.runtime import Runtime
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -93,7 +86,7 @@ def chunk_key(config: TableConfig, source: TableSchema) -> tuple[str, ...]:
 
 def fingerprint(source: TableSchema, key: tuple[str, ...]) -> str:
     """What a copy's staging table was created for: columns and key."""
-    text = repr((key, [c.definition() for c in source.columns]))
+    text = repr((key, [column_definition(c) for c in source.columns]))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -473,8 +466,7 @@ def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str, raw: 
     staging = qualified(dialect.staging_schema(), dialect.staging_table(job.table))
     try:
         cursor = raw.cursor()
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
-        cursor.execute(f"DELETE FROM {staging} WHERE {key_range}")
+        tgt.clear_range(cursor, staging, key_range)
         loaded = load.into(cursor) if load.rows else 0
         marked = cursor.execute(
             progress_of(job.runtime).done_sql(),

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
-from dbsync.backends.mysql.schema import nullable_key_columns, quote, read_table
+from dbsync.backends.mysql.privileges import database_problems, select_problems
+from dbsync.backends.mysql.schema import nullable_key_columns, read_table
 from dbsync.config.errors import ConfigError, ConfigProblem, DbsyncError, describe
 from dbsync.config.settings import DEFAULT_TABLES_CONFIG, DatabaseSettings, Settings, load_settings
 from dbsync.config.tables import TableConfig, TablesFile, load_tables
 
 if TYPE_CHECKING:
-    from dbsync.backends.engines import Engines
-
-# what a sync does on the target and staging databases (see README, "Privileges")
-TARGET_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX")
-
+    from dbsync.backends import Engines
 
 def table_problems(engine: Engine, database: str, tables: TablesFile) -> list[ConfigProblem]:
     """Tables, key and cursor columns that tables.json names but the source lacks."""
@@ -115,7 +111,7 @@ def _tables_path_from_env() -> str:
 
 
 def _source_problems(settings: Settings, tables: TablesFile) -> list[ConfigProblem]:
-    from dbsync.backends.engines import create_engine
+    from dbsync.backends import create_engine
 
     engine = create_engine(settings.source, settings, target=False)
     try:
@@ -127,7 +123,7 @@ def _source_problems(settings: Settings, tables: TablesFile) -> list[ConfigProbl
             return problems
         absent = {p.path.removesuffix(".table") for p in problems if p.path.endswith(".table")}
         present = [t.table for t in tables.tables if _path(tables, t) not in absent]
-        return problems + _select_problems(engine, settings.source.database, present)
+        return problems + select_problems(engine, settings.source.database, present)
     except DbsyncError as exc:
         return [ConfigProblem("SOURCE_DB", describe(exc))]
     except Exception as exc:  # noqa: BLE001 - reported as a problem line
@@ -147,104 +143,19 @@ def connection_problem(path: str, db: DatabaseSettings, exc: BaseException) -> C
     return ConfigProblem(path, redact(f"cannot connect to {db.safe_url()}: {describe(exc)}"))
 
 
-def _select_problems(engine: Engine, database: str, tables: list[str]) -> list[ConfigProblem]:
-    """Source tables the user may not SELECT (global, database or table grants)."""
-    with engine.connect() as conn:
-        grantee = _grantee(conn)
-        if grantee is None or "SELECT" in _privileges(conn, grantee, database):
-            return []
-        readable = {
-            row[0]
-            for row in conn.execute(
-                sa.text(
-                    "SELECT TABLE_NAME FROM information_schema.TABLE_PRIVILEGES "
-                    "WHERE GRANTEE = :g AND TABLE_SCHEMA = :d AND PRIVILEGE_TYPE = 'SELECT'"
-                ),
-                {"g": grantee, "d": database},
-            )
-        }
-    return [
-        ConfigProblem(
-            "SOURCE_DB",
-            f"user {grantee} may not SELECT from {database}.{table} "
-            f"(GRANT SELECT ON {quote(database)}.* TO {grantee})",
-        )
-        for table in tables
-        if table not in readable
-    ]
-
-
-def _grantee(conn: Connection) -> str | None:
-    """The current user as information_schema spells grantees ('user'@'host'); None when
-    roles are in use, whose privileges those tables do not show: nothing is checked then."""
-    try:
-        roles = conn.execute(sa.text("SELECT COUNT(*) FROM information_schema.APPLICABLE_ROLES"))
-        if roles.scalar_one():
-            return None
-    except sa.exc.DBAPIError:
-        pass  # a server without roles
-    current = str(conn.execute(sa.text("SELECT CURRENT_USER()")).scalar_one())
-    user, _, host = current.rpartition("@")
-    return f"'{user}'@'{host}'"
-
-
-def _privileges(conn: Connection, grantee: str, database: str) -> set[str]:
-    """Privileges the user holds on every table of ``database`` (global or database grants,
-    wildcard database names included)."""
-    rows = conn.execute(
-        sa.text(
-            "SELECT PRIVILEGE_TYPE FROM information_schema.USER_PRIVILEGES WHERE GRANTEE = :g "
-            "UNION SELECT PRIVILEGE_TYPE FROM information_schema.SCHEMA_PRIVILEGES "
-            "WHERE GRANTEE = :g AND :d LIKE TABLE_SCHEMA"
-        ),
-        {"g": grantee, "d": database},
-    )
-    return {row[0] for row in rows}
-
-
 def _target_problems(settings: Settings) -> list[ConfigProblem]:
     """Connect to the target server; its databases exist (or may be created) and the user
     holds the privileges a sync needs on them."""
-    from dbsync.backends.engines import server_engine
+    from dbsync.backends import server_engine
 
     engine = server_engine(settings.target, settings)
     try:
         with engine.connect() as conn:
-            return _database_problems(conn, (settings.target.database, settings.staging_database))
+            return database_problems(conn, (settings.target.database, settings.staging_database))
     except Exception as exc:  # noqa: BLE001 - reported as a problem line
         return [connection_problem("TARGET_DB", settings.target, exc)]
     finally:
         engine.dispose()
-
-
-def _database_problems(conn: Connection, databases: tuple[str, ...]) -> list[ConfigProblem]:
-    grantee = _grantee(conn)
-    problems: list[ConfigProblem] = []
-    for database in databases if grantee is not None else ():
-        have = _privileges(conn, grantee, database)
-        exists = conn.execute(
-            sa.text("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = :d"),
-            {"d": database},
-        ).first()
-        if not exists and "CREATE" not in have:
-            problems.append(
-                ConfigProblem(
-                    "TARGET_DB",
-                    f"database {database!r} does not exist and user {grantee} may not create "
-                    f"it: CREATE DATABASE {quote(database)}",
-                )
-            )
-        missing = [p for p in TARGET_PRIVILEGES if p not in have]
-        if missing:
-            problems.append(
-                ConfigProblem(
-                    "TARGET_DB",
-                    f"user {grantee} lacks {', '.join(missing)} on database {database!r} "
-                    f"(GRANT {', '.join(TARGET_PRIVILEGES)} ON {quote(database)}.* "
-                    f"TO {grantee})",
-                )
-            )
-    return problems
 
 
 def unreachable(engines: Engines, settings: Settings) -> list[ConfigProblem]:

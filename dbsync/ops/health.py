@@ -30,8 +30,8 @@ from dbsync import __version__
 from dbsync.ops.logs import redact
 
 if TYPE_CHECKING:
-    from dbsync.backends.mysql.state import TableStatus
     from dbsync.config.tables import TablesFile
+    from dbsync.model import TableStatus
 
 STALE_INTERVALS = 3
 MAX_ERROR_CHARS = 500

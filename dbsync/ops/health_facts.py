@@ -15,26 +15,18 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-import sqlalchemy as sa
-
-from dbsync.backends.engines import Engines, pool_status
-from dbsync.backends.mysql.state import TableStatus, read_status
+from dbsync.backends import Engines, ping, pool_status, read_status
 from dbsync.config.errors import describe
 from dbsync.config.tables import TablesFile, load_tables
+from dbsync.model import TableStatus
 from dbsync.ops import metrics
 from dbsync.ops.health import DATABASES, Facts, Probe, Staleness, clean_error, health_document
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
 
     from dbsync.config.settings import Settings
 
 PROBE_TIMEOUT_S = 5.0
-
-
-def _select_one(engine: Engine) -> None:
-    with engine.connect() as conn:
-        conn.execute(sa.text("SELECT 1"))
 
 
 def probe_databases(engines: Engines, timeout_s: float = PROBE_TIMEOUT_S) -> dict[str, Probe]:
@@ -43,7 +35,7 @@ def probe_databases(engines: Engines, timeout_s: float = PROBE_TIMEOUT_S) -> dic
     pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="dbsync-probe")
     try:
         started = time.monotonic()
-        futures = {name: pool.submit(_select_one, getattr(engines, name)) for name in DATABASES}
+        futures = {name: pool.submit(ping, getattr(engines, name)) for name in DATABASES}
         for name, future in futures.items():
             remaining = max(timeout_s - (time.monotonic() - started), 0.0)
             try:

@@ -20,7 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any, TextIO
 
 from dbsync import __version__
-from dbsync.backends.engines import Engines
+from dbsync.backends import Engines
 from dbsync.config.errors import describe
 from dbsync.config.settings import DEFAULT_HEALTH_PORT
 from dbsync.ops import metrics

@@ -34,13 +34,13 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, TextIO
 
-from dbsync.backends.engines import pool_numbers
+from dbsync.backends import pool_numbers
 from dbsync.config.errors import describe
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from dbsync.backends.engines import Engines
+    from dbsync.backends import Engines
     from dbsync.config.settings import Settings
 
 LOG_FORMAT = "%(asctime)s - %(levelname)s - %(component)s - %(message)s"

@@ -57,13 +57,13 @@ from prometheus_client import (
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from dbsync.backends.engines import pool_status
+from dbsync.backends import pool_status
 from dbsync.ops.logs import Periodic, start_pool_reporter
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
-    from dbsync.backends.engines import Engines
+    from dbsync.backends import Engines
     from dbsync.config.result import SyncResult
     from dbsync.ops.health import Staleness
     from dbsync.sync.runtime import Runtime
@@ -359,7 +359,7 @@ class StatusCollector(Collector):
         self._staleness = staleness
 
     def collect(self) -> Iterable[Metric]:
-        from dbsync.backends.mysql.state import read_status
+        from dbsync.backends import read_status
 
         readable = GaugeMetricFamily(
             "sync_status_readable", "1 if the sync status table could be read at this scrape"

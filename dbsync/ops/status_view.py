@@ -21,8 +21,7 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from dbsync.backends.mysql.copy_progress import Progress, RunningCopy
-from dbsync.backends.mysql.state import TableStatus
+from dbsync.model import Progress, RunningCopy, TableStatus
 from dbsync.ops.health import Staleness, iso_utc
 from dbsync.ops.logs import redact
 

@@ -23,9 +23,11 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.engines import fetch_all, has_room
-from dbsync.backends.mysql.schema import Index, TableSchema, qualified, quote
-from dbsync.sync.extract import Window
+from dbsync.backends import has_room
+from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.read_ahead import cursor_index, read_rows, window_keys
+from dbsync.backends.mysql.schema import qualified
+from dbsync.model import Index, TableSchema
 
 log = logging.getLogger("dbsync.read_ahead")
 
@@ -83,10 +85,7 @@ class ReadAhead:
 
     def _changed_keys(self) -> list[tuple[Any, ...]]:
         """The window's keys, from the source's cursor index (no row is read)."""
-        where, params = self._window.positional()
-        columns = ", ".join(quote(k) for k in self._key)
-        sql = f"SELECT {columns} FROM {self._source_table}{where} LIMIT {MAX_KEYS + 1}"
-        rows = fetch_all(self._source, sql, params)
+        rows = window_keys(self._source, self._source_table, self._key, self._window, MAX_KEYS + 1)
         return [] if len(rows) > MAX_KEYS else rows
 
     def _read_target(self, keys: list[tuple[Any, ...]]) -> None:
@@ -94,36 +93,8 @@ class ReadAhead:
             if self._stop.is_set():
                 return
             chunk = keys[start : start + CHUNK_KEYS]
-            sql = read_ahead_sql(self._target_table, self._key, self._index, len(chunk))
-            fetch_all(self._target, sql, [value for row in chunk for value in row])
+            read_rows(self._target, self._target_table, self._key, self._index, chunk)
             self.keys_read += len(chunk)
-
-
-def cursor_index(schema: TableSchema, cursor: str) -> Index | None:
-    """The secondary index led by the cursor column, if it has no prefix-length parts."""
-    for index in schema.indexes:
-        plain = all(c.endswith("`") for c in index.columns)
-        if plain and index.columns[0] == quote(cursor):
-            return index
-    return None
-
-
-def read_ahead_sql(table: str, key: Sequence[str], index: Index | None, rows: int) -> str:
-    """Count ``rows`` keys' rows through the primary key and, when given, ``index`` entries.
-
-    Reading the row through ``FORCE INDEX (PRIMARY)`` loads its clustered page; the join on
-    every column of ``index`` plus the key (InnoDB's secondary entries end with the key) is
-    one point lookup of the exact entry the merge will replace.
-    """
-    columns = [quote(k) for k in key]
-    marks = "(" + ", ".join(["%s"] * len(key)) + ")"
-    keys = "(" + ", ".join(f"x.{c}" for c in columns) + ")"
-    where = f"{keys} IN ({', '.join([marks] * rows)})"
-    sql = f"SELECT COUNT(*) FROM {table} AS x FORCE INDEX (PRIMARY)"
-    if index is None:
-        return f"{sql} WHERE {where}"
-    on = " AND ".join(f"y.{c} <=> x.{c}" for c in (*index.columns, *columns))
-    return f"{sql} JOIN {table} AS y FORCE INDEX ({quote(index.name)}) ON {on} WHERE {where}"
 
 
 @contextmanager

@@ -20,21 +20,25 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
+from dbsync.backends import record_result
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql.checksum import window_matches
-from dbsync.backends.mysql.copy_progress import Copy
-from dbsync.backends.mysql.lock import HeldLock
-from dbsync.backends.mysql.schema import TableSchema, plan_alter, qualified, require_source_table
-from dbsync.backends.mysql.state import record_result
+from dbsync.backends.mysql.extract import (
+    ExtractStats,
+    Read,
+    Window,
+    cursor_lower_bound,
+    highest_cursor,
+    stream_rows,
+)
+from dbsync.backends.mysql.schema import adds_columns, plan_alter, qualified, require_source_table
 from dbsync.compare import deletes
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.config.result import SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
+from dbsync.model import Copy, HeldLock, TableSchema
 from dbsync.ops.logs import redact
-from dbsync.sync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
 from dbsync.sync.pipeline import run_pipeline
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
@@ -156,9 +160,7 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
         result.phases[name] = round(time.perf_counter() - started, 3)
 
 
-def _sync_locked(
-    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock
-) -> None:
+def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock) -> None:
     with _phase(result, "schema"):
         source, plan = _mirror_schema(runtime, config, result)
     lock_check: Callable[[], None] = lock.ensure_held
@@ -331,7 +333,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         _prepare_full_copy(runtime, config, source, replace)
         return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
-    if alter and "ADD COLUMN" in alter:
+    if alter and adds_columns(alter):
         # existing rows need the new column's values: stage them all, swap in the result
         schema_log.info(
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
@@ -359,7 +361,9 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
         if copy_start is not None:
             plan.window.lower_bound, plan.rereads_copy = copy_start, True
-    if window.lower_bound is not None and window_matches(runtime, source, current, window):
+    if window.lower_bound is not None and window_matches(
+        runtime.dialect, runtime.engines, runtime.settings.fetch_limit, source, current, window
+    ):
         plan.unchanged = True
         return plan
     dialect.stage_like_target(engine, current, config.primary_key)
@@ -401,9 +405,12 @@ def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> s
     if cursor is None:
         return None
     dialect = runtime.dialect
-    sql = dialect.lower_bound_sql(
-        dialect.source_schema(), config.table, cursor, _lag(runtime, config)
+    value = highest_cursor(
+        dialect,
+        runtime.engines.source,
+        dialect.source_schema(),
+        config.table,
+        cursor,
+        _lag(runtime, config),
     )
-    with runtime.engines.source.connect() as conn:
-        value = conn.execute(sa.text(sql)).scalar()
     return None if value is None else str(value)

@@ -6,8 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from dbsync.backends import dialect_for
-from dbsync.backends.engines import Engines
+from dbsync.backends import Engines, dialect_for
 from dbsync.config.settings import Settings
 from dbsync.config.tables import TablesFile, load_tables
 from dbsync.dialect import Dialect

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from dbsync.backends.mysql.state import read_status
+from dbsync.backends.status import read_status
 from dbsync.compare import keydiff
 from dbsync.compare.verify import verify_table
 from dbsync.config.errors import TooManyDeletes

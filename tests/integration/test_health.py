@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from dbsync.backends.engines import Engines
-from dbsync.backends.mysql.state import record_result
+from dbsync.backends.status import record_result
 from dbsync.config.result import SyncResult
 from dbsync.ops import health_facts, health_server, metrics
 from tests import helpers

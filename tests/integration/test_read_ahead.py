@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.read_ahead import cursor_index, read_ahead_sql
 from dbsync.backends.mysql.schema import qualified
-from dbsync.sync.extract import Window
-from dbsync.sync.read_ahead import cursor_index, read_ahead_sql, reading_ahead
+from dbsync.sync.read_ahead import reading_ahead
 from dbsync.sync.run import sync_table
 from tests import helpers
 

@@ -118,7 +118,7 @@ def test_password_appears_nowhere(
     log.info("connecting to %s", settings.source.url.render_as_string(hide_password=False))
     log.info("broker %s", settings.redis_url.get_secret_value())
     log.error("error while using password=%s", password)
-    from dbsync.backends.mysql.state import read_status, record_result
+    from dbsync.backends.status import read_status, record_result
     from dbsync.config.result import SyncResult
 
     failing = SyncResult(table="orders", mode="incremental").finish("failed", f"bad {password}")

@@ -6,7 +6,7 @@ so after the first sync the target's highest cursor value is MAX_M (row 100).
 
 from __future__ import annotations
 
-from dbsync.backends.mysql.state import read_status
+from dbsync.backends.status import read_status
 from dbsync.compare.verify import verify_table
 from dbsync.sync.run import sync_table
 from tests import helpers

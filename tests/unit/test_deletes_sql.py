@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.compare.deletes import _check_fraction, exists_sql
+from dbsync.backends.mysql.rows import exists_sql
+from dbsync.compare.deletes import _check_fraction
 from dbsync.config.errors import TooManyDeletes
 from dbsync.config.tables import TableConfig
 

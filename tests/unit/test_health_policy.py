@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dbsync.backends.mysql.state import TableStatus
+from dbsync.model import TableStatus
 from dbsync.ops.health import Facts, Probe, Staleness, health_document, verdict
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)

@@ -11,9 +11,9 @@ import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
-from dbsync.backends.mysql.copy_progress import Progress
 from dbsync.backends.mysql.key_ranges import decode_key, encode_key, literal, range_sql
 from dbsync.copy.chunked import indexes_fit
+from dbsync.model import Progress
 from dbsync.ops.status_view import copy_records, render_copies
 
 

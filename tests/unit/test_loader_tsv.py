@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from dbsync.backends.mysql.loader import load_data_sql, to_tsv
-from dbsync.backends.mysql.schema import Column
+from dbsync.model import Column
 
 NULL = object()  # what LOAD DATA reads for a bare \N field
 

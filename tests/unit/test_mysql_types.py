@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from dbsync.backends.mysql import types as mysql_types
-from dbsync.backends.mysql.schema import Column
+from dbsync.model import Column
 
 
 def column(data_type: str, charset: str | None = None) -> Column:

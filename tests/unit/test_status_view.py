@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dbsync.backends.mysql.state import TableStatus
+from dbsync.model import TableStatus
 from dbsync.ops import logs
 from dbsync.ops.health import Staleness
 from dbsync.ops.status_view import format_age, render_status, status_records

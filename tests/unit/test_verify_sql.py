@@ -12,8 +12,8 @@ import sqlite3
 import pytest
 
 from dbsync.backends.mysql.checksum import row_hash_sql
-from dbsync.backends.mysql.schema import Column, TableSchema
 from dbsync.compare.verify import range_predicate
+from dbsync.model import Column, TableSchema
 
 
 def _selected(key: list[str], lower, upper, rows: list[tuple]) -> list[tuple]:

@@ -12,20 +12,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.engines import fetch_all
-from dbsync.backends.mysql.schema import Column, TableSchema, qualified, quote
+from dbsync.backends.engines import Engines, fetch_all
+from dbsync.backends.key_folds import identity_sql, identity_text
+from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.backends.mysql.types import comparable_text
-from dbsync.compare.keydiff import identity_sql, identity_text
-from dbsync.sync.extract import Window
+from dbsync.model import Column, RowSet, TableSchema
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
-    from dbsync.sync.runtime import Runtime
 
 
 def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
@@ -47,17 +46,6 @@ _FOLD_SQL = (
     "COALESCE(SUM(CAST(CONV(SUBSTRING(h, 17, 16), 16, 10) AS UNSIGNED)), 0) "
     "FROM (SELECT {row_hash} AS h FROM {table} WHERE {where}) AS x"
 )
-
-
-@dataclass(frozen=True)
-class RowSet:
-    """Rows of one table selected by a WHERE clause, hashed over ``columns``."""
-
-    table: str  # qualified name
-    schema: TableSchema
-    columns: Sequence[str]
-    where: str
-    params: list
 
 
 def aggregate(dialect: Dialect, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
@@ -134,7 +122,12 @@ def digests_locally(
 
 
 def window_matches(
-    runtime: Runtime, source: TableSchema, target: TableSchema, window: Window
+    dialect: Dialect,
+    engines: Engines,
+    fetch_limit: int,
+    source: TableSchema,
+    target: TableSchema,
+    window: Window,
 ) -> bool:
     """True when the rows an incremental read would take are already in the target, as is.
 
@@ -142,18 +135,17 @@ def window_matches(
     range count); only when they agree and the window is small enough to be worth it, a
     checksum of the window on both sides. A match skips the read, the load and the merge.
     """
-    dialect = runtime.dialect
     columns = [c for c in source.column_names if target.column(c) is not None]
     if len(columns) != len(source.columns):
         return False
     where, params = window.positional(dialect.placeholder)
     condition = where.removeprefix(" WHERE ")
     sides = (
-        (runtime.engines.source, qualified(dialect.source_schema(), source.name), source),
-        (runtime.engines.target, qualified(dialect.target_schema(), target.name), target),
+        (engines.source, qualified(dialect.source_schema(), source.name), source),
+        (engines.target, qualified(dialect.target_schema(), target.name), target),
     )
     counts = [_count(engine, table, condition, params) for engine, table, _ in sides]
-    if counts[0] != counts[1] or counts[0] > runtime.settings.fetch_limit:
+    if counts[0] != counts[1] or counts[0] > fetch_limit:
         return False
     results = [
         aggregate(dialect, engine, RowSet(table, schema, columns, condition, params))

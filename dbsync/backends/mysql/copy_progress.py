@@ -18,8 +18,6 @@ Times are the target server's clock (``NOW(6)``), the one clock every participan
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,6 +25,7 @@ from sqlalchemy.engine import Engine
 
 from dbsync.backends.mysql.key_ranges import Key, decode_key, encode_key
 from dbsync.backends.mysql.schema import qualified
+from dbsync.model import Chunk, Copy, Progress, RunningCopy
 
 COPIES = "_dbsync_copies"
 CHUNKS = "_dbsync_copy_chunks"
@@ -64,53 +63,6 @@ _CHUNKS_DDL = """(
   finished_at DATETIME(6) NULL,
   PRIMARY KEY (copy_id, chunk_no)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
-
-
-@dataclass(frozen=True)
-class Chunk:
-    """One key range of a copy, claimed by one participant under ``token``."""
-
-    copy_id: str
-    number: int
-    lower: Key | None
-    upper: Key | None
-    token: str
-    attempts: int = 1  # this claim included
-
-
-@dataclass(frozen=True)
-class Copy:
-    copy_id: str
-    table: str
-    started_at: datetime
-    reread_from: str | None
-
-
-@dataclass(frozen=True)
-class Progress:
-    total: int
-    done: int
-    running: int
-    rows: int
-    workers: tuple[str, ...]
-    most_attempts: int
-    last_error: str | None
-    planned: bool = True  # every range is known (the last one, open-ended, is recorded)
-    expected: int = 0  # chunks the copy is expected to have: an estimate while planning
-
-    @property
-    def complete(self) -> bool:
-        return self.planned and self.done == self.total
-
-    @property
-    def expected_total(self) -> int:
-        """The chunk count: exact once planned, else the estimate (at least those recorded)."""
-        return self.total if self.planned else max(self.expected, self.total)
-
-    @property
-    def shown_total(self) -> str:
-        """The chunk count for people: ``8`` once planned, ``~8`` while an estimate."""
-        return str(self.total) if self.planned else f"~{self.expected_total}"
 
 
 class CopyProgress:
@@ -437,9 +389,6 @@ class CopyProgress:
             planned=bool(row[5]),
             expected=int(row[6] or 0),
         )
-
-
-RunningCopy = tuple[str, datetime, float, Progress]
 
 
 def holder_lock(token: str) -> str:

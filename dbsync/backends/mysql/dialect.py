@@ -13,23 +13,21 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
+from dbsync.backends.key_folds import ServerSide
 from dbsync.backends.mysql import checksum
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
-from dbsync.backends.mysql.checksum import RowSet
-from dbsync.backends.mysql.lock import HeldLock, TableLock, lock_name
+from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
-    Column,
-    TableSchema,
     add_indexes_sql,
     create_table_sql,
     qualified,
     quote,
     read_table,
 )
-from dbsync.compare.keydiff import KeySet, ServerSide, Side
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
+from dbsync.model import Column, HeldLock, KeySet, RowSet, Side, TableSchema
 
 
 class MySQLDialect:

@@ -26,9 +26,10 @@ from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDestination
 from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
 
-from dbsync.backends.mysql.schema import Column, qualified, quote, read_table
+from dbsync.backends.mysql.schema import qualified, quote, read_table
 from dbsync.backends.mysql.types import load_expression, needs_escaping
 from dbsync.config.errors import LoadDataError
+from dbsync.model import Column
 
 log = logging.getLogger("dbsync.sync_engine")
 

@@ -19,7 +19,6 @@ import logging
 import os
 import threading
 from types import TracebackType
-from typing import Protocol
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -27,25 +26,6 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.config.errors import LockLost, TableBusy
 
 log = logging.getLogger("dbsync.sync_engine")
-
-
-class HeldLock(Protocol):
-    """A table's lock: entering acquires it or raises TableBusy at once; leaving frees it.
-
-    :meth:`ensure_held` raises LockLost when the lock is no longer this process's; the sync
-    calls it just before it commits anything.
-    """
-
-    def __enter__(self) -> HeldLock: ...
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None: ...
-
-    def ensure_held(self) -> None: ...
 
 
 def lock_name(database: str, table: str) -> str:

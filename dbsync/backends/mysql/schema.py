@@ -10,24 +10,14 @@ replica that only dbsync writes.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbsync.backends.mysql.types import is_binary, widens
+from dbsync.backends.mysql.types import widens
 from dbsync.config.errors import IncompatibleSchema, SourceTableMissing
-
-UNSTORABLE_NAME = (
-    "MySQL/MariaDB names cannot contain 4-byte UTF-8 characters (such as emoji), "
-    "so no such table or column exists"
-)
-
-
-def storable_name(name: str) -> bool:
-    """False for a name no MySQL/MariaDB table or column can have: identifiers are stored as
-    utf8mb3, which has no 4-byte characters (comparing one fails with a collation error)."""
-    return all(ord(character) <= 0xFFFF for character in name)
+from dbsync.config.names import storable_name
+from dbsync.model import Column, Index, TableSchema
 
 
 def quote(name: str) -> str:
@@ -38,50 +28,13 @@ def qualified(database: str, table: str) -> str:
     return f"{quote(database)}.{quote(table)}"
 
 
-@dataclass(frozen=True)
-class Column:
-    name: str
-    column_type: str
-    data_type: str
-    nullable: bool
-    charset: str | None = None
-    collation: str | None = None
-
-    @property
-    def is_binary(self) -> bool:
-        """Values that must travel as bytes (hex-encoded), never as text."""
-        return is_binary(self.data_type, self.charset)
-
-    def definition(self) -> str:
-        parts = [quote(self.name), self.column_type]
-        if self.charset and self.collation and self.charset != "binary":
-            parts.append(f"CHARACTER SET {self.charset} COLLATE {self.collation}")
-        parts.append("NULL" if self.nullable else "NOT NULL")
-        return " ".join(parts)
-
-
-@dataclass(frozen=True)
-class Index:
-    name: str
-    columns: tuple[str, ...]  # each already rendered, with a prefix length if any
-
-
-@dataclass(frozen=True)
-class TableSchema:
-    name: str
-    columns: tuple[Column, ...]
-    primary_key: tuple[str, ...]
-    collation: str | None = None
-    unique_keys: tuple[tuple[str, ...], ...] = ()
-    indexes: tuple[Index, ...] = field(default=(), compare=False)
-    rendered_primary_key: tuple[str, ...] = field(default=(), compare=False)
-
-    def column(self, name: str) -> Column | None:
-        return next((c for c in self.columns if c.name == name), None)
-
-    @property
-    def column_names(self) -> tuple[str, ...]:
-        return tuple(c.name for c in self.columns)
+def column_definition(column: Column) -> str:
+    """The column as a CREATE/ALTER TABLE clause defines it."""
+    parts = [quote(column.name), column.column_type]
+    if column.charset and column.collation and column.charset != "binary":
+        parts.append(f"CHARACTER SET {column.charset} COLLATE {column.collation}")
+    parts.append("NULL" if column.nullable else "NOT NULL")
+    return " ".join(parts)
 
 
 _COLUMNS_SQL = sa.text(
@@ -192,7 +145,7 @@ def create_table_sql(
     Without ``secondary_indexes`` only the primary key is created: a bulk load followed by
     ``add_indexes_sql`` builds the other indexes by sorting, instead of row by row.
     """
-    lines = [c.definition() for c in source.columns]
+    lines = [column_definition(c) for c in source.columns]
     if not key or set(key) == set(source.primary_key):
         pk = list(source.rendered_primary_key)
     else:
@@ -264,7 +217,7 @@ def plan_alter(
         position = f"AFTER {quote(previous)}" if previous else "FIRST"
         current = target.column(column.name)
         if current is None:
-            clauses.append(f"ADD COLUMN {column.definition()} {position}")
+            clauses.append(f"ADD COLUMN {column_definition(column)} {position}")
         elif current != column:
             if current.column_type != column.column_type and not widens(
                 column.column_type, current.column_type
@@ -274,8 +227,14 @@ def plan_alter(
                     f"{current.column_type} to {column.column_type}, which does not hold every "
                     f"existing value; {rebuild}"
                 )
-            clauses.append(f"MODIFY COLUMN {column.definition()} {position}")
+            clauses.append(f"MODIFY COLUMN {column_definition(column)} {position}")
         previous = column.name
     if not clauses:
         return None
     return f"ALTER TABLE {qualified(database, target.name)} " + ", ".join(clauses)
+
+
+def adds_columns(alter: str) -> bool:
+    """Whether an ALTER planned by :func:`plan_alter` adds columns (existing rows then need
+    the new columns' values)."""
+    return "ADD COLUMN" in alter

@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.mysql.schema import TableSchema, qualified, quote
+from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.config.errors import (
     FatalError,
     MetadataLockTimeout,
@@ -19,6 +19,7 @@ from dbsync.config.errors import (
     mysql_error_code,
 )
 from dbsync.config.retry import MDL_BACKOFF_BASE, MDL_BACKOFF_MAX, MDL_RETRIES, retrying
+from dbsync.model import TableSchema
 
 log = logging.getLogger("dbsync.sync_engine")
 
@@ -196,3 +197,10 @@ def merge_sql(schema: TableSchema, staging: tuple[str, str], target: str) -> str
         f"SELECT {columns} FROM {qualified(*staging)} "
         "ON DUPLICATE KEY UPDATE " + ", ".join(updates)
     )
+
+
+def clear_range(cursor: Any, staging: str, key_range: str) -> None:
+    """Begin a chunk's load on the raw ``cursor``: a READ COMMITTED transaction (no gap locks,
+    so chunks load side by side) that first deletes what an earlier attempt left in the range."""
+    cursor.execute("SET TRANSACTION ISOLATION LEVEL READ COMMITTED")
+    cursor.execute(f"DELETE FROM {staging} WHERE {key_range}")

@@ -25,7 +25,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbsync.backends.mysql.schema import Column
+    from dbsync.model import Column
 
 # --- type sets (DATA_TYPE of information_schema.COLUMNS, lower case) -----------------------
 
@@ -84,7 +84,7 @@ def is_temporal(data_type: str) -> bool:
 def text_expression(column: Column, operand: str) -> str:
     """SELECT expression giving ``operand`` (the column, quoted) as exact text (hex for
     bytes)."""
-    if column.is_binary:
+    if is_binary(column.data_type, column.charset):
         return f"HEX({operand})"
     if column.data_type == BIT:
         return f"CAST(CAST({operand} AS UNSIGNED) AS CHAR)"
@@ -102,7 +102,7 @@ def comparable_text(column: Column, operand: str) -> str:
     mix utf8mb4 with utf16, ucs2 or utf32 ("Illegal mix of collations"), and conversion to
     utf8mb4 keeps every character of every character set."""
     expression = text_expression(column, operand)
-    if column.is_binary or column.charset in (None, "utf8mb4"):
+    if is_binary(column.data_type, column.charset) or column.charset in (None, "utf8mb4"):
         return expression
     return f"CONVERT({expression} USING utf8mb4)"
 
@@ -132,7 +132,7 @@ def literal(value: Any) -> str:
 def load_expression(column: Column, variable: str) -> str | None:
     """How a text value (in LOAD DATA's ``variable``) becomes the column's value; None when
     LOAD DATA assigns the text as is."""
-    if column.is_binary:
+    if is_binary(column.data_type, column.charset):
         return f"UNHEX({variable})"
     if column.data_type == BIT:
         return f"CAST({variable} AS UNSIGNED)"

@@ -11,19 +11,14 @@ from typing import Any, ClassVar
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
+from dbsync.backends.key_folds import LocalSide
 from dbsync.backends.mysql import checksum
 from dbsync.backends.mysql import target as tgt
-from dbsync.backends.mysql.checksum import RowSet
-from dbsync.backends.mysql.lock import FileLock, HeldLock
-from dbsync.backends.mysql.schema import (
-    Column,
-    TableSchema,
-    qualified,
-    quote,
-)
-from dbsync.compare.keydiff import KeySet, LocalSide, Side
+from dbsync.backends.mysql.lock import FileLock
+from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
+from dbsync.model import Column, HeldLock, KeySet, RowSet, Side, TableSchema
 
 
 class SQLiteDialect:

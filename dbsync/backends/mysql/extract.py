@@ -24,9 +24,10 @@ import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.mysql.schema import Column, TableSchema, qualified, quote
+from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.backends.mysql.types import literal
 from dbsync.config.errors import DbsyncError, is_panic, reader_error
+from dbsync.model import Column, TableSchema
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
@@ -237,6 +238,14 @@ def cursor_lower_bound(
     transactions committed late with an older timestamp. Merging by key makes re-reads
     harmless. Derived from the target's data, it survives any crash or lost state.
     """
-    sql = dialect.lower_bound_sql(dialect.target_schema(), table, cursor, lag_seconds)
+    return highest_cursor(dialect, engine, dialect.target_schema(), table, cursor, lag_seconds)
+
+
+def highest_cursor(
+    dialect: Dialect, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+) -> str | None:
+    """The highest value of ``cursor`` in ``schema``.``table``, minus the lag where the cursor
+    type allows (:meth:`dbsync.dialect.Dialect.lower_bound_sql`); None for an empty table."""
+    sql = dialect.lower_bound_sql(schema, table, cursor, lag_seconds)
     with engine.connect() as conn:
         return conn.execute(sa.text(sql)).scalar()

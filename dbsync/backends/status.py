@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from dbsync.backends import dialect_class
 from dbsync.backends.mysql.schema import qualified
+from dbsync.backends.registry import dialect_class
 from dbsync.config.errors import Outcome, classify
 from dbsync.config.result import SyncResult
 from dbsync.config.retry import STATUS_BACKOFF_BASE, STATUS_BACKOFF_MAX, STATUS_RETRIES, retrying
 from dbsync.dialect import Dialect
+from dbsync.model import TableStatus
 
 STATUS_TABLE = "_dbsync_status"
 
@@ -58,32 +58,6 @@ _FIELDS = [
     "rows_deleted",
     "last_delete_check_at",
 ]
-
-
-@dataclass(frozen=True)
-class TableStatus:
-    table: str
-    status: str
-    mode: str
-    last_started_at: datetime | None
-    last_finished_at: datetime | None
-    last_success_at: datetime | None
-    rows_extracted: int
-    rows_loaded: int
-    duration_s: float
-    last_error: str | None
-    load_id: str | None
-    worker: str | None
-    consecutive_failures: int
-    rows_deleted: int = 0
-    last_delete_check_at: datetime | None = None
-
-    def age_seconds(self, now: datetime | None = None) -> float | None:
-        """Seconds since the last successful sync (None if there never was one)."""
-        if self.last_success_at is None:
-            return None
-        now = now or datetime.now(UTC)
-        return (now - self.last_success_at.replace(tzinfo=UTC)).total_seconds()
 
 
 def _naive(moment: datetime | None) -> datetime | None:
