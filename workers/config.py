@@ -124,7 +124,7 @@ def celery_config(fleet: FleetSettings) -> dict[str, Any]:
         # backend is unreachable as a task ends, the worker keeps retrying to store the
         # outcome (connection errors only; full-jitter backoff from 0.5 s, at most 10 s
         # apart, 30 times: about two minutes, at most five) instead of failing at once,
-        # which would make the pool record FAILURE once Redis returned. The README says
+        # which would make the pool record FAILURE once Redis returned. docs/fleet.md says
         # what happens after a longer outage.
         "result_backend_always_retry": True,
         "result_backend_max_retries": RESULT_STORE_RETRIES,

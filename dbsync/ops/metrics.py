@@ -17,7 +17,7 @@ Derived at scrape time:
 
 - ``table_sync_success_rate{table}``: synced / (synced + failed) over the syncs counted by
   these processes since they started (fleet-wide: divide the sums of ``syncs_total`` rates
-  in PromQL, see the README's metrics reference).
+  in PromQL, see docs/operations.md, "Metrics reference").
 - From the target's ``_dbsync_status`` table (the fleet-wide source of truth):
   ``table_freshness_seconds{table}`` (seconds since the last successful sync),
   ``table_last_success_timestamp_seconds{table}``, ``table_last_sync_success{table}``

@@ -12,7 +12,7 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.backends.mysql.schema import quote
 from dbsync.config.errors import ConfigProblem
 
-# what a sync does on the target and staging databases (see README, "Privileges")
+# what a sync does on the target and staging databases (docs/configuration.md, "Privileges")
 TARGET_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "DROP", "ALTER", "INDEX")
 
 
