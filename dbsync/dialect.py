@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync.config.settings import Settings
-from dbsync.model import Column, HeldLock, KeySet, RowSet, Side, TableSchema
+from dbsync.model import Column, HeldLock, Key, KeySet, RowSet, Side, TableSchema
 
 
 class Dialect(Protocol):
@@ -42,13 +42,16 @@ class Dialect(Protocol):
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
     (where an incremental read starts), and where checksums and key folds are computed:
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
-    row) and :meth:`key_side` (key-set folds for delete propagation).
+    row), :meth:`key_side` (key-set folds for delete propagation) and :meth:`source_has_keys`
+    (the re-check before a delete).
 
     Writing the target: :meth:`ensure_target`, :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
-    :meth:`merge` (incremental), :meth:`first_run_guard` (around dlt's first run),
+    :meth:`merge` (incremental), :meth:`delete_target_keys` (propagated deletes),
+    :meth:`first_run_guard` (around dlt's first run),
+    :meth:`dlt_destination` (what dlt loads the staging table through) on
     :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
-    sync per table at a time; a :class:`dbsync.backends.mysql.lock.HeldLock`).
+    sync per table at a time; a :class:`dbsync.model.HeldLock`).
 
     Statements without settings (static, for :mod:`dbsync.backends.status`'s status table):
     :meth:`status_schema`, :meth:`excluded`, :meth:`upsert_clause`, :meth:`table_options`.
@@ -108,6 +111,12 @@ class Dialect(Protocol):
         """Where a table's keys are folded for the delete comparison
         (:mod:`dbsync.compare.keydiff`)."""
 
+    def source_has_keys(
+        self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]
+    ) -> list[bool]:
+        """For each of ``keys``: does the source table hold a row with it, by the server's own
+        equality (the re-check before a delete)?"""
+
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:
         """Make the target database exist (once per process)."""
@@ -146,11 +155,20 @@ class Dialect(Protocol):
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
         """Upsert the staged rows into the target by ``key`` and drop the staging table."""
 
+    def delete_target_keys(
+        self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]
+    ) -> int:
+        """Delete the target table's rows with these keys in one short transaction; returns
+        how many."""
+
     def first_run_guard(self, engine: Engine) -> AbstractContextManager[None]:
         """Held around dlt's run, serializing its very first runs on a staging schema."""
 
     def table_lock(self, engine: Engine, table: str) -> HeldLock:
         """The table's lock (raises TableBusy on entering when another process holds it)."""
+
+    def dlt_destination(self, engine: Engine) -> Any:
+        """dlt's destination the staged rows load through, on ``engine`` (the target's)."""
 
     def destination_engine(self, engine: Engine) -> Engine:
         """The engine dlt's sqlalchemy destination loads through."""

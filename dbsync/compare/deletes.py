@@ -29,9 +29,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from dbsync.backends import last_delete_check
-from dbsync.backends.mysql.rows import keys_present
-from dbsync.backends.mysql.schema import qualified
-from dbsync.backends.mysql.target import delete_keys
 from dbsync.compare import keydiff
 from dbsync.config.errors import TooManyDeletes
 from dbsync.config.result import SyncResult, utc_now
@@ -90,10 +87,9 @@ def propagate(
     gone = list(_confirmed_gone(runtime, config, diff.only_in_target))
     _check_fraction(config, len(gone), target_rows, "")
     before_delete()
-    table = qualified(runtime.dialect.target_schema(), config.table)
-    placeholder = runtime.dialect.placeholder
+    dialect, target = runtime.dialect, runtime.engines.target
     deleted = sum(
-        delete_keys(runtime.engines.target, table, config.primary_key, batch, placeholder)
+        dialect.delete_target_keys(target, config.table, config.primary_key, batch)
         for batch in _batches(gone, DELETE_BATCH)
     )
     result.rows_deleted = deleted
@@ -142,12 +138,9 @@ def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: 
 
 def _confirmed_gone(runtime: Runtime, config: TableConfig, keys: Sequence[Key]) -> Iterator[Key]:
     """The keys the source has no row for right now, by the source server's own equality."""
-    dialect = runtime.dialect
-    table = qualified(dialect.source_schema(), config.table)
+    dialect, source = runtime.dialect, runtime.engines.source
     for batch in _batches(keys, RECHECK_BATCH):
-        present = keys_present(
-            runtime.engines.source, table, config.primary_key, batch, dialect.placeholder
-        )
+        present = dialect.source_has_keys(source, config.table, config.primary_key, batch)
         yield from (key for key, found in zip(batch, present, strict=True) if not found)
 
 

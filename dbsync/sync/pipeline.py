@@ -15,14 +15,13 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
+from typing import Any
 
 import dlt
 import pyarrow as pa
 from dlt.common.normalizers.naming import direct
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SAWarning
 
-from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.config.names import pipeline_name, staging_table
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -102,14 +101,15 @@ def _log_steps(table: str, pipeline: dlt.Pipeline) -> None:
 
 
 def run_pipeline(
-    target: Engine,
+    destination: Any,
     target_database: str,
     staging_database: str,
     table: str,
     rows: Iterator[pa.Table],
     work_dir: str | None = None,
 ) -> str | None:
-    """Extract ``rows``, normalize them to parquet and load them into the staging table.
+    """Extract ``rows``, normalize them to parquet and load them into the staging table
+    through ``destination`` (:meth:`dbsync.dialect.Dialect.dlt_destination`).
 
     Returns dlt's load id (None when there was nothing to load).
     """
@@ -121,7 +121,7 @@ def run_pipeline(
     try:
         pipeline = dlt.pipeline(
             pipeline_name=name,
-            destination=dbsync_sqlalchemy(credentials=target),
+            destination=destination,
             dataset_name=staging_database,
             pipelines_dir=directory,
         )

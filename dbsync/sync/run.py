@@ -255,7 +255,7 @@ def _stage(
     )
     with dialect.first_run_guard(engines.target):
         result.load_id = run_pipeline(
-            dialect.destination_engine(engines.target),
+            dialect.dlt_destination(engines.target),
             dialect.target_schema(),
             dialect.staging_schema(),
             config.table,

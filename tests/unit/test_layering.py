@@ -67,11 +67,9 @@ SQL = re.compile(
 # list only shrinks.
 STILL_HOLDS_SQL: set[str] = set()
 STILL_IMPORTS_BACKEND: set[str] = {
-    "dbsync.compare.deletes",
     "dbsync.compare.verify",
     "dbsync.copy.chunked",
     "dbsync.ops.checks",
-    "dbsync.sync.pipeline",
     "dbsync.sync.read_ahead",
     "dbsync.sync.run",
 }

@@ -13,12 +13,14 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.key_folds import LocalSide
 from dbsync.backends.mysql import checksum
+from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
+from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
 from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
-from dbsync.model import Column, HeldLock, KeySet, RowSet, Side, TableSchema
+from dbsync.model import Column, HeldLock, Key, KeySet, RowSet, Side, TableSchema
 
 
 class SQLiteDialect:
@@ -205,6 +207,22 @@ class SQLiteDialect:
     @staticmethod
     def table_options() -> str:
         return ""
+
+    def source_has_keys(
+        self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]
+    ) -> list[bool]:
+        qualified_table = qualified(self.source_schema(), table)
+        return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
+
+    def delete_target_keys(
+        self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]
+    ) -> int:
+        qualified_table = qualified(self.target_schema(), table)
+        return tgt.delete_keys(engine, qualified_table, key, keys, self.placeholder)
+
+    def dlt_destination(self, engine: Engine) -> Any:
+        """dbsync's sqlalchemy destination, whose load job is LOAD DATA LOCAL INFILE on MySQL."""
+        return dbsync_sqlalchemy(credentials=self.destination_engine(engine))
 
     def destination_engine(self, engine: Engine) -> Engine:
         """dlt attaches its dataset files itself: give it an engine without our attach hook."""
