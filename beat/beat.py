@@ -16,8 +16,8 @@ from typing import Any
 from celery.beat import PersistentScheduler, event_t
 
 from beat.schedule import build_schedule
-from dbsync.logs import register_settings_secrets
-from dbsync.tables import load_tables
+from dbsync.config.tables import load_tables
+from dbsync.ops.logs import register_settings_secrets
 from workers import pending
 from workers.config import TASK_NAME, load_fleet_settings
 

@@ -35,7 +35,7 @@ from billiard.exceptions import WorkerLostError
 from celery import Celery, states
 from celery.exceptions import Retry
 
-from dbsync.processes import pid_alive
+from dbsync.ops.processes import pid_alive
 
 logger = logging.getLogger("beat.pending")
 

@@ -24,13 +24,13 @@ from typing import Any
 
 from celery import signals
 
-from dbsync import health_server, metrics
-from dbsync.errors import ConfigError
-from dbsync.logs import configure_logging, register_settings_secrets
-from dbsync.pipeline import remove_dead_work_dirs
-from dbsync.runtime import Runtime
-from dbsync.settings import Settings, load_settings
-from dbsync.tables import load_tables
+from dbsync.config.errors import ConfigError
+from dbsync.config.settings import Settings, load_settings
+from dbsync.config.tables import load_tables
+from dbsync.ops import health_server, metrics
+from dbsync.ops.logs import configure_logging, register_settings_secrets
+from dbsync.sync.pipeline import remove_dead_work_dirs
+from dbsync.sync.runtime import Runtime
 from workers import pending
 from workers.config import TASK_NAME
 

@@ -309,7 +309,7 @@ def dead_pid() -> int:
 def test_dlt_directories_of_dead_processes_are_removed_when_a_worker_starts(
     fleet: Fleet, scratch: Scratch, tmp_path: Path
 ) -> None:
-    from dbsync.pipeline import WORK_DIR_PREFIX, host_label
+    from dbsync.sync.pipeline import WORK_DIR_PREFIX, host_label
 
     create_tables(scratch, ["t"])
     work_dir = tmp_path / "work"

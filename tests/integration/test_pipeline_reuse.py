@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from dbsync.pipeline import discard_pipelines
-from dbsync.sync import run_sync
+from dbsync.sync.pipeline import discard_pipelines
+from dbsync.sync.run import run_sync
 from tests import helpers
 
 

@@ -27,8 +27,8 @@ REPO = Path(__file__).resolve().parents[2]
 READER = """
 import sys
 import sqlalchemy as sa
-from dbsync.runtime import Runtime
-from dbsync.settings import load_settings
+from dbsync.config.settings import load_settings
+from dbsync.sync.runtime import Runtime
 
 runtime = Runtime.create(load_settings())
 with runtime.dialect.read_slot(runtime.engines.source, sys.argv[1]):

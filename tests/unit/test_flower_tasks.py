@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 from celery.utils.saferepr import saferepr
 
-from dbsync.result import SyncResult
+from dbsync.config.result import SyncResult
 from workers.flower_tasks import format_task, summary_line
 
 
