@@ -17,7 +17,17 @@ from typing import Any, ClassVar, Protocol
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync.config.settings import Settings
-from dbsync.model import Column, HeldLock, Key, KeySet, RowSet, Side, TableSchema
+from dbsync.model import (
+    Column,
+    HeldLock,
+    Index,
+    Key,
+    KeySet,
+    RowSet,
+    Side,
+    TableSchema,
+    Window,
+)
 
 
 class Dialect(Protocol):
@@ -34,7 +44,8 @@ class Dialect(Protocol):
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
-    :meth:`staging_table` the name a table is staged under.
+    :meth:`staging_table` the name a table is staged under; :meth:`qualified` a table's
+    name in statements.
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
@@ -44,6 +55,10 @@ class Dialect(Protocol):
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
     row), :meth:`key_side` (key-set folds for delete propagation) and :meth:`source_has_keys`
     (the re-check before a delete).
+
+    Reading ahead (warming the target's pages a merge will write, where ``reads_ahead``):
+    :meth:`cursor_index`, :meth:`window_keys` (from the source), :meth:`read_ahead_rows` (in
+    the target).
 
     Writing the target: :meth:`ensure_target`, :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
@@ -76,6 +91,10 @@ class Dialect(Protocol):
     @staticmethod
     def staging_table(table: str) -> str:
         """The staging table dlt loads for ``table`` (a name dlt can take)."""
+
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        """``schema``.``table`` as this dialect's statements name it (quoted)."""
 
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
@@ -116,6 +135,27 @@ class Dialect(Protocol):
     ) -> list[bool]:
         """For each of ``keys``: does the source table hold a row with it, by the server's own
         equality (the re-check before a delete)?"""
+
+    # --- read-ahead (dbsync.sync.read_ahead, where ``reads_ahead``) --------------------
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        """The secondary index of ``schema`` led by the ``cursor`` column that a read-ahead
+        can find a window's keys through; None: no such index (nothing is read ahead)."""
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        """At most ``limit`` keys of the rows of ``table`` (qualified) in ``window``."""
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        """Read the rows of ``keys`` (and their ``index`` entries) of ``table`` (qualified)
+        into the server's cache."""
 
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:

@@ -53,6 +53,29 @@ class TableSchema:
         return tuple(c.name for c in self.columns)
 
 
+@dataclass
+class Window:
+    """Which rows to read: all of them, or those at/after a cursor value (and NULL ones).
+
+    Plain data: the dialect renders it as a WHERE clause (for MySQL,
+    :func:`dbsync.backends.mysql.extract.window_where`)."""
+
+    cursor: str | None = None
+    lower_bound: str | None = None
+    key_range: str | None = None  # one chunk of a copy: a key-range predicate, values inlined
+
+
+@dataclass
+class ExtractStats:
+    """What one extraction read: rows, the snapshot's own count (full copies), chunks."""
+
+    rows: int = 0
+    snapshot_rows: int | None = None
+    chunks: int = 0
+    progress_every: int = 500_000
+    _next_report: int = field(default=500_000, repr=False)
+
+
 @dataclass(frozen=True)
 class RowSet:
     """Rows of one table selected by a WHERE clause, hashed over ``columns``."""

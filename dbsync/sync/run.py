@@ -231,7 +231,7 @@ def _read_ahead(
         return nullcontext()
     databases = (dialect.source_schema(), dialect.target_schema())
     return reading_ahead(
-        engines.source, engines.target, databases, (source, plan.target), plan.window
+        dialect, engines.source, engines.target, databases, (source, plan.target), plan.window
     )
 
 

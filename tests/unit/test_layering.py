@@ -70,7 +70,6 @@ STILL_IMPORTS_BACKEND: set[str] = {
     "dbsync.compare.verify",
     "dbsync.copy.chunked",
     "dbsync.ops.checks",
-    "dbsync.sync.read_ahead",
     "dbsync.sync.run",
 }
 

@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
 from dbsync.backends.mysql import checksum
+from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
@@ -29,7 +30,17 @@ from dbsync.backends.mysql.schema import (
 )
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
-from dbsync.model import Column, HeldLock, Key, KeySet, RowSet, Side, TableSchema
+from dbsync.model import (
+    Column,
+    HeldLock,
+    Index,
+    Key,
+    KeySet,
+    RowSet,
+    Side,
+    TableSchema,
+    Window,
+)
 
 
 class MySQLDialect:
@@ -58,6 +69,10 @@ class MySQLDialect:
     def staging_table(table: str) -> str:
         """The staging table dlt loads for ``table`` (see dbsync.config.names)."""
         return staging_table(table)
+
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        return qualified(schema, table)
 
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
@@ -116,6 +131,25 @@ class MySQLDialect:
         self, engine: Engine, rows: RowSet, key: Sequence[str]
     ) -> dict[object, object]:
         return checksum.digests_on_server(engine, rows, key)
+
+    # --- read-ahead ---------------------------------------------------------------------
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        return read_ahead_sql.cursor_index(schema, cursor)
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        return read_ahead_sql.window_keys(engine, table, key, window, limit)
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        read_ahead_sql.read_rows(engine, table, key, index, keys)
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:

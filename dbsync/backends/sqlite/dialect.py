@@ -20,7 +20,17 @@ from dbsync.backends.mysql.lock import FileLock
 from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
-from dbsync.model import Column, HeldLock, Key, KeySet, RowSet, Side, TableSchema
+from dbsync.model import (
+    Column,
+    HeldLock,
+    Index,
+    Key,
+    KeySet,
+    RowSet,
+    Side,
+    TableSchema,
+    Window,
+)
 
 
 class SQLiteDialect:
@@ -46,6 +56,10 @@ class SQLiteDialect:
     @staticmethod
     def staging_table(table: str) -> str:
         return staging_table(table)
+
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        return qualified(schema, table)  # SQLite accepts MySQL's backtick quoting
 
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         exists = conn.execute(
@@ -102,6 +116,25 @@ class SQLiteDialect:
         self, engine: Engine, rows: RowSet, key: Sequence[str]
     ) -> dict[object, object]:
         return checksum.digests_locally(engine, rows, key, self.text_expression)
+
+    # --- read-ahead: the demo's storage is local, nothing to warm (reads_ahead is False) ---
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        return None
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        return []
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        return None
 
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)
