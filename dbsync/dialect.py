@@ -16,6 +16,7 @@ from typing import Any, ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
+from dbsync.config.errors import ConfigProblem
 from dbsync.config.settings import Settings
 from dbsync.model import (
     Column,
@@ -67,6 +68,9 @@ class Dialect(Protocol):
     :meth:`dlt_destination` (what dlt loads the staging table through) on
     :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
     sync per table at a time; a :class:`dbsync.model.HeldLock`).
+
+    Privileges (``check-config``): :meth:`select_problems` (source), :meth:`database_problems`
+    (target).
 
     Statements without settings (static, for :mod:`dbsync.backends.status`'s status table):
     :meth:`status_schema`, :meth:`excluded`, :meth:`upsert_clause`, :meth:`table_options`.
@@ -212,6 +216,17 @@ class Dialect(Protocol):
 
     def destination_engine(self, engine: Engine) -> Engine:
         """The engine dlt's sqlalchemy destination loads through."""
+
+    # --- privileges (check-config) -----------------------------------------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        """Source ``tables`` of ``database`` the user of ``engine`` may not read."""
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        """Target ``databases`` missing (and not creatable) or lacking a sync's privileges."""
 
     # --- statements without settings --------------------------------------------------
     @staticmethod

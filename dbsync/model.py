@@ -52,6 +52,10 @@ class TableSchema:
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
 
+    def nullable_columns(self, key: Sequence[str]) -> list[str]:
+        """The columns of ``key`` that allow NULL (a merge key must not)."""
+        return [c for c in key if (col := self.column(c)) is not None and col.nullable]
+
 
 @dataclass
 class Window:

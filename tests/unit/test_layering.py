@@ -69,7 +69,6 @@ STILL_HOLDS_SQL: set[str] = set()
 STILL_IMPORTS_BACKEND: set[str] = {
     "dbsync.compare.verify",
     "dbsync.copy.chunked",
-    "dbsync.ops.checks",
     "dbsync.sync.run",
 }
 

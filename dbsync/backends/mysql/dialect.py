@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum
+from dbsync.backends.mysql import checksum, privileges
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
@@ -28,6 +28,7 @@ from dbsync.backends.mysql.schema import (
     quote,
     read_table,
 )
+from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
@@ -252,6 +253,17 @@ class MySQLDialect:
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
+
+    # --- privileges -----------------------------------------------------------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        return privileges.select_problems(engine, database, tables)
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        return privileges.database_problems(conn, databases)
 
     @staticmethod
     def status_schema(database: str) -> str:

@@ -18,6 +18,7 @@ from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
 from dbsync.backends.mysql.schema import qualified, quote
+from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
@@ -224,6 +225,17 @@ class SQLiteDialect:
         return FileLock(
             f"{engine.url.database}.{hashlib.sha256(table.encode()).hexdigest()[:16]}.lock"
         )
+
+    # --- privileges: a SQLite file has no users or grants, so no problems -------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        return []
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        return []
 
     @staticmethod
     def status_schema(database: str) -> str:
