@@ -49,10 +49,12 @@ class Dialect(Protocol):
     name in statements.
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
+    :meth:`require_source_table` (the same, checked against tables.json),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
-    (where an incremental read starts), and where checksums and key folds are computed:
+    (where an incremental read starts), key ranges of a comparison (:meth:`range_predicate`,
+    :meth:`key_boundaries`), and where checksums and key folds are computed:
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
     row), :meth:`key_side` (key-set folds for delete propagation) and :meth:`source_has_keys`
     (the re-check before a delete).
@@ -104,6 +106,18 @@ class Dialect(Protocol):
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         """The table's definition, or None if it does not exist."""
 
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        """The source table's definition (:meth:`read_table`), checked against the configured
+        ``key`` and cursor ``modifier``: raises SourceTableMissing or IncompatibleSchema when
+        they do not fit it."""
+
     def text_expression(self, column: Column) -> str:
         """SELECT expression giving the column's exact value as text."""
 
@@ -129,6 +143,18 @@ class Dialect(Protocol):
         self, engine: Engine, rows: RowSet, key: Sequence[str]
     ) -> dict[object, object]:
         """Each row's key identity and content digest (a mismatching chunk, row by row)."""
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        """``lower <= key < upper`` (lexicographic, either end open) as a WHERE condition with
+        positional parameters (``placeholder``), and its parameters."""
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        """Every ``every``-th key of the table in key order, read in one consistent snapshot
+        (where ``dbsync verify`` cuts its chunks)."""
 
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison

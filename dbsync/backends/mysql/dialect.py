@@ -19,6 +19,7 @@ from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
+from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
@@ -27,6 +28,7 @@ from dbsync.backends.mysql.schema import (
     qualified,
     quote,
     read_table,
+    require_source_table,
 )
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
@@ -79,8 +81,28 @@ class MySQLDialect:
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         return read_table(conn, schema, table)
 
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        return require_source_table(conn, database, table, key, modifier, read=self.read_table)
+
     def text_expression(self, column: Column) -> str:
         return mysql_types.text_expression(column, quote(column.name))
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        return range_predicate(key, lower, upper, self.placeholder)
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        return row_reads.key_boundaries(self, engine, database, table, key, every)
 
     def named_param(self, name: str) -> str:
         return f"%({name})s"

@@ -15,9 +15,10 @@ from dbsync.backends.key_folds import LocalSide
 from dbsync.backends.mysql import checksum
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
+from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
-from dbsync.backends.mysql.schema import qualified, quote
+from dbsync.backends.mysql.schema import qualified, quote, require_source_table
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
@@ -87,8 +88,28 @@ class SQLiteDialect:
             rendered_primary_key=tuple(quote(k) for k in key),
         )
 
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        return require_source_table(conn, database, table, key, modifier, read=self.read_table)
+
     def text_expression(self, column: Column) -> str:
         return f"CAST({quote(column.name)} AS TEXT)"
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        return range_predicate(key, lower, upper, self.placeholder)
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        return row_reads.key_boundaries(self, engine, database, table, key, every)
 
     def arrow_reader_url(self, engine: Engine) -> str | None:
         return None
