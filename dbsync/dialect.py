@@ -10,9 +10,9 @@ that maps a backend name to its dialect. A new capability is a new member of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
@@ -24,11 +24,17 @@ from dbsync.model import (
     Index,
     Key,
     KeySet,
+    Read,
     RowSet,
     Side,
     TableSchema,
     Window,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dbsync.backends import Engines
 
 
 class Dialect(Protocol):
@@ -50,6 +56,9 @@ class Dialect(Protocol):
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
     :meth:`require_source_table` (the same, checked against tables.json),
+    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` and
+    :meth:`cursor_lower_bound` (where an incremental read starts), :meth:`window_matches`
+    (nothing changed in a window),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
@@ -63,7 +72,9 @@ class Dialect(Protocol):
     :meth:`cursor_index`, :meth:`window_keys` (from the source), :meth:`read_ahead_rows` (in
     the target).
 
-    Writing the target: :meth:`ensure_target`, :meth:`ensure_staging`, :meth:`create_staging`,
+    Writing the target: :meth:`ensure_target`, :meth:`plan_alter`, :meth:`adds_columns` and
+    :meth:`alter_target` (the schema mirror), :meth:`is_empty`, :meth:`count_rows`,
+    :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
     :meth:`merge` (incremental), :meth:`delete_target_keys` (propagated deletes),
     :meth:`first_run_guard` (around dlt's first run),
@@ -135,6 +146,35 @@ class Dialect(Protocol):
         """SELECT giving where the next incremental read starts (the highest cursor value
         in the target, minus the lag where the cursor type allows)."""
 
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        """The highest value of ``cursor`` in ``schema``.``table`` minus the lag where the
+        cursor type allows (:meth:`lower_bound_sql`); None for an empty table."""
+
+    def cursor_lower_bound(
+        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        """Where the next incremental read of ``table`` starts: the target's highest cursor
+        value minus the lag (:meth:`highest_cursor` in the target schema)."""
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        """The rows ``read`` selects, as arrow tables of exact text values, ``fetch_limit``
+        rows at a time, counted into ``read.stats`` (and the snapshot's own count when
+        ``read.count_snapshot``); a reader failure ends it as a TransientError or
+        FatalError naming the table."""
+
+    def window_matches(
+        self,
+        engines: Engines,
+        fetch_limit: int,
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> bool:
+        """True when the rows an incremental read of ``window`` would take are already in the
+        target as they are (equal counts, then equal checksums): the run has nothing to do."""
+
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, sums of the rows' MD5 halves) of ``rows``
         (:mod:`dbsync.backends.mysql.checksum`)."""
@@ -190,6 +230,28 @@ class Dialect(Protocol):
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:
         """Make the target database exist (once per process)."""
+
+    def plan_alter(
+        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
+    ) -> str | None:
+        """The statement bringing ``target`` (in ``database``) up to ``source``; None when
+        nothing differs. Raises IncompatibleSchema when the target cannot follow without a
+        rebuild."""
+
+    @staticmethod
+    def adds_columns(alter: str) -> bool:
+        """Whether a statement planned by :meth:`plan_alter` adds columns (existing rows then
+        need the new columns' values: the table is copied whole)."""
+
+    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
+        """Apply a statement planned by :meth:`plan_alter` to the target ``table``, with a
+        bounded wait for its metadata lock."""
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        """Whether ``schema``.``table`` holds no row."""
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        """The rows of ``schema``.``table`` (an exact count)."""
 
     def ensure_staging(self, engine: Engine) -> None:
         """Make the staging schema exist."""

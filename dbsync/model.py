@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from dbsync.dialect import Dialect
 
 Key = tuple[Any, ...]
 Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
@@ -78,6 +81,25 @@ class ExtractStats:
     chunks: int = 0
     progress_every: int = 500_000
     _next_report: int = field(default=500_000, repr=False)
+
+
+@dataclass
+class Read:
+    """One extraction: which rows of which table, from where, in what chunks
+    (:meth:`dbsync.dialect.Dialect.stream_rows`)."""
+
+    dialect: Dialect
+    engine: Engine
+    database: str
+    schema: TableSchema
+    window: Window
+    fetch_limit: int
+    stats: ExtractStats
+    count_snapshot: bool  # full copies are counted against their own snapshot
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.column_names)
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,6 @@ SQL = re.compile(
 STILL_HOLDS_SQL: set[str] = set()
 STILL_IMPORTS_BACKEND: set[str] = {
     "dbsync.copy.chunked",
-    "dbsync.sync.run",
 }
 
 

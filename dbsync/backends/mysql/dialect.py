@@ -6,7 +6,7 @@ import importlib.util
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql.cursors
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, privileges
+from dbsync.backends.mysql import checksum, extract, privileges
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
@@ -24,7 +24,9 @@ from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
     add_indexes_sql,
+    adds_columns,
     create_table_sql,
+    plan_alter,
     qualified,
     quote,
     read_table,
@@ -39,11 +41,17 @@ from dbsync.model import (
     Index,
     Key,
     KeySet,
+    Read,
     RowSet,
     Side,
     TableSchema,
     Window,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dbsync.backends.engines import Engines
 
 
 class MySQLDialect:
@@ -146,6 +154,29 @@ class MySQLDialect:
             expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
         return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"
 
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
+
+    def cursor_lower_bound(
+        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.cursor_lower_bound(self, engine, table, cursor, lag_seconds)
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        return extract.stream_rows(read)
+
+    def window_matches(
+        self,
+        engines: Engines,
+        fetch_limit: int,
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> bool:
+        return checksum.window_matches(self, engines, fetch_limit, source, target, window)
+
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Computed by the server: only three numbers cross the network."""
         return checksum.fold_on_server(engine, rows)
@@ -192,6 +223,24 @@ class MySQLDialect:
         finally:
             engine.dispose()
         self._target_ready = True
+
+    def plan_alter(
+        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
+    ) -> str | None:
+        return plan_alter(source, target, database, key)
+
+    @staticmethod
+    def adds_columns(alter: str) -> bool:
+        return adds_columns(alter)
+
+    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
+        tgt.execute_ddl(engine, qualified(self.target_schema(), table), alter)
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.is_empty(engine, schema, table)
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        return tgt.count_rows(engine, schema, table)
 
     def create_staging(
         self,

@@ -16,7 +16,6 @@ import functools
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -27,7 +26,7 @@ from sqlalchemy.engine import Engine
 from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.backends.mysql.types import literal
 from dbsync.config.errors import DbsyncError, is_panic, reader_error
-from dbsync.model import Column, ExtractStats, TableSchema, Window
+from dbsync.model import Column, ExtractStats, Read, TableSchema, Window
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
@@ -74,24 +73,6 @@ def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
             for name, values in zip(names, columns, strict=True)
         }
     )
-
-
-@dataclass
-class Read:
-    """One extraction: which rows of which table, from where, in what chunks."""
-
-    dialect: Dialect
-    engine: Engine
-    database: str
-    schema: TableSchema
-    window: Window
-    fetch_limit: int
-    stats: ExtractStats
-    count_snapshot: bool  # full copies are counted against their own snapshot
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.schema.column_names)
 
 
 def stream_rows(read: Read) -> Iterator[pa.Table]:

@@ -6,19 +6,25 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.key_folds import LocalSide
-from dbsync.backends.mysql import checksum
+from dbsync.backends.mysql import checksum, extract
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
-from dbsync.backends.mysql.schema import qualified, quote, require_source_table
+from dbsync.backends.mysql.schema import (
+    adds_columns,
+    plan_alter,
+    qualified,
+    quote,
+    require_source_table,
+)
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
@@ -28,11 +34,17 @@ from dbsync.model import (
     Index,
     Key,
     KeySet,
+    Read,
     RowSet,
     Side,
     TableSchema,
     Window,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dbsync.backends.engines import Engines
 
 
 class SQLiteDialect:
@@ -130,6 +142,29 @@ class SQLiteDialect:
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
 
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
+
+    def cursor_lower_bound(
+        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.cursor_lower_bound(self, engine, table, cursor, lag_seconds)
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        return extract.stream_rows(read)
+
+    def window_matches(
+        self,
+        engines: Engines,
+        fetch_limit: int,
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> bool:
+        return checksum.window_matches(self, engines, fetch_limit, source, target, window)
+
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Folded in Python: SQLite lacks MD5."""
         return checksum.fold_locally(engine, rows, self.text_expression)
@@ -163,6 +198,24 @@ class SQLiteDialect:
 
     def ensure_target(self) -> None:
         return None  # SQLite creates its database file on connect
+
+    def plan_alter(
+        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
+    ) -> str | None:
+        return plan_alter(source, target, database, key)
+
+    @staticmethod
+    def adds_columns(alter: str) -> bool:
+        return adds_columns(alter)
+
+    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
+        tgt.execute_ddl(engine, qualified(self.target_schema(), table), alter)
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.is_empty(engine, schema, table)
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        return tgt.count_rows(engine, schema, table)
 
     @contextmanager
     def first_run_guard(self, engine: Engine) -> Iterator[None]:
