@@ -10,7 +10,7 @@ that maps a backend name to its dialect. A new capability is a new member of
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -19,11 +19,14 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Chunk,
     Column,
+    Copy,
     HeldLock,
     Index,
     Key,
     KeySet,
+    Progress,
     Read,
     RowSet,
     Side,
@@ -81,6 +84,13 @@ class Dialect(Protocol):
     :meth:`dlt_destination` (what dlt loads the staging table through) on
     :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
     sync per table at a time; a :class:`dbsync.model.HeldLock`).
+
+    Chunked copies (:mod:`dbsync.copy.chunked`, where ``copies_in_chunks``):
+    :meth:`walk_split_points` and :meth:`range_sql` (the key ranges), :meth:`table_exists`,
+    :meth:`target_indexes` and :meth:`column_definition` (what staging is made of), and the
+    objects a copy holds: :meth:`copy_progress` (a :class:`CopyProgressStore`),
+    :meth:`chunk_holder` (a :class:`ChunkHolder`), :meth:`load_file` (a :class:`ChunkLoad`)
+    with :meth:`clear_range` before it.
 
     Privileges (``check-config``): :meth:`select_problems` (source), :meth:`database_problems`
     (target).
@@ -305,6 +315,49 @@ class Dialect(Protocol):
     def destination_engine(self, engine: Engine) -> Engine:
         """The engine dlt's sqlalchemy destination loads through."""
 
+    # --- chunked copies (dbsync.copy.chunked, where ``copies_in_chunks``) ---------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        """Every ``every``-th key of the table in key order after ``after`` (None: from the
+        first key), one at a time (close it when done); nothing when at most ``every`` rows
+        follow."""
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        """``lower <= key < upper`` as a condition with its values written in (one chunk's
+        range, for :class:`dbsync.model.Window` and :meth:`clear_range`)."""
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        """Whether ``schema``.``table`` exists."""
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        """The secondary indexes a target (or staging) table of ``source`` gets."""
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        """The column as a CREATE TABLE defines it (what a copy's fingerprint is made of)."""
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        """The progress of chunked copies kept in ``database`` of the target ``engine``."""
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        """A participant's own target connection, holding the lock of the chunk it copies."""
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        """``batches`` written out for one bulk load into ``schema``.``table``."""
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        """Begin a chunk's load on the raw ``cursor``: its transaction (no gap locks) first
+        deletes what an earlier attempt left in ``key_range`` of ``table`` (qualified)."""
+
     # --- privileges (check-config) -----------------------------------------------------
     def select_problems(
         self, engine: Engine, database: str, tables: list[str]
@@ -332,3 +385,99 @@ class Dialect(Protocol):
     @staticmethod
     def table_options() -> str:
         """What follows a CREATE TABLE's column list."""
+
+
+# --- what a chunked copy holds (made by the dialect) ------------------------------------
+
+
+class CopyProgressStore(Protocol):
+    """The progress of chunked copies (copies, their key ranges, claims and leases), kept in
+    the target database (:meth:`Dialect.copy_progress`)."""
+
+    def exists(self) -> bool:
+        """Whether this database ever had a chunked copy."""
+
+    def ensure(self) -> None:
+        """Create the progress tables if missing."""
+
+    def unfinished(self, table: str) -> list[tuple[Copy, str, float]]:
+        """Copies of ``table`` still copying: (copy, fingerprint, age in seconds)."""
+
+    def start(
+        self, table: str, fingerprint: str, reread_from: str | None, expected_chunks: int
+    ) -> Copy:
+        """A new copy of ``table``, its ranges to be added by :meth:`add_chunk`."""
+
+    def add_chunk(self, copy: Copy, number: int, lower: Key | None, upper: Key | None) -> None:
+        """Record range ``number`` as pending (``upper`` None: the last, the plan complete)."""
+
+    def last_range(self, copy_id: str) -> tuple[int, Key | None] | None:
+        """(number, upper key) of the copy's last recorded range; None before the first."""
+
+    def plan_state(self, copy_id: str) -> tuple[int, bool]:
+        """(ranges recorded, whether the plan is complete)."""
+
+    def fingerprint(self, copy_id: str) -> str | None:
+        """The table definition a copy was planned for (None: no such copy)."""
+
+    def set_state(self, copy_id: str, state: str) -> None:
+        """Set the copy's state (:data:`dbsync.model.SWAPPED`, ``DISCARDED``)."""
+
+    def reread_pending(self, copy_id: str) -> None:
+        """Before the swap: the next incremental run must re-read from the copy's start."""
+
+    def pending_reread(self, table: str) -> str | None:
+        """Where the first incremental read after a chunked copy starts (None: no such copy)."""
+
+    def clear_reread(self, table: str) -> None:
+        """The re-read after a copy of ``table`` is done."""
+
+    def claim(
+        self, copy_id: str, worker: str, lease_s: float, token: str | None = None
+    ) -> Chunk | None:
+        """Take a claimable chunk under a new lease; None when none is claimable."""
+
+    def renew(self, chunk: Chunk, lease_s: float) -> bool:
+        """Extend the chunk's lease; False when it is no longer this holder's."""
+
+    def release(self, chunk: Chunk, error: str) -> None:
+        """Give a failed chunk back at once (pending again), with the reason."""
+
+    def mark_done(self, cursor: Any, chunk: Chunk, rows: int) -> int:
+        """Mark ``chunk`` done on the raw ``cursor`` of its load (same transaction), only for
+        its own lease: 1, or 0 when the lease was taken over or the copy discarded."""
+
+    def progress(self, copy_id: str) -> Progress:
+        """The copy's chunks: total, done, running, rows, workers, attempts, last error."""
+
+
+class ChunkHolder(Protocol):
+    """A participant's target connection (``raw``, a DB-API connection), holding a lock per
+    claimed chunk so that a chunk whose holder died is claimable at once."""
+
+    raw: Any
+
+    def take(self) -> str:
+        """A new token whose lock this connection holds (claim with it)."""
+
+    def drop(self) -> None:
+        """Free the current token's lock."""
+
+    def close(self) -> None:
+        """Free the lock and give the connection back."""
+
+    def discard(self) -> None:
+        """Close the connection for good (it may be broken)."""
+
+
+class ChunkLoad(Protocol):
+    """One chunk's rows written out for a bulk load (a context manager: removed on exit)."""
+
+    rows: int
+
+    def __enter__(self) -> ChunkLoad: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def into(self, cursor: Any) -> int:
+        """Load the rows on the raw ``cursor`` (its transaction is the caller's); checked."""

@@ -190,6 +190,9 @@ class TableStatus:
 # --- chunked copies (dbsync.copy, recorded by the backend's progress tables) ---------
 
 
+COPYING, SWAPPED, DISCARDED = "copying", "swapped", "discarded"  # the states of a Copy
+
+
 @dataclass(frozen=True)
 class Chunk:
     """One key range of a copy, claimed by one participant under ``token``."""

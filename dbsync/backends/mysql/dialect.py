@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -14,23 +14,26 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, extract, privileges
+from dbsync.backends.mysql import checksum, extract, key_ranges, privileges
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
+from dbsync.backends.mysql.copy_progress import CopyProgress, Holder
 from dbsync.backends.mysql.key_ranges import range_predicate
-from dbsync.backends.mysql.loader import dbsync_sqlalchemy
+from dbsync.backends.mysql.loader import LoadFile, dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
     add_indexes_sql,
     adds_columns,
+    column_definition,
     create_table_sql,
     plan_alter,
     qualified,
     quote,
     read_table,
     require_source_table,
+    target_indexes,
 )
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
@@ -52,6 +55,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dbsync.backends.engines import Engines
+    from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
 
 
 class MySQLDialect:
@@ -324,6 +328,45 @@ class MySQLDialect:
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
+
+    # --- chunked copies -------------------------------------------------------------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        return key_ranges.walk_split_points(engine, database, table, key, every, after)
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        return key_ranges.range_sql(key, lower, upper)
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.table_exists(engine, schema, table)
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        return target_indexes(source, cursor)
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        return column_definition(column)
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        return CopyProgress(engine, database)
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        return Holder(engine)
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        return LoadFile(engine, schema, table, batches)
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        tgt.clear_range(cursor, table, key_range)
 
     # --- privileges -----------------------------------------------------------------------
     def select_problems(

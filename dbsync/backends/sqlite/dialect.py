@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,6 +45,10 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
     from dbsync.backends.engines import Engines
+    from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
+
+
+NOT_CHUNKED = "SQLite does not copy in chunks (SQLiteDialect.copies_in_chunks is False)"
 
 
 class SQLiteDialect:
@@ -248,10 +252,7 @@ class SQLiteDialect:
 
     @staticmethod
     def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...], name: str) -> str:
-        columns = [
-            f"{quote(c.name)} {c.column_type.upper()}{'' if c.nullable else ' NOT NULL'}"
-            for c in schema.columns
-        ]
+        columns = [SQLiteDialect.column_definition(c) for c in schema.columns]
         key = key or schema.primary_key
         if key:
             columns.append("PRIMARY KEY (" + ", ".join(quote(k) for k in key) + ")")
@@ -299,6 +300,48 @@ class SQLiteDialect:
         return FileLock(
             f"{engine.url.database}.{hashlib.sha256(table.encode()).hexdigest()[:16]}.lock"
         )
+
+    # --- chunked copies: never for the demo (copies_in_chunks is False) --------------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        with engine.connect() as conn:
+            return self.read_table(conn, schema, table) is not None
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        return []  # the demo's tables get their primary key only (see _create_sql)
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        return f"{quote(column.name)} {column.column_type.upper()}" + (
+            "" if column.nullable else " NOT NULL"
+        )
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        raise NotImplementedError(NOT_CHUNKED)
 
     # --- privileges: a SQLite file has no users or grants, so no problems -------------------
     def select_problems(
