@@ -84,11 +84,11 @@ def propagate(
     folds = keydiff.totals(sides)
     (source_rows, _), (target_rows, _) = folds
     # the row counts bound the deletes from below: refuse before looking for them
-    _check_fraction(config, target_rows - source_rows, target_rows, "at least ")
+    check_fraction(config, target_rows - source_rows, target_rows, "at least ")
     diff = keydiff.compare(sides, folds)
     compared = time.perf_counter() - started
-    gone = list(_confirmed_gone(runtime, config, diff.only_in_target))
-    _check_fraction(config, len(gone), target_rows, "")
+    gone = list(confirmed_gone(runtime, config.table, config.primary_key, diff.only_in_target))
+    check_fraction(config, len(gone), target_rows, "")
     before_delete()
     table = qualified(runtime.dialect.target_schema(), config.table)
     placeholder = runtime.dialect.placeholder
@@ -123,7 +123,7 @@ def _sides(
     )
 
 
-def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: str) -> None:
+def check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: str) -> None:
     """The safety valve: refuse to delete more than ``max_delete_fraction`` of the target."""
     if deletes <= 0 or target_rows <= 0:
         return
@@ -140,12 +140,14 @@ def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: 
     )
 
 
-def _confirmed_gone(runtime: Runtime, config: TableConfig, keys: Sequence[Key]) -> Iterator[Key]:
+def confirmed_gone(
+    runtime: Runtime, name: str, key: Sequence[str], keys: Sequence[Key]
+) -> Iterator[Key]:
     """The keys the source has no row for right now, by the source server's own equality."""
     dialect = runtime.dialect
-    table = qualified(dialect.source_schema(), config.table)
+    table = qualified(dialect.source_schema(), name)
     for batch in _batches(keys, RECHECK_BATCH):
-        sql, params = exists_sql(table, config.primary_key, batch, dialect.placeholder)
+        sql, params = exists_sql(table, key, batch, dialect.placeholder)
         present = fetch_all(runtime.engines.source, sql, params)[0]
         yield from (key for key, found in zip(batch, present, strict=True) if not found)
 

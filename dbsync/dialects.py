@@ -22,13 +22,14 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync import checksum, mysql_types
+from dbsync import checksum, mysql_types, rowdiff_sql
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
-from dbsync.engines import server_engine, uses_tls
+from dbsync.engines import fetch_all, server_engine, uses_tls
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.names import staging_table
+from dbsync.rowdiff import RowSide
 from dbsync.schema import (
     Column,
     TableSchema,
@@ -52,6 +53,10 @@ class Dialect(Protocol):
       (:mod:`dbsync.read_ahead`); off where storage is local.
     - ``copies_in_chunks``: whether a full copy of a table over ``CHUNK_ROWS`` is split into
       key ranges copied side by side (:mod:`dbsync.chunked_copy`); off for the demo's SQLite.
+    - ``compares_rows``: whether row content is compared and repaired by differences
+      (:mod:`dbsync.reconcile`: :meth:`row_side`, :meth:`table_checksum`, :meth:`read_rows`,
+      :meth:`write_rows`); off for the demo's SQLite, whose tables without modifier keep
+      the whole copy and whose incremental tables are never reconciled.
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
@@ -79,6 +84,7 @@ class Dialect(Protocol):
     placeholder: ClassVar[str]
     reads_ahead: ClassVar[bool]
     copies_in_chunks: ClassVar[bool]
+    compares_rows: ClassVar[bool]
     settings: Settings
 
     # --- names ------------------------------------------------------------------------
@@ -119,13 +125,42 @@ class Dialect(Protocol):
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, sums of the rows' MD5 halves) of ``rows``: see :mod:`dbsync.checksum`."""
 
-    def row_digests(
-        self, engine: Engine, rows: RowSet, key: Sequence[str]
-    ) -> dict[object, object]:
+    def row_digests(self, engine: Engine, rows: RowSet, key: Sequence[str]) -> dict[object, object]:
         """Each row's key identity and content digest (a mismatching chunk, row by row)."""
 
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison (:mod:`dbsync.keydiff`)."""
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        """Where a table's rows are folded by content (:mod:`dbsync.rowdiff`), over
+        ``columns`` taken by name."""
+
+    def table_checksum(self, engine: Engine, table: str) -> int | None:
+        """The storage engine's own checksum of a whole table (qualified name); None if none."""
+
+    def read_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[Sequence[Any]],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``table`` with these keys as they are now, every column as exact text
+        (with ``cursor_cap`` = (column, value): only rows whose cursor is at most it, or NULL)."""
+
+    def write_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        table: str,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Sequence[Any]],
+    ) -> int:
+        """In one transaction: upsert ``rows`` (exact text, ``schema``'s columns) and delete
+        the rows with the ``gone`` keys; returns how many were deleted."""
 
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:
@@ -199,6 +234,7 @@ class MySQLDialect:
     placeholder: ClassVar[str] = "%s"
     reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
     copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
+    compares_rows: ClassVar[bool] = True  # reconcile and diff syncs (dbsync.reconcile)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -260,6 +296,40 @@ class MySQLDialect:
         """Where a table's keys are folded for the delete comparison: on the server."""
         return ServerSide(keys)
 
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        """Rows folded by content on the server."""
+        return rowdiff_sql.ServerRowSide(keys, columns)
+
+    def table_checksum(self, engine: Engine, table: str) -> int | None:
+        return rowdiff_sql.table_checksum(engine, table)
+
+    def read_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[Sequence[Any]],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        if not keys:
+            return []
+        cap = cursor_cap[0] if cursor_cap else None
+        sql = rowdiff_sql.read_rows_sql(schema, table, key, len(keys), self.placeholder, cap)
+        params = [v for values in keys for v in values] + ([cursor_cap[1]] if cursor_cap else [])
+        return fetch_all(engine, sql, params)
+
+    def write_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        table: str,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Sequence[Any]],
+    ) -> int:
+        return rowdiff_sql.write_rows(engine, schema, table, key, rows, gone)
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         column = quote(cursor.name)
         expression = f"MAX({column})"
@@ -272,9 +342,7 @@ class MySQLDialect:
         """Computed by the server: only three numbers cross the network."""
         return checksum.fold_on_server(engine, rows)
 
-    def row_digests(
-        self, engine: Engine, rows: RowSet, key: Sequence[str]
-    ) -> dict[object, object]:
+    def row_digests(self, engine: Engine, rows: RowSet, key: Sequence[str]) -> dict[object, object]:
         return checksum.digests_on_server(engine, rows, key)
 
     # --- writing ----------------------------------------------------------------------
@@ -406,6 +474,7 @@ class SQLiteDialect:
     placeholder: ClassVar[str] = "?"
     reads_ahead: ClassVar[bool] = False
     copies_in_chunks: ClassVar[bool] = False
+    compares_rows: ClassVar[bool] = False  # tables without modifier: the whole copy
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -459,6 +528,34 @@ class SQLiteDialect:
         columns = [keys.schema.column(k) for k in keys.key]
         return LocalSide.read(keys, [self.text_expression(c) for c in columns if c is not None])
 
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
+    def table_checksum(self, engine: Engine, table: str) -> int | None:
+        return None
+
+    def read_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        table: str,
+        key: Sequence[str],
+        keys: Sequence[Sequence[Any]],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
+    def write_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        table: str,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Sequence[Any]],
+    ) -> int:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
     def named_param(self, name: str) -> str:
         return f":{name}"
 
@@ -474,9 +571,7 @@ class SQLiteDialect:
         """Folded in Python: SQLite lacks MD5."""
         return checksum.fold_locally(engine, rows, self.text_expression)
 
-    def row_digests(
-        self, engine: Engine, rows: RowSet, key: Sequence[str]
-    ) -> dict[object, object]:
+    def row_digests(self, engine: Engine, rows: RowSet, key: Sequence[str]) -> dict[object, object]:
         return checksum.digests_locally(engine, rows, key, self.text_expression)
 
     def ensure_staging(self, engine: Engine) -> None:

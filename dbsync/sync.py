@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbsync import chunked_copy, deletes
+from dbsync import chunked_copy, deletes, reconcile
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.copy_progress import Copy
@@ -32,6 +32,7 @@ from dbsync.lock import HeldLock
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
+from dbsync.reconcile import DIFF, Request
 from dbsync.result import SyncResult, attach_result, utc_now
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, plan_alter, qualified, require_source_table
@@ -58,6 +59,7 @@ class Plan:
     target: TableSchema | None = None  # the target table an incremental run merges into
     copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
     rereads_copy: bool = False  # first incremental run after a chunked copy
+    by_diff: bool = False  # a table without modifier brought level by its differences
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -68,9 +70,12 @@ def table_config(runtime: Runtime, name: str) -> TableConfig:
     return config
 
 
-def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
-    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
-    result, error = _attempt(runtime, table, full_refresh)
+def sync_table(
+    runtime: Runtime, table: str, *, full_refresh: bool = False, reconcile: bool = False
+) -> SyncResult:
+    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed.
+    ``reconcile``: compare an incremental table's rows after the merge and repair them."""
+    result, error = _attempt(runtime, table, Request(full_refresh, reconcile))
     if error is not None:
         raise attach_result(error, result)
     return result
@@ -92,23 +97,27 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
     return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
 
-def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+def run_sync(
+    runtime: Runtime, table: str, *, full_refresh: bool = False, reconcile: bool = False
+) -> SyncResult:
     """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
-    result, _error = _attempt(runtime, table, full_refresh)
+    result, _error = _attempt(runtime, table, Request(full_refresh, reconcile))
     return result
 
 
-def _attempt(
-    runtime: Runtime, table: str, full_refresh: bool
-) -> tuple[SyncResult, Exception | None]:
-    result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
+def _attempt(runtime: Runtime, table: str, request: Request) -> tuple[SyncResult, Exception | None]:
+    result = SyncResult(table=table, mode=FULL_REFRESH if request.full_refresh else INCREMENTAL)
     try:
         config = table_config(runtime, table)
-        result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
+        result.mode = (
+            FULL_REFRESH if request.full_refresh or not config.incremental else INCREMENTAL
+        )
+        if reconcile.diffs(runtime, config, request):
+            result.mode = DIFF
         log.info("table %s: %s sync started", table, result.mode)
         runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
-            _sync_locked(runtime, config, result, lock)
+            _sync_locked(runtime, config, result, lock, request)
     except TableBusy as busy:
         result.finish("skipped", str(busy))
         log.info("table %s: skipped, another process is syncing it", table)
@@ -122,12 +131,13 @@ def _attempt(
         return result, exc
     result.finish("synced")
     log.info(
-        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted in %.2fs (%s)",
+        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted, %s repaired in %.2fs (%s)",
         table,
         result.mode,
         result.rows_extracted,
         result.rows_loaded,
         result.rows_deleted,
+        result.rows_repaired,
         result.duration_s,
         ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
     )
@@ -156,11 +166,17 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
 
 
 def _sync_locked(
-    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, request: Request
 ) -> None:
     with _phase(result, "schema"):
-        source, plan = _mirror_schema(runtime, config, result)
+        source, plan = _mirror_schema(runtime, config, result, request)
     lock_check: Callable[[], None] = lock.ensure_held
+    if plan.by_diff:
+        with _phase(result, "diff"):
+            levelled = _level(runtime, config, source, plan, result, lock_check, drift=False)
+        if levelled:
+            return
+        plan = _copy_instead(runtime, config, source, result, "many rows differ")
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
     else:
@@ -169,11 +185,50 @@ def _sync_locked(
         with _phase(result, "deletes"):
             tables = deletes.Tables(source, plan.target)
             deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
+    if plan.target is not None and not plan.replace and reconcile.due(runtime, config, request):
+        with _phase(result, "reconcile"):
+            levelled = _level(runtime, config, source, plan, result, lock_check, drift=True)
+        if not levelled:
+            _load(
+                runtime,
+                config,
+                source,
+                _copy_instead(runtime, config, source, result, "many rows differ"),
+                result,
+                lock_check,
+            )
     _reread_done(runtime, config, plan)
 
 
+def _level(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    plan: Plan,
+    result: SyncResult,
+    lock_check: Callable[[], None],
+    *,
+    drift: bool,
+) -> bool:
+    """Compare the rows and repair them in place; False when the table must be copied."""
+    assert plan.target is not None, "a comparison knows its target table"
+    key = reconcile.table_key(config, source)
+    pair = reconcile.Pair(config, source, plan.target, key)
+    return reconcile.level(runtime, pair, result, lock_check, drift=drift)
+
+
+def _copy_instead(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult, reason: str
+) -> Plan:
+    """A whole copy in place of a comparison (too many rows differ)."""
+    _copy_whole(result, reason)
+    plan = Plan(FULL_REFRESH, target_exists=True, replace=True, window=Window())
+    _prepare_full_copy(runtime, config, source, plan)
+    return plan
+
+
 def _mirror_schema(
-    runtime: Runtime, config: TableConfig, result: SyncResult
+    runtime: Runtime, config: TableConfig, result: SyncResult, request: Request
 ) -> tuple[TableSchema, Plan]:
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
@@ -187,7 +242,7 @@ def _mirror_schema(
             read=dialect.read_table,
         )
     dialect.ensure_staging(runtime.engines.target)
-    return source, _plan(runtime, config, source, result)
+    return source, _plan(runtime, config, source, result, request)
 
 
 def _load(
@@ -199,8 +254,8 @@ def _load(
     lock_check: Callable[[], None],
 ) -> None:
     """Stage the rows with dlt, then commit them."""
-    if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
-        result.deletes_checked_at = utc_now()
+    if plan.replace:  # a full copy mirrors deletes and content: it counts as a comparison
+        result.deletes_checked_at = result.reconciled_at = utc_now()
     with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         if plan.copy is not None:
             key = chunked_copy.chunk_key(config, source)
@@ -280,6 +335,8 @@ def _commit(
         assert plan.target is not None, "an incremental plan knows its target table"
         dialect.merge(target, plan.target, config.primary_key)
         return
+    if plan.target_exists:
+        reconcile.check_whole_copy(runtime, config, staged)
     if plan.build_indexes:
         dialect.index_staging(target, source, config.modifier)
     if plan.copy is None:
@@ -307,7 +364,13 @@ def _copy_whole(result: SyncResult, reason: str) -> None:
         result.mode = FULL_REFRESH
 
 
-def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
+def _plan(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    result: SyncResult,
+    request: Request,
+) -> Plan:
     """Mirror the schema and decide between a staged swap and an incremental merge."""
     dialect = runtime.dialect
     engine = runtime.engines.target
@@ -315,6 +378,8 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
     replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
+    if result.mode == DIFF and not reconcile.table_key(config, source):
+        result.mode = FULL_REFRESH  # a keyless table: its rows have no identity to match
     if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
@@ -327,9 +392,18 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
             _copy_whole(result, "the target table does not exist")
+        if current is not None and _copy_unneeded(runtime, config, source, current, request):
+            replace.unchanged = True
+            return replace
         _prepare_full_copy(runtime, config, source, replace)
         return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
+    if alter and result.mode == DIFF:
+        schema_log.info("table %s: the schema changed: %s", config.table, alter)
+        result.schema_changes.append(alter)
+        _copy_whole(result, "the schema changed")
+        _prepare_full_copy(runtime, config, source, replace)
+        return replace
     if alter and "ADD COLUMN" in alter:
         # existing rows need the new column's values: stage them all, swap in the result
         schema_log.info(
@@ -348,6 +422,10 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         _copy_whole(result, "the target table is empty")
         _prepare_full_copy(runtime, config, source, replace)
         return replace
+    if result.mode == DIFF:
+        return Plan(
+            DIFF, target_exists=True, replace=False, window=Window(), target=current, by_diff=True
+        )
     cursor = source.column(config.modifier or "")
     assert cursor is not None
     lag = _lag(runtime, config)
@@ -363,6 +441,24 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         return plan
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
+
+
+def _copy_unneeded(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    current: TableSchema,
+    request: Request,
+) -> bool:
+    """A keyless table not forced whole whose whole-table checksums show nothing changed."""
+    if request.full_refresh or config.strategy == "replace" or reconcile.table_key(config, source):
+        return False
+    if plan_alter(source, current, runtime.dialect.target_schema(), config.primary_key):
+        return False
+    if not reconcile.checksums_match(runtime, source, current):
+        return False
+    log.info("table %s: the checksums of source and target match", config.table)
+    return True
 
 
 def _lag(runtime: Runtime, config: TableConfig) -> float:
