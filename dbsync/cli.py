@@ -104,6 +104,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         for diff in report.mismatches:
             print(f"  {diff.describe(report.key)}")
+    differing = [r.table for r in reports if r.error is None and not r.ok]
+    if differing:
+        print(
+            "to repair the differences: dbsync sync --reconcile "
+            + " ".join(differing)
+            + " (compares every row with the source and writes only those that differ)"
+        )
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 

@@ -34,11 +34,12 @@ COLUMNS = (
     "AGE",
     "ROWS",
     "DELETED",
+    "REPAIRED",
     "DURATION",
     "FAILS",
     "LAST ERROR",
 )
-RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "DURATION", "FAILS"})
+RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "REPAIRED", "DURATION", "FAILS"})
 DEFAULT_ERROR_WIDTH = 60
 
 
@@ -115,6 +116,13 @@ def status_records(
                 "rows_extracted": row.rows_extracted,
                 "rows_loaded": row.rows_loaded,
                 "rows_deleted": row.rows_deleted,
+                "rows_repaired": row.rows_repaired,
+                "repaired": {
+                    "inserted": row.repaired_inserted,
+                    "updated": row.repaired_updated,
+                    "deleted": row.repaired_deleted,
+                },
+                "last_reconcile_at": iso_utc(row.last_reconcile_at),
                 "duration_s": row.duration_s,
                 "consecutive_failures": row.consecutive_failures,
                 "last_error": redact(row.last_error) if row.last_error else None,
@@ -134,6 +142,9 @@ def status_records(
                     "rows_extracted": None,
                     "rows_loaded": None,
                     "rows_deleted": None,
+                    "rows_repaired": None,
+                    "repaired": None,
+                    "last_reconcile_at": None,
                     "duration_s": None,
                     "consecutive_failures": None,
                     "last_error": None,
@@ -175,7 +186,7 @@ def render_status(
     for name in names:
         row = by_name.get(name)
         if row is None:
-            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-"])
+            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         body.append(
             [
@@ -186,6 +197,7 @@ def render_status(
                 format_age(row.age_seconds(now)),
                 f"{row.rows_loaded:,}",
                 f"{row.rows_deleted:,}",
+                f"{row.rows_repaired:,}",
                 format_duration(row.duration_s),
                 str(row.consecutive_failures),
                 _one_line(row.last_error, error_width),
