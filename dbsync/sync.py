@@ -5,10 +5,14 @@
 - Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
-- Full refresh (no ``modifier``, ``--full-refresh``, columns added in the source, or a
-  missing or empty target table): the whole table is staged from one consistent snapshot,
-  its row count checked against that snapshot, and swapped in with one atomic RENAME. The
-  result's ``mode`` says which of the two really ran.
+- Full refresh (``--full-refresh``, ``"strategy": "replace"``, a keyless table without
+  ``modifier`` whose checksum changed, columns added in the source, or a missing or empty
+  target table): the whole table is staged from one consistent snapshot, its row count
+  checked against that snapshot, and swapped in with one atomic RENAME.
+- Diff (a keyed table without ``modifier``): the rows that differ, found by a comparison
+  both servers compute, repaired in one transaction (:mod:`dbsync.reconcile`); too many
+  differences or a schema change: the full refresh. An incremental table is reconciled the
+  same way after its merge when asked or due. The result's ``mode`` says which really ran.
 """
 
 from __future__ import annotations
