@@ -14,6 +14,9 @@ When it runs:
   unless ``"strategy": "replace"`` or ``--full-refresh`` ask for the whole copy;
 - an incremental table: after its merge when ``dbsync sync --reconcile`` (or the task's
   ``reconcile=True``) asks, or ``reconcile_interval`` seconds have passed since the last one;
+  it then stands in for that run's key comparison (:mod:`dbsync.deletes`): the rows only
+  in the target it deletes are counted in ``rows_deleted`` too (unless the table keeps the
+  source's deletes, ``"deletes": "ignore"``: then they stay);
 - when more rows differ than :func:`diff_limit` allows, or the schema changed, the table is
   copied whole instead (staged and swapped in atomically).
 
@@ -152,10 +155,10 @@ def level(
 ) -> bool:
     """Compare and repair; False when too many rows differ (the caller copies the table
     whole). ``drift``: differences mean something bypassed the sync (logged as a warning)."""
-    started = time.perf_counter()
-    result.reconciled_at = utc_now()
+    started, at = time.perf_counter(), utc_now()
     if checksums_match(runtime, pair.source, pair.target):
         log.info("table %s: checksums match, nothing to repair", pair.config.table)
+        result.reconciled_at = at
         return True
     counts = _counts(runtime, pair)
     source_rows, target_rows = counts
@@ -170,7 +173,8 @@ def level(
         return False
     compared = time.perf_counter() - started
     repaired = _repair(runtime, pair, found, cap, target_rows, lock_check)
-    repaired.record(result)
+    repaired.record(result, as_sync=not drift)
+    result.reconciled_at = at
     _report(pair.config.table, repaired, found, compared, time.perf_counter() - started, drift)
     return True
 
@@ -185,7 +189,13 @@ class Repaired:
     def total(self) -> int:
         return self.inserted + self.updated + self.deleted
 
-    def record(self, result: SyncResult) -> None:
+    def record(self, result: SyncResult, *, as_sync: bool) -> None:
+        """Count the repair; ``as_sync``: it was the sync itself (a diff table), so its rows
+        are also the rows read, loaded and deleted."""
+        if as_sync:
+            result.rows_extracted += self.inserted + self.updated
+            result.rows_loaded += self.inserted + self.updated
+        result.rows_deleted += self.deleted  # what a key comparison would have deleted
         result.rows_repaired += self.total
         result.repaired_inserted += self.inserted
         result.repaired_updated += self.updated
@@ -267,7 +277,8 @@ def _repair(
     lock_check: Callable[[], None],
 ) -> Repaired:
     """Re-check every candidate against the source, then write in one transaction."""
-    gone = list(deletes.confirmed_gone(runtime, pair.source.name, pair.key, found.only_in_target))
+    extra = found.only_in_target if _deletes(pair.config) else []
+    gone = list(deletes.confirmed_gone(runtime, pair.source.name, pair.key, extra))
     deletes.check_fraction(pair.config, len(gone), target_rows, "")
     inserts = _read(runtime, pair, found.missing, cap)
     updates = _read(runtime, pair, found.changed, cap)
@@ -277,6 +288,12 @@ def _repair(
     rows = [*inserts, *updates]
     deleted = dialect.write_rows(runtime.engines.target, pair.source, table, pair.key, rows, gone)
     return Repaired(len(inserts), len(updates), deleted)
+
+
+def _deletes(config: TableConfig) -> bool:
+    """Whether rows only in the target go: not for an incremental table that keeps the rows
+    the source deleted (``"deletes": "ignore"``)."""
+    return not config.incremental or config.propagates_deletes
 
 
 def _read(

@@ -185,11 +185,16 @@ def _sync_locked(
         log.info("table %s: no changes since the last sync", config.table)
     else:
         _load(runtime, config, source, plan, result, lock_check)
-    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
+    reconciles = plan.target is not None and not plan.replace
+    reconciles = reconciles and reconcile.due(runtime, config, request)
+    # a reconcile deletes what the source no longer has too: no key comparison before it
+    if plan.target is not None and not plan.replace and not reconciles and deletes.due(
+        runtime, config
+    ):
         with _phase(result, "deletes"):
             tables = deletes.Tables(source, plan.target)
             deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
-    if plan.target is not None and not plan.replace and reconcile.due(runtime, config, request):
+    if reconciles:
         with _phase(result, "reconcile"):
             levelled = _level(runtime, config, source, plan, result, lock_check, drift=True)
         if not levelled:

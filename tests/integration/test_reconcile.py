@@ -72,8 +72,7 @@ def test_reconcile_repairs_rows_deleted_changed_and_added_in_the_target(
 
     result = sync_table(runtime, "t", reconcile=True)
 
-    # the rows added by hand go first, with the deletes the source made (dbsync.deletes)
-    assert (_repaired(result), result.rows_deleted, _same(scratch)) == ((5, 3, 2, 0), 2, True)
+    assert (_repaired(result), result.rows_deleted, _same(scratch)) == ((7, 3, 2, 2), 2, True)
 
 
 def test_a_plain_sync_leaves_drift_until_the_reconcile_interval_has_passed(
@@ -93,7 +92,7 @@ def test_reconcile_interval_zero_repairs_drift_on_every_sync(scratch, runtime_fa
 
     result = sync_table(runtime, "t")
 
-    assert (result.rows_repaired, _same(scratch)) == (5, True)
+    assert (result.rows_repaired, _same(scratch)) == (7, True)
 
 
 def test_a_reconcile_that_repaired_rows_logs_a_warning_with_the_counts(
@@ -105,9 +104,20 @@ def test_a_reconcile_that_repaired_rows_logs_a_warning_with_the_counts(
     with helpers.captured_logs() as logs:
         sync_table(runtime, "t", reconcile=True)
 
-    assert "WARNING - RECONCILE - table t: 5 rows repaired (3 inserted, 2 updated" in (
+    assert "WARNING - RECONCILE - table t: 7 rows repaired (3 inserted, 2 updated, 2 deleted" in (
         logs.getvalue()
     )
+
+
+def test_a_table_that_keeps_the_sources_deletes_keeps_its_extra_rows_through_a_reconcile(
+    scratch, runtime_factory
+) -> None:
+    runtime = _synced(scratch, runtime_factory, deletes="ignore")
+    helpers.execute(scratch.source, "DELETE FROM t WHERE id <= 10")
+
+    result = sync_table(runtime, "t", reconcile=True)
+
+    assert (result.rows_deleted, helpers.count(scratch.target, "t")) == (0, 2000)
 
 
 def test_updates_that_bypass_the_cursor_are_repaired_by_reconcile(scratch, runtime_factory) -> None:
@@ -140,7 +150,7 @@ def test_the_status_table_records_the_repair_and_when_it_ran(scratch, runtime_fa
     (row,) = read_status(runtime.engines.target, scratch.target)
 
     assert (row.rows_repaired, row.repaired_inserted, row.last_reconcile_at is not None) == (
-        5,
+        7,
         3,
         True,
     )
@@ -191,6 +201,7 @@ def test_a_table_without_modifier_syncs_only_its_differences(scratch, runtime_fa
     result = sync_table(runtime, "t")
 
     assert (result.mode, _repaired(result), _same(scratch)) == ("diff", (12, 2, 5, 5), True)
+    assert (result.rows_extracted, result.rows_loaded, result.rows_deleted) == (7, 7, 5)
 
 
 def test_a_table_without_modifier_that_did_not_change_is_left_alone(
@@ -309,8 +320,7 @@ def test_composite_keys_are_repaired(scratch, runtime_factory, incremental) -> N
 
     result = sync_table(runtime, "c", reconcile=True)
 
-    # an incremental table's extra row goes with the deletes (dbsync.deletes)
-    assert (result.rows_repaired + result.rows_deleted, _same(scratch, "c")) == (4, True)
+    assert (result.rows_repaired, _same(scratch, "c")) == (4, True)
 
 
 @pytest.mark.parametrize("incremental", [True, False], ids=["reconcile", "diff"])
@@ -358,8 +368,7 @@ def test_four_byte_keys_are_repaired(scratch, runtime_factory, incremental) -> N
 
     result = sync_table(runtime, "e", reconcile=True)
 
-    repaired = result.rows_repaired + result.rows_deleted
-    assert (result.repaired_inserted, repaired, _same(scratch, "e")) == (1, 3, True)
+    assert (_repaired(result), _same(scratch, "e")) == ((3, 1, 1, 1), True)
 
 
 # --- the valve -----------------------------------------------------------------------------
