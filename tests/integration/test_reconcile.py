@@ -156,10 +156,11 @@ def test_the_status_table_records_the_repair_and_when_it_ran(scratch, runtime_fa
     )
 
 
+@pytest.mark.parametrize("incremental", [True, False], ids=["reconcile", "diff"])
 def test_concurrent_source_writes_during_a_reconcile_never_leave_a_wrong_row(
-    scratch, runtime_factory
+    scratch, runtime_factory, incremental
 ) -> None:
-    runtime = _synced(scratch, runtime_factory, rows=20_000)
+    runtime = _synced(scratch, runtime_factory, rows=20_000, incremental=incremental)
     helpers.execute(scratch.target, "UPDATE t SET v = 'drift' WHERE id % 50 = 0")
     stop = threading.Event()
 
