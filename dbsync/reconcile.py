@@ -46,7 +46,6 @@ from datetime import datetime
 
 from dbsync import deletes, keydiff, rowdiff
 from dbsync import target as tgt
-from dbsync.engines import fetch_all
 from dbsync.keydiff import Key, KeySet
 from dbsync.result import SyncResult, utc_now
 from dbsync.runtime import Runtime
@@ -160,14 +159,13 @@ def level(
         log.info("table %s: checksums match, nothing to repair", pair.config.table)
         result.reconciled_at = at
         return True
-    counts = _counts(runtime, pair)
+    sides = _sides(runtime, pair)
+    counts = keydiff._both(sides, lambda side: side.count())  # type: ignore[arg-type]
     source_rows, target_rows = counts
     deletes.check_fraction(pair.config, target_rows - source_rows, target_rows, "at least ")
     rows = max(counts)
-    cap = _cursor_cap(runtime, pair)
-    found = rowdiff.compare(
-        _sides(runtime, pair), rows, rowdiff.differences_hint(*counts), diff_limit(rows)
-    )
+    cap = _cursor_cap(sides[0], pair.config)
+    found = rowdiff.compare(sides, rows, rowdiff.differences_hint(*counts), diff_limit(rows))
     if found is None:
         log.info("table %s: more than %s rows differ", pair.config.table, diff_limit(rows))
         return False
@@ -230,29 +228,13 @@ def _report(
     )
 
 
-def _counts(runtime: Runtime, pair: Pair) -> tuple[int, int]:
-    dialect, engines = runtime.dialect, runtime.engines
-    work = (
-        (engines.source, dialect.source_schema()),
-        (engines.target, dialect.target_schema()),
-    )
-    first, second = keydiff._both(
-        work,  # type: ignore[arg-type]
-        lambda side: tgt.count_rows(side[0], side[1], pair.source.name),  # type: ignore[index]
-    )
-    return int(first), int(second)
-
-
-def _cursor_cap(runtime: Runtime, pair: Pair) -> tuple[str, str] | None:
+def _cursor_cap(source: rowdiff.RowSide, config: TableConfig) -> tuple[str, str] | None:
     """(cursor column, the source's highest cursor value now) of an incremental table: rows
     changed after this are left to the next incremental read."""
-    cursor = pair.source.column(pair.config.modifier) if pair.config.modifier else None
-    if cursor is None:
+    if config.modifier is None:
         return None
-    dialect = runtime.dialect
-    sql = dialect.lower_bound_sql(dialect.source_schema(), pair.source.name, cursor, 0)
-    value = fetch_all(runtime.engines.source, sql)[0][0]
-    return None if value is None else (cursor.name, str(value))
+    value = source.highest(config.modifier)
+    return None if value is None else (config.modifier, value)
 
 
 def _sides(runtime: Runtime, pair: Pair) -> tuple[rowdiff.RowSide, rowdiff.RowSide]:

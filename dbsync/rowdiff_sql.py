@@ -72,6 +72,16 @@ class ServerRowSide(ServerSide):
         self.fingerprint = fingerprint_sql(keys.schema, columns)
         self.fold = f"{self.fingerprint} * {MIX}"
 
+    def count(self) -> int:
+        """The table's rows (an index-only scan)."""
+        return int(fetch_all(self.keys.engine, f"SELECT COUNT(*) FROM {self.keys.table}")[0][0])
+
+    def highest(self, column: str) -> str | None:
+        """The column's highest value as text (a cursor's, by its index), None if none."""
+        sql = f"SELECT CAST(MAX({quote(column)}) AS CHAR) FROM {self.keys.table}"
+        value = fetch_all(self.keys.engine, sql)[0][0]
+        return None if value is None else str(value)
+
     def rows(self, buckets: Buckets) -> list[tuple[Any, ...]]:
         """(identity, fingerprint, key values...) of every row in ``buckets``."""
         columns = [self.identity, self.fingerprint, *(quote(k) for k in self.keys.key)]
@@ -85,10 +95,6 @@ def table_checksum(engine: Engine, table: str) -> int | None:
     rows = fetch_all(engine, f"CHECKSUM TABLE {table}")
     value = rows[0][1] if rows else None
     return None if value is None else int(value)
-
-
-def count_sql(table: str) -> str:
-    return f"SELECT COUNT(*) FROM {table}"
 
 
 def key_match(key: Sequence[str], count: int, placeholder: str) -> str:
