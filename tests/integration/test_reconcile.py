@@ -10,10 +10,10 @@ import threading
 
 import pytest
 
-from dbsync import reconcile
-from dbsync.errors import TooManyDeletes
-from dbsync.state import read_status
-from dbsync.sync import run_sync, sync_table
+from dbsync.backends.status import read_status
+from dbsync.compare import reconcile
+from dbsync.config.errors import TooManyDeletes
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync import reconcile, rowdiff
-from dbsync.checksum import row_hash_sql
-from dbsync.rowdiff_sql import fingerprint_sql, read_rows_sql, upsert_sql
-from dbsync.schema import Column, TableSchema
-from dbsync.tables import TableConfig
+from dbsync.backends.mysql.checksum import row_hash_sql
+from dbsync.backends.mysql.rowdiff import fingerprint_sql, read_rows_sql, upsert_sql
+from dbsync.compare import reconcile, rowdiff
+from dbsync.config.tables import TableConfig
+from dbsync.model import Column, TableSchema
 
 ID = Column("id", "int(11)", "int", False)
 V = Column("v", "varchar(5)", "varchar", True, "utf8mb4", "utf8mb4_general_ci")
