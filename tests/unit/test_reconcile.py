@@ -85,3 +85,35 @@ def test_strategy_and_reconcile_interval_are_validated() -> None:
     assert (config.strategy, config.reconcile_interval) == ("replace", 86_400)
     with pytest.raises(ValueError, match="strategy"):
         TableConfig.model_validate({"table": "t", "strategy": "merge"})
+
+
+def test_consecutive_bucket_numbers_merge_into_runs() -> None:
+    from dbsync.backends.mysql.rowdiff import _runs
+
+    assert _runs([7, 1, 3, 2]) == [(1, 3), (7, 7)]
+
+
+def _ranged(low: int, high: int):
+    from dbsync.backends.mysql.rowdiff import RangeRowSide
+    from dbsync.model import KeySet
+
+    keys = KeySet(None, "d", _schema(ID, V), ("id",))  # type: ignore[arg-type]
+    return RangeRowSide(keys, ["id", "v"], low, high)
+
+
+def test_range_buckets_read_only_their_key_ranges() -> None:
+    from dbsync.model import Buckets
+
+    side = _ranged(100, 100 + 1023)  # 10 bits of offsets
+    where = side.where(Buckets(4, (2, (1, 2))))  # depth 2: quarters of 256 keys
+    assert where == " WHERE (`id` >= 356 AND `id` < 868)"
+
+
+def test_range_buckets_deeper_than_the_keys_are_single_keys() -> None:
+    from dbsync.model import Buckets
+
+    side = _ranged(0, 7)  # 3 bits
+    assert (side.bucket_sql(5), side.where(Buckets(5, (5, (4,))))) == (
+        "((`id` - 0) >> 0)",
+        " WHERE (`id` >= 4 AND `id` < 5)",
+    )

@@ -27,13 +27,14 @@ from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
     FLOAT,
+    INTEGER_RANK,
     TEXTUAL,
     comparable_text,
     is_binary,
     load_expression,
     text_expression,
 )
-from dbsync.model import Buckets, Column, Key, KeySet, TableSchema
+from dbsync.model import Buckets, Column, Fold, Key, KeySet, TableSchema
 
 
 def fingerprint_sql(schema: TableSchema, columns: Sequence[str]) -> str:
@@ -64,11 +65,15 @@ def _fingerprint_part(column: Column) -> str:
     return operand
 
 
+SPAN_LIMIT = 1 << 62  # key offsets stay far inside a signed BIGINT on the server
+
+
 class ServerRowSide(ServerSide):
     """One table's rows, bucketed by key and folded by content, on its own server."""
 
     def __init__(self, keys: KeySet, columns: Sequence[str]) -> None:
         super().__init__(keys)
+        self.columns = tuple(columns)
         self.fingerprint = fingerprint_sql(keys.schema, columns)
         self.fold = f"{self.fingerprint} * {MIX}"
 
@@ -87,6 +92,76 @@ class ServerRowSide(ServerSide):
         columns = [self.identity, self.fingerprint, *(quote(k) for k in self.keys.key)]
         sql = f"SELECT {', '.join(columns)} FROM {self.table}{self.where(buckets)}"
         return fetch_all(self.keys.engine, sql)
+
+
+    def key_bounds(self) -> tuple[int, int] | None:
+        """(lowest, highest) key of a table keyed by one integer column (None otherwise, or
+        when empty): such a table is bucketed by key ranges (:meth:`ranged`)."""
+        column = self.keys.schema.column(self.keys.key[0]) if len(self.keys.key) == 1 else None
+        if column is None or column.data_type not in INTEGER_RANK:
+            return None
+        name = quote(column.name)
+        sql = f"SELECT MIN({name}), MAX({name}) FROM {self.table}"
+        low, high = fetch_all(self.keys.engine, sql)[0]
+        if low is None or int(high) - int(low) >= SPAN_LIMIT:
+            return None
+        return int(low), int(high)
+
+    def ranged(self, low: int, high: int) -> ServerRowSide:
+        """The same rows bucketed by key ranges of ``[low, high]`` (both sides must be given
+        the same bounds)."""
+        return RangeRowSide(self.keys, self.columns, low, high)
+
+
+class RangeRowSide(ServerRowSide):
+    """Rows of a table keyed by one integer column, bucketed by ranges of the key: bucket
+    ``n`` at depth ``bits`` holds the keys whose offset from ``low`` has ``n`` in its highest
+    ``bits`` bits (nested: a bucket splits into the ranges of its halves). A fold of some
+    buckets reads only their key ranges through the primary key, and listing a bucket's rows
+    reads only its range: narrowing costs the differing ranges, not another scan of the
+    table (1,000 differences in 1,000,000 rows: 1,000 short range reads instead of a scan).
+    """
+
+    def __init__(self, keys: KeySet, columns: Sequence[str], low: int, high: int) -> None:
+        super().__init__(keys, columns)
+        self.low = low
+        self.span_bits = max((high - low).bit_length(), 1)
+        self.key = quote(keys.key[0])
+
+    def _shift(self, bits: int) -> int:
+        return max(self.span_bits - bits, 0)
+
+    def bucket_sql(self, bits: int) -> str:
+        return f"(({self.key} - {self.low}) >> {self._shift(bits)})"
+
+    def where(self, buckets: Buckets) -> str:
+        if buckets.within is None:
+            return ""
+        bits, numbers = buckets.within
+        shift = self._shift(bits)
+        ranges = []
+        for first, last in _runs(numbers):
+            start, end = self.low + (first << shift), self.low + ((last + 1) << shift)
+            ranges.append(f"({self.key} >= {start} AND {self.key} < {end})")
+        return " WHERE " + " OR ".join(ranges)
+
+    def folds(self, buckets: Buckets) -> dict[int, Fold]:
+        sql = (
+            f"SELECT {self.bucket_sql(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
+            f"FROM {self.table}{self.where(buckets)} GROUP BY 1 ORDER BY NULL"
+        )
+        return {int(b): (int(n), int(x)) for b, n, x in fetch_all(self.keys.engine, sql)}
+
+
+def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
+    """Sorted numbers as runs of consecutive ones: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    runs: list[tuple[int, int]] = []
+    for n in sorted(numbers):
+        if runs and n == runs[-1][1] + 1:
+            runs[-1] = (runs[-1][0], n)
+        else:
+            runs.append((n, n))
+    return runs
 
 
 def table_checksum(engine: Engine, table: str) -> int | None:
