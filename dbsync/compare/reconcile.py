@@ -163,7 +163,8 @@ def level(
     deletes.check_fraction(pair.config, target_rows - source_rows, target_rows, "at least ")
     rows = max(counts)
     cap = _cursor_cap(sides[0], pair.config)
-    found = rowdiff.compare(sides, rows, rowdiff.differences_hint(*counts), diff_limit(rows))
+    hint = rowdiff.differences_hint(*counts) * sides[0].sizing(rows) // max(rows, 1)
+    found = rowdiff.compare(sides, sides[0].sizing(rows), hint, diff_limit(rows))
     if found is None:
         log.info("table %s: more than %s rows differ", pair.config.table, diff_limit(rows))
         return False
@@ -236,9 +237,10 @@ def _cursor_cap(source: RowSide, config: TableConfig) -> tuple[str, str] | None:
 
 
 def _sides(runtime: Runtime, pair: Pair) -> tuple[RowSide, RowSide]:
+    """Both tables' row sides; bucketed by key ranges when keyed by one integer column."""
     dialect, engines = runtime.dialect, runtime.engines
     columns = pair.source.column_names
-    return (
+    sides = (
         dialect.row_side(
             KeySet(engines.source, dialect.source_schema(), pair.source, pair.key), columns
         ),
@@ -246,6 +248,11 @@ def _sides(runtime: Runtime, pair: Pair) -> tuple[RowSide, RowSide]:
             KeySet(engines.target, dialect.target_schema(), pair.target, pair.key), columns
         ),
     )
+    found = [b for b in keydiff._both(sides, lambda side: side.key_bounds()) if b]  # type: ignore[arg-type]
+    if not found:
+        return sides
+    low, high = min(b[0] for b in found), max(b[1] for b in found)
+    return sides[0].ranged(low, high), sides[1].ranged(low, high)
 
 
 def _repair(

@@ -449,3 +449,26 @@ def test_max_delete_fraction_one_allows_a_whole_copy_of_an_emptied_source(
     sync_table(runtime, "t")
 
     assert helpers.count(scratch.target, "t") == 0
+
+
+def test_sparse_and_negative_integer_keys_with_many_differing_ranges_are_repaired(
+    scratch, runtime_factory
+) -> None:
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE s (id BIGINT NOT NULL PRIMARY KEY, v INT NOT NULL)",
+        "INSERT INTO s SELECT CAST(seq AS SIGNED) * 7919 - 50000000, seq FROM seq_1_to_20000",
+    )
+    scratch.write_tables([{"table": "s", "primary_key": "id"}])
+    runtime = runtime_factory()
+    sync_table(runtime, "s")
+    helpers.execute(
+        scratch.source,
+        "UPDATE s SET v = -v WHERE v % 97 = 0",  # 206 rows, far apart: over 64 key ranges
+        "DELETE FROM s WHERE v % 89 = 1",
+        "INSERT INTO s VALUES (9000000000, 1), (-9000000000, 2)",
+    )
+
+    result = sync_table(runtime, "s")
+
+    assert (result.mode, _same(scratch, "s")) == ("diff", True)

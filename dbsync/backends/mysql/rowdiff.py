@@ -66,6 +66,7 @@ def _fingerprint_part(column: Column) -> str:
 
 
 SPAN_LIMIT = 1 << 62  # key offsets stay far inside a signed BIGINT on the server
+RANGES_PER_STATEMENT = 64  # key ranges one statement of a range-bucketed side reads
 
 
 class ServerRowSide(ServerSide):
@@ -107,6 +108,10 @@ class ServerRowSide(ServerSide):
             return None
         return int(low), int(high)
 
+    def sizing(self, rows: int) -> int:
+        """The rows the first fold's buckets are sized for (hash buckets: the rows)."""
+        return rows
+
     def ranged(self, low: int, high: int) -> ServerRowSide:
         """The same rows bucketed by key ranges of ``[low, high]`` (both sides must be given
         the same bounds)."""
@@ -128,6 +133,11 @@ class RangeRowSide(ServerRowSide):
         self.span_bits = max((high - low).bit_length(), 1)
         self.key = quote(keys.key[0])
 
+    def sizing(self, rows: int) -> int:
+        """Range buckets over sparse keys: sized for the span of the keys, so the buckets
+        that hold rows hold as few as hash buckets would."""
+        return max(rows, 1 << self.span_bits)
+
     def _shift(self, bits: int) -> int:
         return max(self.span_bits - bits, 0)
 
@@ -135,22 +145,46 @@ class RangeRowSide(ServerRowSide):
         return f"(({self.key} - {self.low}) >> {self._shift(bits)})"
 
     def where(self, buckets: Buckets) -> str:
+        """All of ``buckets``' key ranges in one condition (see :meth:`_parts`)."""
+        return "".join(self._parts(buckets, limit=None))
+
+    def _parts(self, buckets: Buckets, limit: int | None = RANGES_PER_STATEMENT) -> list[str]:
+        """WHERE clauses covering ``buckets``' key ranges, at most ``limit`` ranges each: the
+        server re-checks every row it reads against each range of the OR, so a statement
+        with a thousand ranges spends most of its time in that check."""
         if buckets.within is None:
-            return ""
+            return [""]
         bits, numbers = buckets.within
         shift = self._shift(bits)
-        ranges = []
-        for first, last in _runs(numbers):
-            start, end = self.low + (first << shift), self.low + ((last + 1) << shift)
-            ranges.append(f"({self.key} >= {start} AND {self.key} < {end})")
-        return " WHERE " + " OR ".join(ranges)
+        ranges = [
+            f"({self.key} >= {self.low + (first << shift)} "
+            f"AND {self.key} < {self.low + ((last + 1) << shift)})"
+            for first, last in _runs(numbers)
+        ]
+        size = limit or len(ranges)
+        return [
+            " WHERE " + " OR ".join(ranges[start : start + size])
+            for start in range(0, len(ranges), size)
+        ]
 
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
-        sql = (
-            f"SELECT {self.bucket_sql(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
-            f"FROM {self.table}{self.where(buckets)} GROUP BY 1 ORDER BY NULL"
-        )
-        return {int(b): (int(n), int(x)) for b, n, x in fetch_all(self.keys.engine, sql)}
+        found: dict[int, Fold] = {}
+        for where in self._parts(buckets):
+            sql = (
+                f"SELECT {self.bucket_sql(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
+                f"FROM {self.table}{where} GROUP BY 1 ORDER BY NULL"
+            )
+            rows = fetch_all(self.keys.engine, sql)
+            found.update((int(b), (int(n), int(x))) for b, n, x in rows)
+        return found
+
+    def rows(self, buckets: Buckets) -> list[tuple[Any, ...]]:
+        columns = [self.identity, self.fingerprint, *(quote(k) for k in self.keys.key)]
+        found: list[tuple[Any, ...]] = []
+        for where in self._parts(buckets):
+            sql = f"SELECT {', '.join(columns)} FROM {self.table}{where}"
+            found += fetch_all(self.keys.engine, sql)
+        return found
 
 
 def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
