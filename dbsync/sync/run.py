@@ -10,7 +10,7 @@
   target table): the whole table is staged from one consistent snapshot, its row count
   checked against that snapshot, and swapped in with one atomic RENAME.
 - Diff (a keyed table without ``modifier``): the rows that differ, found by a comparison
-  both servers compute, repaired in one transaction (:mod:`dbsync.reconcile`); too many
+  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too many
   differences or a schema change: the full refresh. An incremental table is reconciled the
   same way after its merge when asked or due. The result's ``mode`` says which really ran.
 """
@@ -190,12 +190,11 @@ def _sync_locked(
         log.info("table %s: no changes since the last sync", config.table)
     else:
         _load(runtime, config, source, plan, result, lock_check)
-    reconciles = plan.target is not None and not plan.replace
-    reconciles = reconciles and reconcile.due(runtime, config, request)
+    merged = plan.target is not None and not plan.replace
+    reconciles = merged and reconcile.due(runtime, config, request)
     # a reconcile deletes what the source no longer has too: no key comparison before it
-    if plan.target is not None and not plan.replace and not reconciles and deletes.due(
-        runtime, config
-    ):
+    if merged and not reconciles and deletes.due(runtime, config):
+        assert plan.target is not None
         with _phase(result, "deletes"):
             tables = deletes.Tables(source, plan.target)
             deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
