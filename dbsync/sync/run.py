@@ -25,24 +25,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbsync.backends import record_result
-from dbsync.backends.mysql import target as tgt
-from dbsync.backends.mysql.checksum import window_matches
-from dbsync.backends.mysql.extract import (
-    ExtractStats,
-    Read,
-    Window,
-    cursor_lower_bound,
-    highest_cursor,
-    stream_rows,
-)
-from dbsync.backends.mysql.schema import adds_columns, plan_alter, qualified, require_source_table
 from dbsync.compare import deletes, reconcile
 from dbsync.compare.reconcile import DIFF, Request
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.config.result import SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
-from dbsync.model import Copy, HeldLock, TableSchema
+from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
 from dbsync.ops.logs import redact
 from dbsync.sync.pipeline import run_pipeline
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
@@ -95,13 +84,12 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
     left. Takes no lock: the copy's coordinator holds the table's."""
     config = table_config(runtime, table)
     with runtime.engines.source.connect() as conn:
-        source = require_source_table(
+        source = runtime.dialect.require_source_table(
             conn,
             runtime.dialect.source_schema(),
             table,
             config.primary_key,
             config.modifier,
-            read=runtime.dialect.read_table,
         )
     return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
@@ -246,13 +234,12 @@ def _mirror_schema(
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
     with runtime.engines.source.connect() as conn:
-        source = require_source_table(
+        source = dialect.require_source_table(
             conn,
             dialect.source_schema(),
             config.table,
             config.primary_key,
             config.modifier,
-            read=dialect.read_table,
         )
     dialect.ensure_staging(runtime.engines.target)
     return source, _plan(runtime, config, source, result, request)
@@ -296,7 +283,7 @@ def _read_ahead(
         return nullcontext()
     databases = (dialect.source_schema(), dialect.target_schema())
     return reading_ahead(
-        engines.source, engines.target, databases, (source, plan.target), plan.window
+        dialect, engines.source, engines.target, databases, (source, plan.target), plan.window
     )
 
 
@@ -306,7 +293,7 @@ def _stage(
     """Extract with dlt into the staging table; returns the staged row count (checked)."""
     dialect, engines = runtime.dialect, runtime.engines
     stats = ExtractStats()
-    rows = stream_rows(
+    rows = dialect.stream_rows(
         Read(
             dialect=dialect,
             engine=engines.source,
@@ -328,7 +315,7 @@ def _stage(
             runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(
+    staged = dialect.count_rows(
         engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
     )
     if plan.replace and staged != stats.snapshot_rows:
@@ -349,7 +336,7 @@ def _commit(
         dialect.merge(target, plan.target, config.primary_key)
         return
     if plan.target_exists:
-        current = tgt.count_rows(target, dialect.target_schema(), config.table)
+        current = dialect.count_rows(target, dialect.target_schema(), config.table)
         reconcile.check_whole_copy(config, current, staged)
     if plan.build_indexes:
         dialect.index_staging(target, source, config.modifier)
@@ -411,14 +398,14 @@ def _plan(
             return replace
         _prepare_full_copy(runtime, config, source, replace)
         return replace
-    alter = plan_alter(source, current, target_db, config.primary_key)
+    alter = dialect.plan_alter(source, current, target_db, config.primary_key)
     if alter and result.mode == DIFF:
         schema_log.info("table %s: the schema changed: %s", config.table, alter)
         result.schema_changes.append(alter)
         _copy_whole(result, "the schema changed")
         _prepare_full_copy(runtime, config, source, replace)
         return replace
-    if alter and adds_columns(alter):
+    if alter and dialect.adds_columns(alter):
         # existing rows need the new column's values: stage them all, swap in the result
         schema_log.info(
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
@@ -429,10 +416,10 @@ def _plan(
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
-        tgt.execute_ddl(engine, qualified(target_db, config.table), alter)
+        dialect.alter_target(engine, config.table, alter)
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
-    if tgt.is_empty(engine, target_db, config.table):
+    if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
         _prepare_full_copy(runtime, config, source, replace)
         return replace
@@ -443,15 +430,15 @@ def _plan(
     cursor = source.column(config.modifier or "")
     assert cursor is not None
     lag = _lag(runtime, config)
-    window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
+    window = Window(cursor.name, dialect.cursor_lower_bound(engine, config.table, cursor, lag))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
     if dialect.copies_in_chunks:
         # changes made while a chunked copy ran may be older than the target's newest row
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
         if copy_start is not None:
             plan.window.lower_bound, plan.rereads_copy = copy_start, True
-    if window.lower_bound is not None and window_matches(
-        runtime.dialect, runtime.engines, runtime.settings.fetch_limit, source, current, window
+    if window.lower_bound is not None and dialect.window_matches(
+        runtime.engines, runtime.settings.fetch_limit, source, current, window
     ):
         plan.unchanged = True
         return plan
@@ -469,7 +456,8 @@ def _copy_unneeded(
     """A keyless table not forced whole whose whole-table checksums show nothing changed."""
     if request.full_refresh or config.strategy == "replace" or reconcile.table_key(config, source):
         return False
-    if plan_alter(source, current, runtime.dialect.target_schema(), config.primary_key):
+    dialect = runtime.dialect
+    if dialect.plan_alter(source, current, dialect.target_schema(), config.primary_key):
         return False
     if not reconcile.checksums_match(runtime, source, current):
         return False
@@ -512,8 +500,7 @@ def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> s
     if cursor is None:
         return None
     dialect = runtime.dialect
-    value = highest_cursor(
-        dialect,
+    value = dialect.highest_cursor(
         runtime.engines.source,
         dialect.source_schema(),
         config.table,

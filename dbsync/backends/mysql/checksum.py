@@ -18,10 +18,10 @@ from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import Engines, fetch_all
 from dbsync.backends.key_folds import identity_sql, identity_text
-from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.extract import window_positional
 from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.backends.mysql.types import comparable_text
-from dbsync.model import Column, RowSet, TableSchema
+from dbsync.model import Column, RowSet, TableSchema, Window
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
@@ -144,7 +144,7 @@ def window_matches(
     columns = [c for c in source.column_names if target.column(c) is not None]
     if len(columns) != len(source.columns):
         return False
-    where, params = window.positional(dialect.placeholder)
+    where, params = window_positional(window, dialect.placeholder)
     condition = where.removeprefix(" WHERE ")
     sides = (
         (engines.source, qualified(dialect.source_schema(), source.name), source),
