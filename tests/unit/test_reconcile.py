@@ -58,9 +58,7 @@ def test_the_fingerprint_takes_columns_by_name_in_the_order_given() -> None:
     )
 
 
-def test_the_fingerprint_prefixes_text_and_bytes_with_their_length_and_keeps_nulls_apart() -> (
-    None
-):
+def test_the_fingerprint_prefixes_text_and_bytes_with_their_length_and_keeps_nulls_apart() -> None:
     sql = fingerprint_sql(_schema(ID, V, B, F), ["id", "v", "b", "f"])
     assert "LENGTH(`v`), ':', `v`" in sql and "LENGTH(`b`), ':', `b`" in sql
     assert "ISNULL(`v`)" in sql and "CAST(CAST(`f` AS DOUBLE) AS CHAR)" in sql

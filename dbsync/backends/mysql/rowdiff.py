@@ -94,7 +94,6 @@ class ServerRowSide(ServerSide):
         sql = f"SELECT {', '.join(columns)} FROM {self.table}{self.where(buckets)}"
         return fetch_all(self.keys.engine, sql)
 
-
     def key_bounds(self) -> tuple[int, int] | None:
         """(lowest, highest) key of a table keyed by one integer column (None otherwise, or
         when empty): such a table is bucketed by key ranges (:meth:`ranged`)."""
