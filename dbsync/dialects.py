@@ -15,6 +15,7 @@ import importlib.util
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -22,10 +23,11 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync import checksum, mysql_types
+from dbsync import checksum, cursor_sql, mysql_types
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
 from dbsync.engines import server_engine, uses_tls
+from dbsync.errors import SafePointUnavailable
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.names import staging_table
@@ -126,6 +128,18 @@ class Dialect(Protocol):
 
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison (:mod:`dbsync.keydiff`)."""
+
+    def oldest_activity(self, engine: Engine) -> datetime:
+        """The source's clock lowered to the start of its oldest running statement and open
+        transaction, in UTC (:mod:`dbsync.cursor_guard`); raises SafePointUnavailable."""
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime | None:
+        """``moment`` (UTC) as writers in ``zone`` (default: the server's) stamp a DATETIME."""
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        """Rows of ``table`` (qualified) whose cursor is ahead of the source's clock."""
 
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:
@@ -259,6 +273,17 @@ class MySQLDialect:
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison: on the server."""
         return ServerSide(keys)
+
+    def oldest_activity(self, engine: Engine) -> datetime:
+        return cursor_sql.oldest_activity(engine)
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime | None:
+        return cursor_sql.in_writer_zone(engine, moment, zone)
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        return cursor_sql.future_rows(engine, table, cursor, zone)
 
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         column = quote(cursor.name)
@@ -461,6 +486,17 @@ class SQLiteDialect:
 
     def named_param(self, name: str) -> str:
         return f":{name}"
+
+    def oldest_activity(self, engine: Engine) -> datetime:
+        raise SafePointUnavailable("SQLite keeps no list of open transactions")
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime | None:
+        return None
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        return 0
 
     def begin_snapshot(self, raw: Any) -> Any:
         cursor = raw.cursor()

@@ -228,15 +228,21 @@ def _report_progress(table: str, stats: ExtractStats) -> None:
 
 
 def cursor_lower_bound(
-    dialect: Dialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    dialect: Dialect,
+    engine: Engine,
+    table: str,
+    cursor: Column,
+    lag_seconds: float,
+    schema: str | None = None,
 ) -> str | None:
-    """Where the next incremental read starts: the target's highest cursor value minus lag.
+    """The highest cursor value of the target's table (or ``schema``'s) minus the lag: where
+    an incremental read starts when no safe point is known (:mod:`dbsync.cursor_guard`).
 
     Reading ``>=`` that value (not ``>``) re-reads rows that share the last seen value, so rows
     inserted later with the same timestamp are not lost; the lag re-reads rows whose
     transactions committed late with an older timestamp. Merging by key makes re-reads
     harmless. Derived from the target's data, it survives any crash or lost state.
     """
-    sql = dialect.lower_bound_sql(dialect.target_schema(), table, cursor, lag_seconds)
+    sql = dialect.lower_bound_sql(schema or dialect.target_schema(), table, cursor, lag_seconds)
     with engine.connect() as conn:
         return conn.execute(sa.text(sql)).scalar()

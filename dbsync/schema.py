@@ -46,6 +46,8 @@ class Column:
     nullable: bool
     charset: str | None = None
     collation: str | None = None
+    # the server stamps it on every UPDATE (ON UPDATE CURRENT_TIMESTAMP): see cursor_guard
+    stamped_on_update: bool = field(default=False, compare=False)
 
     @property
     def is_binary(self) -> bool:
@@ -86,7 +88,7 @@ class TableSchema:
 
 _COLUMNS_SQL = sa.text(
     "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, "
-    "COLLATION_NAME FROM information_schema.COLUMNS "
+    "COLLATION_NAME, EXTRA FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
 )
 _INDEXES_SQL = sa.text(
@@ -116,6 +118,7 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
             nullable=r[3] == "YES",
             charset=r[4],
             collation=r[5],
+            stamped_on_update="on update" in (r[6] or "").lower(),
         )
         for r in conn.execute(_COLUMNS_SQL, params)
     )

@@ -31,14 +31,24 @@ _COLUMNS = """(
   worker VARCHAR(255) NULL,
   consecutive_failures INT NOT NULL DEFAULT 0,
   rows_deleted BIGINT NOT NULL DEFAULT 0,
-  last_delete_check_at DATETIME(6) NULL
+  last_delete_check_at DATETIME(6) NULL,
+  safe_point VARCHAR(64) NULL,
+  safe_point_cursor VARCHAR(200) NULL,
+  cursor_fallback TINYINT NOT NULL DEFAULT 0,
+  future_cursor_rows BIGINT NOT NULL DEFAULT 0
 )"""
 
 # columns added after the first release: (name, definition), added to older status tables
 _ADDED_COLUMNS = (
     ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
     ("last_delete_check_at", "DATETIME(6) NULL"),
+    ("safe_point", "VARCHAR(64) NULL"),
+    ("safe_point_cursor", "VARCHAR(200) NULL"),
+    ("cursor_fallback", "TINYINT NOT NULL DEFAULT 0"),
+    ("future_cursor_rows", "BIGINT NOT NULL DEFAULT 0"),
 )
+# what the cursor's last successful sync learned (dbsync.cursor_guard): a failed sync keeps it
+_CURSOR_FIELDS = ("safe_point", "safe_point_cursor", "cursor_fallback", "future_cursor_rows")
 
 _FIELDS = [
     "table_name",
@@ -56,6 +66,7 @@ _FIELDS = [
     "consecutive_failures",
     "rows_deleted",
     "last_delete_check_at",
+    *_CURSOR_FIELDS,
 ]
 
 
@@ -76,6 +87,10 @@ class TableStatus:
     consecutive_failures: int
     rows_deleted: int = 0
     last_delete_check_at: datetime | None = None
+    safe_point: str | None = None
+    safe_point_cursor: str | None = None
+    cursor_fallback: bool = False
+    future_cursor_rows: int = 0
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds since the last successful sync (None if there never was one)."""
@@ -134,6 +149,11 @@ def _upsert_sql(engine: Engine, database: str) -> str:
             for f in _FIELDS[1:]
             if f
             not in ("last_success_at", "load_id", "consecutive_failures", "last_delete_check_at")
+            and f not in _CURSOR_FIELDS
+        },
+        **{
+            f: f"CASE WHEN {new('status')} = 'synced' THEN {new(f)} ELSE {f} END"
+            for f in _CURSOR_FIELDS
         },
         "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
         "load_id": f"COALESCE({new('load_id')}, load_id)",
@@ -186,19 +206,35 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "consecutive_failures": 1 if result.status == "failed" else 0,
         "rows_deleted": result.rows_deleted,
         "last_delete_check_at": _naive(result.deletes_checked_at),
+        "safe_point": result.safe_point,
+        "safe_point_cursor": result.safe_point_cursor,
+        "cursor_fallback": int(result.cursor_fallback),
+        "future_cursor_rows": result.future_cursor_rows,
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
 
 
-def read_status(engine: Engine, database: str) -> list[TableStatus]:
-    """Every table's last recorded sync, ordered by table name."""
+def read_status(engine: Engine, database: str, table: str | None = None) -> list[TableStatus]:
+    """Every table's last recorded sync (or only ``table``'s), ordered by table name."""
     ensure_status_table(engine, database)
-    sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)} ORDER BY table_name"
+    where = " WHERE table_name = :t" if table is not None else ""
+    sql = (
+        f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)}{where} ORDER BY table_name"
+    )
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql)).all()
+        rows = conn.execute(sa.text(sql), {"t": table}).all()
     return [
-        TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:14], _moment(row[14]))
+        TableStatus(
+            *row[:3],
+            *(_moment(v) for v in row[3:6]),
+            *row[6:14],
+            _moment(row[14]),
+            row[15],
+            row[16],
+            bool(row[17]),
+            int(row[18]),
+        )
         for row in rows
     ]
 
@@ -210,3 +246,8 @@ def last_delete_check(engine: Engine, database: str, table: str) -> datetime | N
     with engine.connect() as conn:
         found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
     return found.replace(tzinfo=UTC) if found else None
+
+
+def table_status(engine: Engine, database: str, table: str) -> TableStatus | None:
+    """The table's recorded status (its cursor's safe point among it), None if never synced."""
+    return next(iter(read_status(engine, database, table)), None)

@@ -20,14 +20,12 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-
-from dbsync import chunked_copy, deletes
+from dbsync import chunked_copy, cursor_guard, deletes
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.copy_progress import Copy
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
-from dbsync.extract import ExtractStats, Read, Window, cursor_lower_bound, stream_rows
+from dbsync.extract import ExtractStats, Read, Window, stream_rows
 from dbsync.lock import HeldLock
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
@@ -314,10 +312,13 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
+    # before any of the table's rows is read: the safe point of this run's reads
+    previous = cursor_guard.observe(runtime, config, source, result) if config.modifier else None
     replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
     if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
+            result.safe_point = None  # its chunks were read before: the copy's start holds
             _copy_whole(result, "an interrupted chunked copy is resumed")
             log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
             replace.build_indexes = True
@@ -327,7 +328,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
             _copy_whole(result, "the target table does not exist")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     alter = plan_alter(source, current, target_db, config.primary_key)
     if alter and "ADD COLUMN" in alter:
@@ -337,7 +338,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         )
         result.schema_changes.append(alter)
         _copy_whole(result, "columns were added in the source")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
@@ -346,12 +347,11 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         current = _target_schema(runtime, config.table)
     if tgt.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     cursor = source.column(config.modifier or "")
     assert cursor is not None
-    lag = _lag(runtime, config)
-    window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
+    window = Window(cursor.name, cursor_guard.lower_bound(runtime, config, cursor, previous))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
     if dialect.copies_in_chunks:
         # changes made while a chunked copy ran may be older than the target's newest row
@@ -365,14 +365,8 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
     return plan
 
 
-def _lag(runtime: Runtime, config: TableConfig) -> float:
-    if config.lag_seconds is not None:
-        return config.lag_seconds
-    return runtime.settings.default_lag_seconds
-
-
 def _prepare_full_copy(
-    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, result: SyncResult
 ) -> None:
     """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
     dialect = runtime.dialect
@@ -383,7 +377,7 @@ def _prepare_full_copy(
             source,
             config,
             _chunk_rows(runtime, config),
-            lambda: _copy_start(runtime, config, source),
+            lambda: _copy_start(runtime, config, source, result),
         )
     if plan.copy is None:
         dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
@@ -393,16 +387,12 @@ def _chunk_rows(runtime: Runtime, config: TableConfig) -> int:
     return config.chunk_rows or runtime.settings.chunk_rows
 
 
-def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:
-    """Where the first incremental read after a chunked copy must start: the source's
-    highest cursor value before the copy read anything, minus the lag."""
+def _copy_start(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult
+) -> str | None:
+    """Where the first incremental read after a chunked copy must start (see
+    :func:`dbsync.cursor_guard.copy_start`)."""
     cursor = source.column(config.modifier) if config.modifier else None
     if cursor is None:
         return None
-    dialect = runtime.dialect
-    sql = dialect.lower_bound_sql(
-        dialect.source_schema(), config.table, cursor, _lag(runtime, config)
-    )
-    with runtime.engines.source.connect() as conn:
-        value = conn.execute(sa.text(sql)).scalar()
-    return None if value is None else str(value)
+    return cursor_guard.copy_start(runtime, config, cursor, result)
