@@ -23,12 +23,12 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync import checksum, cursor_sql, mysql_types
+from dbsync import checksum, cursor_sql, mysql_types, window_sql
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
 from dbsync.engines import server_engine, uses_tls
 from dbsync.errors import SafePointUnavailable
-from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
+from dbsync.keydiff import Buckets, KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
 from dbsync.names import staging_table
 from dbsync.schema import (
@@ -128,6 +128,15 @@ class Dialect(Protocol):
 
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison (:mod:`dbsync.keydiff`)."""
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        """A window's rows on both sides, folded per key bucket (:mod:`dbsync.window_diff`);
+        None where the rows cannot be folded where they are."""
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        """A predicate selecting the rows of ``buckets`` (values inlined)."""
 
     def oldest_activity(self, engine: Engine) -> datetime:
         """The source's clock lowered to the start of its oldest running statement and open
@@ -273,6 +282,17 @@ class MySQLDialect:
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison: on the server."""
         return ServerSide(keys)
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        return (
+            window_sql.WindowSide(rows[0], engines[0], key),
+            window_sql.WindowSide(rows[1], engines[1], key),
+        )
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        return window_sql.in_buckets(schema, key, buckets)
 
     def oldest_activity(self, engine: Engine) -> datetime:
         return cursor_sql.oldest_activity(engine)
@@ -486,6 +506,14 @@ class SQLiteDialect:
 
     def named_param(self, name: str) -> str:
         return f":{name}"
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        return None  # no MD5: the demo's small windows are read whole
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        raise NotImplementedError("SQLite windows are read whole")
 
     def oldest_activity(self, engine: Engine) -> datetime:
         raise SafePointUnavailable("SQLite keeps no list of open transactions")

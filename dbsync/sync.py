@@ -20,9 +20,8 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
-from dbsync import chunked_copy, cursor_guard, deletes
+from dbsync import chunked_copy, cursor_guard, deletes, window_diff
 from dbsync import target as tgt
-from dbsync.checksum import window_matches
 from dbsync.copy_progress import Copy
 from dbsync.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.extract import ExtractStats, Read, Window, stream_rows
@@ -358,9 +357,12 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
         if copy_start is not None:
             plan.window.lower_bound, plan.rereads_copy = copy_start, True
-    if window.lower_bound is not None and window_matches(runtime, source, current, window):
-        plan.unchanged = True
-        return plan
+    if window.lower_bound is not None:
+        verdict = window_diff.compare(runtime, source, current, window, config.primary_key)
+        if verdict.unchanged:
+            plan.unchanged = True
+            return plan
+        plan.window.key_range = verdict.only  # only the rows the target lacks as they are
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
 
