@@ -80,10 +80,23 @@ class KeySet:
     database: str
     schema: TableSchema
     key: tuple[str, ...]
+    # a DB-API connection inside a consistent read: the keys as that snapshot sees them
+    snapshot: Any = None
 
     @property
     def table(self) -> str:
         return qualified(self.database, self.schema.name)
+
+    def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of one statement, in the snapshot if there is one."""
+        if self.snapshot is None:
+            return fetch_all(self.engine, sql)
+        cursor = self.snapshot.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
 
 
 def identity_sql(schema: TableSchema, key: Sequence[str]) -> str:
@@ -118,7 +131,7 @@ class ServerSide:
 
     def total(self) -> Fold:
         sql = f"SELECT COUNT(*), COALESCE(BIT_XOR({self.hash} * {MIX}), 0) FROM {self.keys.table}"
-        rows, xor = fetch_all(self.keys.engine, sql)[0]
+        rows, xor = self.keys.fetch(sql)[0]
         return int(rows), int(xor)
 
     def _where(self, buckets: Buckets) -> str:
@@ -134,12 +147,12 @@ class ServerSide:
             # by position: a name could be one of the table's own columns; unsorted
             f"FROM {self.keys.table}{self._where(buckets)} GROUP BY 1 ORDER BY NULL"
         )
-        return {int(b): (int(n), int(x)) for b, n, x in fetch_all(self.keys.engine, sql)}
+        return {int(b): (int(n), int(x)) for b, n, x in self.keys.fetch(sql)}
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
         columns = [self.identity, *(quote(k) for k in self.keys.key if with_keys)]
         sql = f"SELECT {', '.join(columns)} FROM {self.keys.table}{self._where(buckets)}"
-        return fetch_all(self.keys.engine, sql)
+        return self.keys.fetch(sql)
 
 
 class LocalSide:

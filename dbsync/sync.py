@@ -158,14 +158,20 @@ def _sync_locked(
     with _phase(result, "schema"):
         source, plan = _mirror_schema(runtime, config, result)
     lock_check: Callable[[], None] = lock.ensure_held
-    if plan.unchanged:
-        log.info("table %s: no changes since the last sync", config.table)
-    else:
-        _load(runtime, config, source, plan, result, lock_check)
-    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
-        with _phase(result, "deletes"):
-            tables = deletes.Tables(source, plan.target)
-            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
+    compares = plan.target is not None and not plan.replace and deletes.due(runtime, config)
+    # the keys to compare are the ones this run's read can see: taken before it reads
+    with deletes.keys_as_read(runtime) if compares else nullcontext() as snapshot:
+        if plan.unchanged:
+            log.info("table %s: no changes since the last sync", config.table)
+        else:
+            _load(runtime, config, source, plan, result, lock_check)
+        if compares:
+            assert plan.target is not None
+            with _phase(result, "deletes"):
+                tables = deletes.Tables(source, plan.target)
+                deletes.propagate(
+                    runtime, config, tables, result, before_delete=lock_check, snapshot=snapshot
+                )
     _reread_done(runtime, config, plan)
 
 
