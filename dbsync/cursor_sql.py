@@ -17,17 +17,21 @@ ACCESS_DENIED = (1227, 1044, 1142)  # needs PROCESS; no access to a database or 
 # Read first: the clock and the start of every statement running now. A statement's NOW()
 # (and ON UPDATE CURRENT_TIMESTAMP) is its start time, fixed before InnoDB registers its
 # transaction; a statement still running shows here even before that (waiting on a lock).
+# Plain SELECTs write nothing (long reads, chunked copies, reports hold nothing back).
 _CLOCK_AND_STATEMENTS = (
     "SELECT CAST(NOW(6) AS CHAR), "
     "CAST(MIN(NOW(6) - INTERVAL ROUND(TIME_MS * 1000) MICROSECOND) AS CHAR) "
     "FROM information_schema.PROCESSLIST "
-    "WHERE ID <> CONNECTION_ID() AND COMMAND IN ('Query', 'Execute')"
+    "WHERE ID <> CONNECTION_ID() AND COMMAND IN ('Query', 'Execute') "
+    "AND TRIM(COALESCE(INFO, '')) NOT LIKE 'select%'"
 )
-# Read second: every transaction open now. One whose statements ended before the first read
-# has registered by then, so it is here unless it committed (then the snapshot sees it).
+# Read second: every transaction open now that has written a row. One whose statements ended
+# before the first read has registered by then, so it is here unless it committed (then the
+# snapshot sees it). One that wrote nothing yet has stamped nothing: whatever it writes later
+# is stamped later (read-only snapshots, other syncs and reports, hold nothing back).
 _OLDEST_TRANSACTION = (
     "SELECT CAST(MIN(trx_started) AS CHAR) FROM information_schema.INNODB_TRX "
-    "WHERE trx_mysql_thread_id <> CONNECTION_ID()"
+    "WHERE trx_mysql_thread_id <> CONNECTION_ID() AND trx_rows_modified > 0"
 )
 _CURRENT_USER = "SELECT CURRENT_USER()"
 _WRITER_ZONE = "COALESCE(:zone, @@global.time_zone)"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import datetime
 
 import pymysql
 import pytest
@@ -285,3 +286,25 @@ def test_a_status_table_of_an_earlier_release_gets_the_cursor_columns(
 
     (row,) = read_status(runtime.engines.target, scratch.target)
     assert row.safe_point == result.safe_point is not None
+
+
+def _source_now(scratch) -> datetime:
+    return datetime.fromisoformat(
+        helpers.query(scratch.source, "SELECT CAST(NOW(6) AS CHAR)")[0][0]
+    )
+
+
+def test_an_open_writing_transaction_holds_the_safe_point_back(scratch, runtime_factory) -> None:
+    _make_table(scratch)
+    runtime = runtime_factory()
+    sync_table(runtime, "t")
+    writer = _writer(scratch)
+    writer.cursor().execute("UPDATE t SET v = 'open' WHERE id = 3")
+    started = _source_now(scratch)
+    time.sleep(2.1)
+
+    result = sync_table(runtime, "t")
+    writer.rollback()
+    writer.close()
+
+    assert datetime.fromisoformat(result.safe_point) <= started
