@@ -13,6 +13,7 @@ from dbsync.errors import SafePointUnavailable, mysql_error_code
 from dbsync.schema import Column, quote
 
 ACCESS_DENIED = (1227, 1044, 1142)  # needs PROCESS; no access to a database or table
+MISSING = (1054, 1109)  # a server without these columns or tables
 
 # Read first: the clock and the start of every statement running now. A statement's NOW()
 # (and ON UPDATE CURRENT_TIMESTAMP) is its start time, fixed before InnoDB registers its
@@ -20,7 +21,7 @@ ACCESS_DENIED = (1227, 1044, 1142)  # needs PROCESS; no access to a database or 
 # Plain SELECTs write nothing (long reads, chunked copies, reports hold nothing back).
 _CLOCK_AND_STATEMENTS = (
     "SELECT CAST(NOW(6) AS CHAR), "
-    "CAST(MIN(NOW(6) - INTERVAL ROUND(TIME_MS * 1000) MICROSECOND) AS CHAR) "
+    "CAST(MIN(NOW(6) - INTERVAL TIME SECOND) AS CHAR) "  # TIME: whole seconds (MySQL too)
     "FROM information_schema.PROCESSLIST "
     "WHERE ID <> CONNECTION_ID() AND COMMAND IN ('Query', 'Execute') "
     "AND TRIM(COALESCE(INFO, '')) NOT LIKE 'select%'"
@@ -53,11 +54,16 @@ def oldest_activity(engine: Engine) -> datetime:
 
     Raises SafePointUnavailable when the user may not read the transaction list."""
     with engine.connect() as conn:
-        now, statement = conn.execute(sa.text(_CLOCK_AND_STATEMENTS)).one()
         try:
+            now, statement = conn.execute(sa.text(_CLOCK_AND_STATEMENTS)).one()
             transaction = conn.execute(sa.text(_OLDEST_TRANSACTION)).scalar()
         except sa.exc.DBAPIError as exc:
-            if mysql_error_code(exc) not in ACCESS_DENIED:
+            code = mysql_error_code(exc)
+            if code in MISSING:
+                raise SafePointUnavailable(
+                    f"the source server does not list its transactions: {exc.orig}"
+                ) from None
+            if code not in ACCESS_DENIED:
                 raise
             raise SafePointUnavailable(
                 "the source user may not read information_schema.INNODB_TRX (it needs the "
