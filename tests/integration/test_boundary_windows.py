@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.sync import sync_table
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 ROWS = 100_000

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync import keydiff, sync
-from dbsync.sync import sync_table
+from dbsync.compare import keydiff
+from dbsync.sync import run as sync
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 

@@ -13,9 +13,9 @@ from datetime import datetime
 import pymysql
 import pytest
 
-from dbsync.metrics import metrics_text
-from dbsync.state import read_status
-from dbsync.sync import sync_table
+from dbsync.backends.status import read_status
+from dbsync.ops.metrics import metrics_text
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 

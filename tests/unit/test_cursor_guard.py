@@ -6,8 +6,8 @@ from datetime import datetime
 
 import pytest
 
-from dbsync.cursor_guard import cursor_text, shifted
-from dbsync.schema import Column
+from dbsync.model import Column
+from dbsync.sync.cursor_guard import cursor_text, shifted
 
 
 def cursor(data_type: str, column_type: str | None = None) -> Column:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.errors import IncompatibleSchema
-from dbsync.mysql_types import widens as _widens
-from dbsync.schema import Column, TableSchema, create_table_sql, plan_alter
+from dbsync.backends.mysql.schema import create_table_sql, plan_alter
+from dbsync.backends.mysql.types import widens as _widens
+from dbsync.config.errors import IncompatibleSchema
+from dbsync.model import Column, TableSchema
 
 WIDENINGS = [
     ("varchar(50)", "varchar(10)"),
