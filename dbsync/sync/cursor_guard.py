@@ -84,7 +84,7 @@ def observe(
     if cursor is None:
         return previous
     if not cursor.is_temporal:
-        _fallback(result, previous, f"cursor {cursor.name!r} is not a date or time")
+        _fallback(result, previous, f"cursor {cursor.name!r} is not a date or time", False)
         return previous
     try:
         value = _safe_point(runtime, cursor)
@@ -108,16 +108,20 @@ def _safe_point(runtime: Runtime, cursor: Column) -> str:
     return cursor_text(moment, cursor)
 
 
-def _fallback(result: SyncResult, previous: TableStatus | None, reason: str) -> None:
+def _fallback(
+    result: SyncResult, previous: TableStatus | None, reason: str, temporal: bool = True
+) -> None:
     result.cursor_fallback = True
     first = previous is None or not previous.cursor_fallback
+    lags = "lag_seconds and CURSOR_FALLBACK_LAG_SECONDS" if temporal else "nothing"
     log.log(
         logging.WARNING if first else logging.INFO,
         "table %s: no safe point for the cursor (%s): incremental reads start at the newest "
-        "cursor value minus lag_seconds and CURSOR_FALLBACK_LAG_SECONDS; a transaction "
-        "committing later than that is missed",
+        "cursor value in the target minus %s; a transaction committing later than that is "
+        "missed",
         result.table,
         reason,
+        lags,
     )
 
 
