@@ -30,8 +30,6 @@ class Column:
     nullable: bool
     charset: str | None = None
     collation: str | None = None
-    # the server stamps it on every UPDATE (ON UPDATE CURRENT_TIMESTAMP): see sync.cursor_guard
-    stamped_on_update: bool = field(default=False, compare=False)
 
     @property
     def is_temporal(self) -> bool:

@@ -12,13 +12,13 @@ with the sync's status when the sync succeeds, and the next read starts there (m
 ``lag_seconds``): rows are re-read until every transaction that could still stamp an older
 value has committed, however long it stays open.
 
-For a cursor the server stamps on every update (``ON UPDATE CURRENT_TIMESTAMP``) the
-target's highest cursor value plays no part: the safe point alone bounds what was not seen,
-it is at most the source's clock (values stamped in the future never move the read past
-later changes), and it moves on with the writes (100,000 rows sharing one old value are not
-re-read forever). Any other date or time cursor may be set by the application from its own
-data or clock, trailing the source's: its read starts at the earlier of the safe point and
-the target's highest value, as before safe points.
+The read starts at the earlier of the safe point and the target's highest cursor value:
+the safe point bounds what the last read could not see, and is at most the source's clock
+(values stamped in the future never move the read past later changes); the target's highest
+value keeps the same-value boundary (a row inserted later with an explicit value equal to
+it, or between it and the safe point, as backfills and copies of timestamps do). Where many
+rows share that highest value, the window stays large while nothing newer is written; it is
+compared by buckets (:mod:`dbsync.sync.window_diff`), so it costs a fold, not a re-read.
 
 Time zones: the source session is UTC, so TIMESTAMP cursors compare as instants. A DATETIME
 or DATE cursor holds the writer's local time: the safe point is converted to
@@ -143,11 +143,10 @@ def _report_future(result: SyncResult, previous: TableStatus | None, cursor: Col
 def lower_bound(
     runtime: Runtime, config: TableConfig, cursor: Column, previous: TableStatus | None
 ) -> str | None:
-    """Where this incremental read starts, minus ``lag_seconds``: the last run's safe point
-    for a cursor the server stamps on every update; for another date or time cursor, the
-    earlier of that and the target's highest value (values an application sets may trail
-    the clock); without a safe point, the target's highest value minus
-    ``CURSOR_FALLBACK_LAG_SECONDS`` too."""
+    """Where this incremental read starts, minus ``lag_seconds``: the earlier of the last
+    run's safe point and the target's highest value (rows written with an explicit value at
+    or after it, the same-value boundary, are read too); without a safe point, the target's
+    highest value minus ``CURSOR_FALLBACK_LAG_SECONDS`` too."""
     lag = configured_lag(runtime, config)
     temporal = cursor.is_temporal
     recorded = previous.safe_point if previous is not None else None
@@ -155,8 +154,6 @@ def lower_bound(
         extra = runtime.settings.cursor_fallback_lag_seconds if temporal else 0.0
         return _target_bound(runtime, config, cursor, lag + extra)
     start = shifted(recorded, lag, cursor)
-    if cursor.stamped_on_update:
-        return start
     highest = _target_bound(runtime, config, cursor, lag)
     return start if highest is None else min(start, _normal(highest, cursor))
 

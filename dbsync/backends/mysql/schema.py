@@ -39,7 +39,7 @@ def column_definition(column: Column) -> str:
 
 _COLUMNS_SQL = sa.text(
     "SELECT COLUMN_NAME, COLUMN_TYPE, DATA_TYPE, IS_NULLABLE, CHARACTER_SET_NAME, "
-    "COLLATION_NAME, EXTRA FROM information_schema.COLUMNS "
+    "COLLATION_NAME FROM information_schema.COLUMNS "
     "WHERE TABLE_SCHEMA = :db AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
 )
 _INDEXES_SQL = sa.text(
@@ -69,7 +69,6 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
             nullable=r[3] == "YES",
             charset=r[4],
             collation=r[5],
-            stamped_on_update="on update" in (r[6] or "").lower(),
         )
         for r in conn.execute(_COLUMNS_SQL, params)
     )
