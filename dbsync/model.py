@@ -11,9 +11,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
+
+if TYPE_CHECKING:
+    from dbsync.dialect import Dialect
 
 Key = tuple[Any, ...]
 Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
@@ -59,6 +62,52 @@ class TableSchema:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    def nullable_columns(self, key: Sequence[str]) -> list[str]:
+        """The columns of ``key`` that allow NULL (a merge key must not)."""
+        return [c for c in key if (col := self.column(c)) is not None and col.nullable]
+
+
+@dataclass
+class Window:
+    """Which rows to read: all of them, or those at/after a cursor value (and NULL ones).
+
+    Plain data: the dialect renders it as a WHERE clause (for MySQL,
+    :func:`dbsync.backends.mysql.extract.window_where`)."""
+
+    cursor: str | None = None
+    lower_bound: str | None = None
+    key_range: str | None = None  # one chunk of a copy: a key-range predicate, values inlined
+
+
+@dataclass
+class ExtractStats:
+    """What one extraction read: rows, the snapshot's own count (full copies), chunks."""
+
+    rows: int = 0
+    snapshot_rows: int | None = None
+    chunks: int = 0
+    progress_every: int = 500_000
+    _next_report: int = field(default=500_000, repr=False)
+
+
+@dataclass
+class Read:
+    """One extraction: which rows of which table, from where, in what chunks
+    (:meth:`dbsync.dialect.Dialect.stream_rows`)."""
+
+    dialect: Dialect
+    engine: Engine
+    database: str
+    schema: TableSchema
+    window: Window
+    fetch_limit: int
+    stats: ExtractStats
+    count_snapshot: bool  # full copies are counted against their own snapshot
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.column_names)
 
 
 @dataclass(frozen=True)
@@ -162,6 +211,9 @@ class TableStatus:
 
 
 # --- chunked copies (dbsync.copy, recorded by the backend's progress tables) ---------
+
+
+COPYING, SWAPPED, DISCARDED = "copying", "swapped", "discarded"  # the states of a Copy
 
 
 @dataclass(frozen=True)

@@ -21,15 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbsync.backends import record_result
-from dbsync.backends.mysql import target as tgt
-from dbsync.backends.mysql.extract import ExtractStats, Read, Window, stream_rows
-from dbsync.backends.mysql.schema import adds_columns, plan_alter, qualified, require_source_table
 from dbsync.compare import deletes
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.config.result import SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
-from dbsync.model import Copy, HeldLock, TableSchema
+from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
 from dbsync.ops.logs import redact
 from dbsync.sync import cursor_guard, window_diff
 from dbsync.sync.pipeline import run_pipeline
@@ -79,13 +76,12 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
     left. Takes no lock: the copy's coordinator holds the table's."""
     config = table_config(runtime, table)
     with runtime.engines.source.connect() as conn:
-        source = require_source_table(
+        source = runtime.dialect.require_source_table(
             conn,
             runtime.dialect.source_schema(),
             table,
             config.primary_key,
             config.modifier,
-            read=runtime.dialect.read_table,
         )
     return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
@@ -180,13 +176,12 @@ def _mirror_schema(
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
     with runtime.engines.source.connect() as conn:
-        source = require_source_table(
+        source = dialect.require_source_table(
             conn,
             dialect.source_schema(),
             config.table,
             config.primary_key,
             config.modifier,
-            read=dialect.read_table,
         )
     dialect.ensure_staging(runtime.engines.target)
     return source, _plan(runtime, config, source, result)
@@ -230,7 +225,7 @@ def _read_ahead(
         return nullcontext()
     databases = (dialect.source_schema(), dialect.target_schema())
     return reading_ahead(
-        engines.source, engines.target, databases, (source, plan.target), plan.window
+        dialect, engines.source, engines.target, databases, (source, plan.target), plan.window
     )
 
 
@@ -240,7 +235,7 @@ def _stage(
     """Extract with dlt into the staging table; returns the staged row count (checked)."""
     dialect, engines = runtime.dialect, runtime.engines
     stats = ExtractStats()
-    rows = stream_rows(
+    rows = dialect.stream_rows(
         Read(
             dialect=dialect,
             engine=engines.source,
@@ -262,7 +257,7 @@ def _stage(
             runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(
+    staged = dialect.count_rows(
         engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
     )
     if plan.replace and staged != stats.snapshot_rows:
@@ -334,8 +329,8 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             _copy_whole(result, "the target table does not exist")
         _prepare_full_copy(runtime, config, source, replace, result)
         return replace
-    alter = plan_alter(source, current, target_db, config.primary_key)
-    if alter and adds_columns(alter):
+    alter = dialect.plan_alter(source, current, target_db, config.primary_key)
+    if alter and dialect.adds_columns(alter):
         # existing rows need the new column's values: stage them all, swap in the result
         schema_log.info(
             "table %s: columns added in the source, rebuilding: %s", config.table, alter
@@ -346,10 +341,10 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
-        tgt.execute_ddl(engine, qualified(target_db, config.table), alter)
+        dialect.alter_target(engine, config.table, alter)
         result.schema_changes.append(alter)
         current = _target_schema(runtime, config.table)
-    if tgt.is_empty(engine, target_db, config.table):
+    if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
         _prepare_full_copy(runtime, config, source, replace, result)
         return replace

@@ -19,10 +19,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
 
 from dbsync.compare import keydiff
-from dbsync.model import Buckets, TableSchema
+from dbsync.model import Buckets, TableSchema, Window
 from dbsync.sync.runtime import Runtime
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -45,10 +44,10 @@ def compare(
     runtime: Runtime,
     source: TableSchema,
     target: TableSchema,
-    window: Any,
+    window: Window,
     key: tuple[str, ...],
 ) -> Verdict:
-    """The part of ``window`` (the backend's Window) the target does not already hold as is."""
+    """The part of ``window`` the target does not already hold as is."""
     dialect = runtime.dialect
     engines = (runtime.engines.source, runtime.engines.target)
     rows = dialect.window_rows(engines, source, target, window)

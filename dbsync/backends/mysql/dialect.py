@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql.cursors
 import sqlalchemy as sa
@@ -15,34 +15,51 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, extract
+from dbsync.backends.mysql import checksum, extract, key_ranges, privileges
 from dbsync.backends.mysql import cursor as safe_point
+from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
 from dbsync.backends.mysql import window as window_sql
-from dbsync.backends.mysql.loader import dbsync_sqlalchemy
+from dbsync.backends.mysql.copy_progress import CopyProgress, Holder
+from dbsync.backends.mysql.key_ranges import range_predicate
+from dbsync.backends.mysql.loader import LoadFile, dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
     add_indexes_sql,
+    adds_columns,
+    column_definition,
     create_table_sql,
+    plan_alter,
     qualified,
     quote,
     read_table,
+    require_source_table,
+    target_indexes,
 )
+from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
     Buckets,
     Column,
     HeldLock,
+    Index,
     Key,
     KeySet,
+    Read,
     RowSet,
     Side,
     TableSchema,
+    Window,
     WindowRows,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
 
 
 class MySQLDialect:
@@ -72,12 +89,36 @@ class MySQLDialect:
         """The staging table dlt loads for ``table`` (see dbsync.config.names)."""
         return staging_table(table)
 
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        return qualified(schema, table)
+
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         return read_table(conn, schema, table)
 
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        return require_source_table(conn, database, table, key, modifier, read=self.read_table)
+
     def text_expression(self, column: Column) -> str:
         return mysql_types.text_expression(column, quote(column.name))
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        return range_predicate(key, lower, upper, self.placeholder)
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        return row_reads.key_boundaries(self, engine, database, table, key, every)
 
     def named_param(self, name: str) -> str:
         return f"%({name})s"
@@ -113,11 +154,6 @@ class MySQLDialect:
         """Where a table's keys are folded for the delete comparison: on the server."""
         return ServerSide(keys)
 
-    def highest_cursor(
-        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
-
     def oldest_activity(self, engine: Engine) -> datetime:
         return safe_point.oldest_activity(engine)
 
@@ -131,7 +167,11 @@ class MySQLDialect:
         return safe_point.future_rows(engine, source, cursor, zone)
 
     def window_rows(
-        self, engines: tuple[Engine, Engine], source: TableSchema, target: TableSchema, window: Any
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
     ) -> WindowRows | None:
         return window_sql.window_rows(self, engines, source, target, window)
 
@@ -154,6 +194,19 @@ class MySQLDialect:
             expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
         return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"
 
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
+
+    def cursor_lower_bound(
+        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.cursor_lower_bound(self, engine, table, cursor, lag_seconds)
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        return extract.stream_rows(read)
+
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Computed by the server: only three numbers cross the network."""
         return checksum.fold_on_server(engine, rows)
@@ -162,6 +215,25 @@ class MySQLDialect:
         self, engine: Engine, rows: RowSet, key: Sequence[str]
     ) -> dict[object, object]:
         return checksum.digests_on_server(engine, rows, key)
+
+    # --- read-ahead ---------------------------------------------------------------------
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        return read_ahead_sql.cursor_index(schema, cursor)
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        return read_ahead_sql.window_keys(engine, table, key, window, limit)
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        read_ahead_sql.read_rows(engine, table, key, index, keys)
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
@@ -181,6 +253,24 @@ class MySQLDialect:
         finally:
             engine.dispose()
         self._target_ready = True
+
+    def plan_alter(
+        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
+    ) -> str | None:
+        return plan_alter(source, target, database, key)
+
+    @staticmethod
+    def adds_columns(alter: str) -> bool:
+        return adds_columns(alter)
+
+    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
+        tgt.execute_ddl(engine, qualified(self.target_schema(), table), alter)
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.is_empty(engine, schema, table)
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        return tgt.count_rows(engine, schema, table)
 
     def create_staging(
         self,
@@ -264,6 +354,56 @@ class MySQLDialect:
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
+
+    # --- chunked copies -------------------------------------------------------------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        return key_ranges.walk_split_points(engine, database, table, key, every, after)
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        return key_ranges.range_sql(key, lower, upper)
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.table_exists(engine, schema, table)
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        return target_indexes(source, cursor)
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        return column_definition(column)
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        return CopyProgress(engine, database)
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        return Holder(engine)
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        return LoadFile(engine, schema, table, batches)
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        tgt.clear_range(cursor, table, key_range)
+
+    # --- privileges -----------------------------------------------------------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        return privileges.select_problems(engine, database, tables)
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        return privileges.database_problems(conn, databases)
 
     @staticmethod
     def status_schema(database: str) -> str:

@@ -17,9 +17,9 @@ from sqlalchemy.engine import Engine
 from dbsync.backends.engines import fetch_all
 from dbsync.backends.key_folds import identity_sql
 from dbsync.backends.mysql.checksum import row_hash_sql
-from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.extract import window_positional
 from dbsync.backends.mysql.schema import qualified
-from dbsync.model import Buckets, Fold, RowSet, TableSchema, WindowRows
+from dbsync.model import Buckets, Fold, RowSet, TableSchema, Window, WindowRows
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
@@ -37,7 +37,7 @@ def window_rows(
     columns = [c for c in source.column_names if target.column(c) is not None]
     if len(columns) != len(source.columns):
         return None
-    where, params = window.positional(dialect.placeholder)
+    where, params = window_positional(window, dialect.placeholder)
     condition = where.removeprefix(" WHERE ")
     sets = (
         RowSet(qualified(dialect.source_schema(), source.name), source, columns, condition, params),
