@@ -61,8 +61,8 @@ class Dialect(Protocol):
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
     :meth:`require_source_table` (the same, checked against tables.json),
-    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` and
-    :meth:`cursor_lower_bound` (where an incremental read starts without a safe point),
+    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` (where an incremental read
+    starts, with :mod:`dbsync.sync.cursor_guard`),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
@@ -165,12 +165,6 @@ class Dialect(Protocol):
     ) -> str | None:
         """The highest value of ``cursor`` in ``schema``.``table`` minus the lag where the
         cursor type allows (:meth:`lower_bound_sql`); None for an empty table."""
-
-    def cursor_lower_bound(
-        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        """Where the next incremental read of ``table`` starts: the target's highest cursor
-        value minus the lag (:meth:`highest_cursor` in the target schema)."""
 
     def stream_rows(self, read: Read) -> Iterator[pa.Table]:
         """The rows ``read`` selects, as arrow tables of exact text values, ``fetch_limit``

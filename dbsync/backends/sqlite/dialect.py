@@ -182,11 +182,6 @@ class SQLiteDialect:
     ) -> str | None:
         return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
 
-    def cursor_lower_bound(
-        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        return extract.cursor_lower_bound(self, engine, table, cursor, lag_seconds)
-
     def stream_rows(self, read: Read) -> Iterator[pa.Table]:
         return extract.stream_rows(read)
 
