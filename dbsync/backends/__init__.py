@@ -20,7 +20,7 @@ from dbsync.backends.engines import (
 from dbsync.backends.mysql.dialect import MySQLDialect
 from dbsync.backends.registry import dialect_class, dialect_for
 from dbsync.backends.sqlite.dialect import SQLiteDialect
-from dbsync.backends.status import last_delete_check, read_status, record_result
+from dbsync.backends.status import last_delete_check, read_status, record_result, table_status
 
 __all__ = [
     "Engines",
@@ -37,4 +37,5 @@ __all__ = [
     "read_status",
     "record_result",
     "server_engine",
+    "table_status",
 ]
