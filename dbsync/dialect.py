@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Buckets,
     Chunk,
     Column,
     Copy,
@@ -33,12 +35,12 @@ from dbsync.model import (
     Side,
     TableSchema,
     Window,
+    WindowRows,
 )
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dbsync.backends import Engines
 
 
 class Dialect(Protocol):
@@ -65,9 +67,8 @@ class Dialect(Protocol):
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
     :meth:`require_source_table` (the same, checked against tables.json),
-    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` and
-    :meth:`cursor_lower_bound` (where an incremental read starts), :meth:`window_matches`
-    (nothing changed in a window),
+    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` (where an incremental read
+    starts, with :mod:`dbsync.sync.cursor_guard`),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
@@ -75,7 +76,10 @@ class Dialect(Protocol):
     :meth:`key_boundaries`), and where checksums and key folds are computed:
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
     row), :meth:`key_side` (key-set folds for delete propagation) and :meth:`source_has_keys`
-    (the re-check before a delete).
+    (the re-check before a delete). The cursor's safe point (:mod:`dbsync.sync.cursor_guard`):
+    :meth:`oldest_activity`, :meth:`in_writer_zone`, :meth:`future_cursor_rows`,
+    :meth:`highest_cursor`. Windows compared by buckets (:mod:`dbsync.sync.window_diff`):
+    :meth:`window_rows`, :meth:`window_sides`, :meth:`bucket_predicate`.
 
     Reading ahead (warming the target's pages a merge will write, where ``reads_ahead``):
     :meth:`cursor_index`, :meth:`window_keys` (from the source), :meth:`read_ahead_rows` (in
@@ -169,28 +173,11 @@ class Dialect(Protocol):
         """The highest value of ``cursor`` in ``schema``.``table`` minus the lag where the
         cursor type allows (:meth:`lower_bound_sql`); None for an empty table."""
 
-    def cursor_lower_bound(
-        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        """Where the next incremental read of ``table`` starts: the target's highest cursor
-        value minus the lag (:meth:`highest_cursor` in the target schema)."""
-
     def stream_rows(self, read: Read) -> Iterator[pa.Table]:
         """The rows ``read`` selects, as arrow tables of exact text values, ``fetch_limit``
         rows at a time, counted into ``read.stats`` (and the snapshot's own count when
         ``read.count_snapshot``); a reader failure ends it as a TransientError or
         FatalError naming the table."""
-
-    def window_matches(
-        self,
-        engines: Engines,
-        fetch_limit: int,
-        source: TableSchema,
-        target: TableSchema,
-        window: Window,
-    ) -> bool:
-        """True when the rows an incremental read of ``window`` would take are already in the
-        target as they are (equal counts, then equal checksums): the run has nothing to do."""
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, sums of the rows' MD5 halves) of ``rows``
@@ -222,6 +209,39 @@ class Dialect(Protocol):
     ) -> list[bool]:
         """For each of ``keys``: does the source table hold a row with it, by the server's own
         equality (the re-check before a delete)?"""
+
+    def oldest_activity(self, engine: Engine) -> datetime:
+        """The source's clock lowered to the start of its oldest running statement (not a
+        plain SELECT) and its oldest open transaction that wrote a row (other connections),
+        in UTC; raises SafePointUnavailable (with the grant that fixes it) when it cannot."""
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        """``moment`` (UTC) as writers in ``zone`` (default: the server's) stamp a DATETIME;
+        raises SafePointUnavailable when the server cannot convert."""
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        """Rows of source table ``table`` whose cursor is ahead of the source's clock."""
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        """An incremental read's ``window`` on source and target, counted; None when the
+        target lacks some of the source's columns."""
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        """A window's rows on both sides, folded per key bucket; None where the rows cannot be
+        folded where they are (then a window is read whole)."""
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        """A predicate selecting the rows of ``buckets`` (values inlined), for a Window."""
 
     # --- read-ahead (dbsync.sync.read_ahead, where ``reads_ahead``) --------------------
     def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:

@@ -22,6 +22,9 @@ Key = tuple[Any, ...]
 Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
 
 
+TEMPORAL = frozenset({"datetime", "timestamp", "date"})  # column types that hold a date or time
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -30,6 +33,11 @@ class Column:
     nullable: bool
     charset: str | None = None
     collation: str | None = None
+
+    @property
+    def is_temporal(self) -> bool:
+        """A date or time: a cursor a safe point and a lag apply to."""
+        return self.data_type in TEMPORAL
 
 
 @dataclass(frozen=True)
@@ -159,6 +167,17 @@ class KeySet:
     database: str
     schema: TableSchema
     key: tuple[str, ...]
+    # a DB-API connection inside a consistent read: the keys as that snapshot sees them
+    snapshot: Any = None
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """An incremental read's window on both sides (source, target), and how many rows each
+    holds (:mod:`dbsync.sync.window_diff`)."""
+
+    sets: tuple[RowSet, RowSet]
+    counts: tuple[int, int]
 
 
 class HeldLock(Protocol):
@@ -202,6 +221,10 @@ class TableStatus:
     repaired_updated: int = 0
     repaired_deleted: int = 0
     last_reconcile_at: datetime | None = None
+    safe_point: str | None = None
+    safe_point_cursor: str | None = None
+    cursor_fallback: bool = False
+    future_cursor_rows: int = 0
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds since the last successful sync (None if there never was one)."""

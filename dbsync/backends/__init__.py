@@ -20,7 +20,13 @@ from dbsync.backends.engines import (
 from dbsync.backends.mysql.dialect import MySQLDialect
 from dbsync.backends.registry import dialect_class, dialect_for
 from dbsync.backends.sqlite.dialect import SQLiteDialect
-from dbsync.backends.status import last_delete_check, last_reconcile, read_status, record_result
+from dbsync.backends.status import (
+    last_delete_check,
+    last_reconcile,
+    read_status,
+    record_result,
+    table_status,
+)
 
 __all__ = [
     "Engines",
@@ -38,4 +44,5 @@ __all__ = [
     "read_status",
     "record_result",
     "server_engine",
+    "table_status",
 ]

@@ -37,7 +37,11 @@ _COLUMNS = """(
   repaired_inserted BIGINT NOT NULL DEFAULT 0,
   repaired_updated BIGINT NOT NULL DEFAULT 0,
   repaired_deleted BIGINT NOT NULL DEFAULT 0,
-  last_reconcile_at DATETIME(6) NULL
+  last_reconcile_at DATETIME(6) NULL,
+  safe_point VARCHAR(64) NULL,
+  safe_point_cursor VARCHAR(200) NULL,
+  cursor_fallback TINYINT NOT NULL DEFAULT 0,
+  future_cursor_rows BIGINT NOT NULL DEFAULT 0
 )"""
 
 # columns added after the first release: (name, definition), added to older status tables
@@ -49,7 +53,14 @@ _ADDED_COLUMNS = (
     ("repaired_updated", "BIGINT NOT NULL DEFAULT 0"),
     ("repaired_deleted", "BIGINT NOT NULL DEFAULT 0"),
     ("last_reconcile_at", "DATETIME(6) NULL"),
+    ("safe_point", "VARCHAR(64) NULL"),
+    ("safe_point_cursor", "VARCHAR(200) NULL"),
+    ("cursor_fallback", "TINYINT NOT NULL DEFAULT 0"),
+    ("future_cursor_rows", "BIGINT NOT NULL DEFAULT 0"),
 )
+# what the cursor's last successful sync learned (dbsync.sync.cursor_guard): a failed sync
+# keeps it
+_CURSOR_FIELDS = ("safe_point", "safe_point_cursor", "cursor_fallback", "future_cursor_rows")
 
 _FIELDS = [
     "table_name",
@@ -72,6 +83,7 @@ _FIELDS = [
     "repaired_updated",
     "repaired_deleted",
     "last_reconcile_at",
+    *_CURSOR_FIELDS,
 ]
 
 _KEPT = ("last_delete_check_at", "last_reconcile_at")  # a run that did not check keeps them
@@ -125,6 +137,11 @@ def _upsert_sql(engine: Engine, database: str) -> str:
             f: new(f)
             for f in _FIELDS[1:]
             if f not in ("last_success_at", "load_id", "consecutive_failures", *_KEPT)
+            and f not in _CURSOR_FIELDS
+        },
+        **{
+            f: f"CASE WHEN {new('status')} = 'synced' THEN {new(f)} ELSE {f} END"
+            for f in _CURSOR_FIELDS
         },
         "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
         "load_id": f"COALESCE({new('load_id')}, load_id)",
@@ -180,17 +197,24 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "repaired_updated": result.repaired_updated,
         "repaired_deleted": result.repaired_deleted,
         "last_reconcile_at": _naive(result.reconciled_at),
+        "safe_point": result.safe_point,
+        "safe_point_cursor": result.safe_point_cursor,
+        "cursor_fallback": int(result.cursor_fallback),
+        "future_cursor_rows": result.future_cursor_rows,
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
 
 
-def read_status(engine: Engine, database: str) -> list[TableStatus]:
+def read_status(engine: Engine, database: str, table: str | None = None) -> list[TableStatus]:
     """Every table's last recorded sync, ordered by table name."""
     ensure_status_table(engine, database)
-    sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)} ORDER BY table_name"
+    where = " WHERE table_name = :t" if table is not None else ""
+    sql = (
+        f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)}{where} ORDER BY table_name"
+    )
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql)).all()
+        rows = conn.execute(sa.text(sql), {"t": table}).all()
     return [
         TableStatus(
             *row[:3],
@@ -199,9 +223,18 @@ def read_status(engine: Engine, database: str) -> list[TableStatus]:
             _moment(row[14]),
             *row[15:19],
             _moment(row[19]),
+            row[20],
+            row[21],
+            bool(row[22]),
+            int(row[23]),
         )
         for row in rows
     ]
+
+
+def table_status(engine: Engine, database: str, table: str) -> TableStatus | None:
+    """The table's recorded status (its cursor's safe point among it), None if never synced."""
+    return next(iter(read_status(engine, database, table)), None)
 
 
 def last_delete_check(engine: Engine, database: str, table: str) -> datetime | None:

@@ -45,6 +45,12 @@ class SyncResult:
     repaired_updated: int = 0
     repaired_deleted: int = 0
     reconciled_at: datetime | None = None  # when this run compared row content
+    # the cursor's safe point (dbsync.cursor_guard): every row this run's reads could not see
+    # has a cursor value at or after it; the next run reads from it (None: none known)
+    safe_point: str | None = None
+    safe_point_cursor: str | None = None  # the cursor it belongs to ("name type")
+    cursor_fallback: bool = False  # no safe point: reads start at MAX(cursor) minus a lag
+    future_cursor_rows: int = 0  # rows whose cursor is ahead of the source's clock
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status

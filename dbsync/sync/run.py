@@ -33,6 +33,7 @@ from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
 from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
 from dbsync.ops.logs import redact
+from dbsync.sync import cursor_guard, window_diff
 from dbsync.sync.pipeline import run_pipeline
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
@@ -174,18 +175,23 @@ def _sync_locked(
         if levelled:
             return
         plan = _copy_instead(runtime, config, source, result, "many rows differ")
-    if plan.unchanged:
-        log.info("table %s: no changes since the last sync", config.table)
-    else:
-        _load(runtime, config, source, plan, result, lock_check)
     merged = plan.target is not None and not plan.replace
     reconciles = merged and reconcile.due(runtime, config, request)
     # a reconcile deletes what the source no longer has too: no key comparison before it
-    if merged and not reconciles and deletes.due(runtime, config):
-        assert plan.target is not None
-        with _phase(result, "deletes"):
-            tables = deletes.Tables(source, plan.target)
-            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
+    compares = merged and not reconciles and deletes.due(runtime, config)
+    # the keys to compare are the ones this run's read can see: taken before it reads
+    with deletes.keys_as_read(runtime) if compares else nullcontext() as snapshot:
+        if plan.unchanged:
+            log.info("table %s: no changes since the last sync", config.table)
+        else:
+            _load(runtime, config, source, plan, result, lock_check)
+        if compares:
+            assert plan.target is not None
+            with _phase(result, "deletes"):
+                tables = deletes.Tables(source, plan.target)
+                deletes.propagate(
+                    runtime, config, tables, result, before_delete=lock_check, snapshot=snapshot
+                )
     if reconciles:
         with _phase(result, "reconcile"):
             levelled = _level(runtime, config, source, plan, result, lock_check, drift=True)
@@ -224,7 +230,7 @@ def _copy_instead(
     """A whole copy in place of a comparison (too many rows differ)."""
     _copy_whole(result, reason)
     plan = Plan(FULL_REFRESH, target_exists=True, replace=True, window=Window())
-    _prepare_full_copy(runtime, config, source, plan)
+    _prepare_full_copy(runtime, config, source, plan, result)
     return plan
 
 
@@ -378,12 +384,15 @@ def _plan(
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
+    # before any of the table's rows is read: the safe point of this run's reads
+    previous = cursor_guard.observe(runtime, config, source, result) if config.modifier else None
     replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
     if result.mode == DIFF and not reconcile.table_key(config, source):
         result.mode = FULL_REFRESH  # a keyless table: its rows have no identity to match
     if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
+            result.safe_point = None  # its chunks were read before: the copy's start holds
             _copy_whole(result, "an interrupted chunked copy is resumed")
             log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
             replace.build_indexes = True
@@ -396,14 +405,14 @@ def _plan(
         if current is not None and _copy_unneeded(runtime, config, source, current, request):
             replace.unchanged = True
             return replace
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     alter = dialect.plan_alter(source, current, target_db, config.primary_key)
     if alter and result.mode == DIFF:
         schema_log.info("table %s: the schema changed: %s", config.table, alter)
         result.schema_changes.append(alter)
         _copy_whole(result, "the schema changed")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     if alter and dialect.adds_columns(alter):
         # existing rows need the new column's values: stage them all, swap in the result
@@ -412,7 +421,7 @@ def _plan(
         )
         result.schema_changes.append(alter)
         _copy_whole(result, "columns were added in the source")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
@@ -421,7 +430,7 @@ def _plan(
         current = _target_schema(runtime, config.table)
     if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     if result.mode == DIFF:
         return Plan(
@@ -429,19 +438,19 @@ def _plan(
         )
     cursor = source.column(config.modifier or "")
     assert cursor is not None
-    lag = _lag(runtime, config)
-    window = Window(cursor.name, dialect.cursor_lower_bound(engine, config.table, cursor, lag))
+    window = Window(cursor.name, cursor_guard.lower_bound(runtime, config, cursor, previous))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
     if dialect.copies_in_chunks:
         # changes made while a chunked copy ran may be older than the target's newest row
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
         if copy_start is not None:
             plan.window.lower_bound, plan.rereads_copy = copy_start, True
-    if window.lower_bound is not None and dialect.window_matches(
-        runtime.engines, runtime.settings.fetch_limit, source, current, window
-    ):
-        plan.unchanged = True
-        return plan
+    if window.lower_bound is not None:
+        verdict = window_diff.compare(runtime, source, current, window, config.primary_key)
+        if verdict.unchanged:
+            plan.unchanged = True
+            return plan
+        plan.window.key_range = verdict.only  # only the rows the target lacks as they are
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
 
@@ -465,14 +474,8 @@ def _copy_unneeded(
     return True
 
 
-def _lag(runtime: Runtime, config: TableConfig) -> float:
-    if config.lag_seconds is not None:
-        return config.lag_seconds
-    return runtime.settings.default_lag_seconds
-
-
 def _prepare_full_copy(
-    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, result: SyncResult
 ) -> None:
     """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
     dialect = runtime.dialect
@@ -483,7 +486,7 @@ def _prepare_full_copy(
             source,
             config,
             _chunk_rows(runtime, config),
-            lambda: _copy_start(runtime, config, source),
+            lambda: _copy_start(runtime, config, source, result),
         )
     if plan.copy is None:
         dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
@@ -493,18 +496,12 @@ def _chunk_rows(runtime: Runtime, config: TableConfig) -> int:
     return config.chunk_rows or runtime.settings.chunk_rows
 
 
-def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:
-    """Where the first incremental read after a chunked copy must start: the source's
-    highest cursor value before the copy read anything, minus the lag."""
+def _copy_start(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult
+) -> str | None:
+    """Where the first incremental read after a chunked copy must start (see
+    :func:`dbsync.sync.cursor_guard.copy_start`)."""
     cursor = source.column(config.modifier) if config.modifier else None
     if cursor is None:
         return None
-    dialect = runtime.dialect
-    value = dialect.highest_cursor(
-        runtime.engines.source,
-        dialect.source_schema(),
-        config.table,
-        cursor,
-        _lag(runtime, config),
-    )
-    return None if value is None else str(value)
+    return cursor_guard.copy_start(runtime, config, cursor, result)
