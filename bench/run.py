@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import db, many, report
+from bench import db, diff, many, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
-STEPS = ("full", "chunked", "incremental", "deletes", "dlt", "sling", "many")
+STEPS = ("full", "chunked", "incremental", "deletes", "boundary", "diff", "dlt", "sling", "many")
 # steps that need the generated large/small tables (``many`` makes its own)
 TABLE_STEPS = frozenset(STEPS) - {"many"}
 FLEET_WORKERS = 4
@@ -120,6 +120,19 @@ def step_deletes(bench: sc.Bench) -> None:
             sc.dbsync_full_of(bench, repeat, table)
 
 
+def step_boundary(bench: sc.Bench) -> None:
+    """100 changed rows: in a table whose rows share one cursor value (server-stamped, and
+    app-set so every read's window is the whole table) against an ordinary one."""
+    db.share_cursor(bench.server, bench.source, sc.SHARED, app_set=False)
+    db.share_cursor(bench.server, bench.source, sc.SHARED_APP, app_set=True)
+    tables = (sc.SMALL, sc.SHARED, sc.SHARED_APP)
+    for table in tables:
+        sc.ensure_dbsync_target(bench, table)
+    for repeat in range(1, bench.repeat + 1):
+        for table in tables:
+            sc.dbsync_boundary(bench, repeat, table)
+
+
 def run_steps(
     bench: sc.Bench, steps: Sequence[str], peer_table: str, many_tables: int = 300
 ) -> None:
@@ -128,6 +141,8 @@ def run_steps(
         "chunked": lambda: step_chunked(bench),
         "incremental": lambda: step_incremental(bench),
         "deletes": lambda: step_deletes(bench),
+        "boundary": lambda: step_boundary(bench),
+        "diff": lambda: diff.step_diff(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
         "many": lambda: many.step(bench, many_tables, FLEET_WORKERS),
@@ -142,6 +157,7 @@ def finish(bench: sc.Bench, args: argparse.Namespace) -> None:
     version = db.query(bench.server, None, "SELECT VERSION()")[0][0]
     result = report.Report(args=vars(args), server_version=version, runs=bench.runs)
     result.goals = report.evaluate_goals(bench.runs, args.rows, args.small)
+    result.goals += diff.diff_goals(bench.runs, f"{args.rows:,}")
     print(report.format_table(bench.runs))
     print()
     print(report.format_goals(result.goals, bench.runs))
@@ -158,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = {sc.LARGE: args.rows, sc.SMALL: args.small}
     if args.huge:
         sizes[sc.HUGE] = args.huge
+    if "boundary" in (args.only or STEPS):
+        sizes.update({sc.SHARED: args.small, sc.SHARED_APP: args.small})
     bench = sc.Bench(server, db.unique_prefix(), sizes, args.repeat, tmp, args.peer_timeout)
     bench.log(f"scratch databases {bench.prefix}*, temp dir {tmp}")
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Engine
@@ -19,6 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from dbsync.config.errors import ConfigProblem
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Buckets,
     Chunk,
     Column,
     Copy,
@@ -29,16 +31,17 @@ from dbsync.model import (
     Progress,
     Read,
     RowSet,
+    RowSide,
     Side,
     SlotUsage,
     TableSchema,
     Window,
+    WindowRows,
 )
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dbsync.backends import Engines
 
 
 class Dialect(Protocol):
@@ -52,6 +55,11 @@ class Dialect(Protocol):
       (:mod:`dbsync.sync.read_ahead`); off where storage is local.
     - ``copies_in_chunks``: whether a full copy of a table over ``CHUNK_ROWS`` is split into
       key ranges copied side by side (:mod:`dbsync.copy.chunked`); off for the demo's SQLite.
+    - ``compares_rows``: whether row content is compared and repaired by differences
+      (:mod:`dbsync.compare.reconcile`: :meth:`row_side`, :meth:`table_checksum`,
+      :meth:`read_source_rows`, :meth:`write_target_rows`); off for the demo's SQLite, whose
+      tables without modifier keep the whole copy and whose incremental tables are never
+      reconciled.
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
@@ -60,9 +68,8 @@ class Dialect(Protocol):
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
     :meth:`require_source_table` (the same, checked against tables.json),
-    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` and
-    :meth:`cursor_lower_bound` (where an incremental read starts), :meth:`window_matches`
-    (nothing changed in a window),
+    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` (where an incremental read
+    starts, with :mod:`dbsync.sync.cursor_guard`),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
@@ -70,7 +77,10 @@ class Dialect(Protocol):
     :meth:`key_boundaries`), and where checksums and key folds are computed:
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
     row), :meth:`key_side` (key-set folds for delete propagation) and :meth:`source_has_keys`
-    (the re-check before a delete).
+    (the re-check before a delete). The cursor's safe point (:mod:`dbsync.sync.cursor_guard`):
+    :meth:`oldest_activity`, :meth:`in_writer_zone`, :meth:`future_cursor_rows`,
+    :meth:`highest_cursor`. Windows compared by buckets (:mod:`dbsync.sync.window_diff`):
+    :meth:`window_rows`, :meth:`window_sides`, :meth:`bucket_predicate`.
 
     Reading ahead (warming the target's pages a merge will write, where ``reads_ahead``):
     :meth:`cursor_index`, :meth:`window_keys` (from the source), :meth:`read_ahead_rows` (in
@@ -104,6 +114,7 @@ class Dialect(Protocol):
     placeholder: ClassVar[str]
     reads_ahead: ClassVar[bool]
     copies_in_chunks: ClassVar[bool]
+    compares_rows: ClassVar[bool]
     settings: Settings
 
     # --- names ------------------------------------------------------------------------
@@ -163,28 +174,11 @@ class Dialect(Protocol):
         """The highest value of ``cursor`` in ``schema``.``table`` minus the lag where the
         cursor type allows (:meth:`lower_bound_sql`); None for an empty table."""
 
-    def cursor_lower_bound(
-        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        """Where the next incremental read of ``table`` starts: the target's highest cursor
-        value minus the lag (:meth:`highest_cursor` in the target schema)."""
-
     def stream_rows(self, read: Read) -> Iterator[pa.Table]:
         """The rows ``read`` selects, as arrow tables of exact text values, ``fetch_limit``
         rows at a time, counted into ``read.stats`` (and the snapshot's own count when
         ``read.count_snapshot``); a reader failure ends it as a TransientError or
         FatalError naming the table."""
-
-    def window_matches(
-        self,
-        engines: Engines,
-        fetch_limit: int,
-        source: TableSchema,
-        target: TableSchema,
-        window: Window,
-    ) -> bool:
-        """True when the rows an incremental read of ``window`` would take are already in the
-        target as they are (equal counts, then equal checksums): the run has nothing to do."""
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, sums of the rows' MD5 halves) of ``rows``
@@ -217,6 +211,39 @@ class Dialect(Protocol):
         """For each of ``keys``: does the source table hold a row with it, by the server's own
         equality (the re-check before a delete)?"""
 
+    def oldest_activity(self, engine: Engine) -> datetime:
+        """The source's clock lowered to the start of its oldest running statement (not a
+        plain SELECT) and its oldest open transaction that wrote a row (other connections),
+        in UTC; raises SafePointUnavailable (with the grant that fixes it) when it cannot."""
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        """``moment`` (UTC) as writers in ``zone`` (default: the server's) stamp a DATETIME;
+        raises SafePointUnavailable when the server cannot convert."""
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        """Rows of source table ``table`` whose cursor is ahead of the source's clock."""
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        """An incremental read's ``window`` on source and target, counted; None when the
+        target lacks some of the source's columns."""
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        """A window's rows on both sides, folded per key bucket; None where the rows cannot be
+        folded where they are (then a window is read whole)."""
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        """A predicate selecting the rows of ``buckets`` (values inlined), for a Window."""
+
     # --- read-ahead (dbsync.sync.read_ahead, where ``reads_ahead``) --------------------
     def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
         """The secondary index of ``schema`` led by the ``cursor`` column that a read-ahead
@@ -237,6 +264,36 @@ class Dialect(Protocol):
     ) -> None:
         """Read the rows of ``keys`` (and their ``index`` entries) of ``table`` (qualified)
         into the server's cache."""
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        """Where a table's rows are folded by content (:mod:`dbsync.compare.rowdiff`), over
+        ``columns`` taken by name."""
+
+    def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
+        """The storage engine's own checksum of a whole table; None if it keeps none."""
+
+    def read_source_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        keys: Sequence[Key],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The source table's rows with these keys as they are now, every column as exact
+        text (with ``cursor_cap`` = (column, value): only rows whose cursor is at most it, or
+        NULL)."""
+
+    def write_target_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Key],
+    ) -> int:
+        """In one transaction: upsert ``rows`` (exact text of ``schema``'s columns) into the
+        target table and delete the rows with the ``gone`` keys; returns how many went."""
 
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:

@@ -22,6 +22,9 @@ Key = tuple[Any, ...]
 Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
 
 
+TEMPORAL = frozenset({"datetime", "timestamp", "date"})  # column types that hold a date or time
+
+
 @dataclass(frozen=True)
 class Column:
     name: str
@@ -30,6 +33,11 @@ class Column:
     nullable: bool
     charset: str | None = None
     collation: str | None = None
+
+    @property
+    def is_temporal(self) -> bool:
+        """A date or time: a cursor a safe point and a lag apply to."""
+        return self.data_type in TEMPORAL
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,25 @@ class Side(Protocol):
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]: ...
 
 
+class RowSide(Protocol):
+    """One table's rows, bucketed by key and folded by content where they are
+    (:mod:`dbsync.compare.rowdiff`)."""
+
+    def count(self) -> int: ...
+
+    def highest(self, column: str) -> str | None: ...
+
+    def folds(self, buckets: Buckets) -> dict[int, Fold]: ...
+
+    def rows(self, buckets: Buckets) -> list[tuple[Any, ...]]: ...
+
+    def key_bounds(self) -> tuple[int, int] | None: ...
+
+    def ranged(self, low: int, high: int) -> RowSide: ...
+
+    def sizing(self, rows: int) -> int: ...
+
+
 @dataclass(frozen=True)
 class KeySet:
     """The primary keys of one table on one server."""
@@ -140,6 +167,17 @@ class KeySet:
     database: str
     schema: TableSchema
     key: tuple[str, ...]
+    # a DB-API connection inside a consistent read: the keys as that snapshot sees them
+    snapshot: Any = None
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """An incremental read's window on both sides (source, target), and how many rows each
+    holds (:mod:`dbsync.sync.window_diff`)."""
+
+    sets: tuple[RowSet, RowSet]
+    counts: tuple[int, int]
 
 
 class HeldLock(Protocol):
@@ -178,6 +216,15 @@ class TableStatus:
     consecutive_failures: int
     rows_deleted: int = 0
     last_delete_check_at: datetime | None = None
+    rows_repaired: int = 0
+    repaired_inserted: int = 0
+    repaired_updated: int = 0
+    repaired_deleted: int = 0
+    last_reconcile_at: datetime | None = None
+    safe_point: str | None = None
+    safe_point_cursor: str | None = None
+    cursor_fallback: bool = False
+    future_cursor_rows: int = 0
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds since the last successful sync (None if there never was one)."""

@@ -20,7 +20,13 @@ from dbsync.backends.engines import (
 from dbsync.backends.mysql.dialect import MySQLDialect
 from dbsync.backends.registry import dialect_class, dialect_for
 from dbsync.backends.sqlite.dialect import SQLiteDialect
-from dbsync.backends.status import last_delete_check, read_status, record_result
+from dbsync.backends.status import (
+    last_delete_check,
+    last_reconcile,
+    read_status,
+    record_result,
+    table_status,
+)
 
 __all__ = [
     "Engines",
@@ -31,10 +37,12 @@ __all__ = [
     "dialect_for",
     "has_room",
     "last_delete_check",
+    "last_reconcile",
     "ping",
     "pool_numbers",
     "pool_status",
     "read_status",
     "record_result",
     "server_engine",
+    "table_status",
 ]

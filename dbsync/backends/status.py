@@ -32,14 +32,35 @@ _COLUMNS = """(
   worker VARCHAR(255) NULL,
   consecutive_failures INT NOT NULL DEFAULT 0,
   rows_deleted BIGINT NOT NULL DEFAULT 0,
-  last_delete_check_at DATETIME(6) NULL
+  last_delete_check_at DATETIME(6) NULL,
+  rows_repaired BIGINT NOT NULL DEFAULT 0,
+  repaired_inserted BIGINT NOT NULL DEFAULT 0,
+  repaired_updated BIGINT NOT NULL DEFAULT 0,
+  repaired_deleted BIGINT NOT NULL DEFAULT 0,
+  last_reconcile_at DATETIME(6) NULL,
+  safe_point VARCHAR(64) NULL,
+  safe_point_cursor VARCHAR(200) NULL,
+  cursor_fallback TINYINT NOT NULL DEFAULT 0,
+  future_cursor_rows BIGINT NOT NULL DEFAULT 0
 )"""
 
 # columns added after the first release: (name, definition), added to older status tables
 _ADDED_COLUMNS = (
     ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
     ("last_delete_check_at", "DATETIME(6) NULL"),
+    ("rows_repaired", "BIGINT NOT NULL DEFAULT 0"),
+    ("repaired_inserted", "BIGINT NOT NULL DEFAULT 0"),
+    ("repaired_updated", "BIGINT NOT NULL DEFAULT 0"),
+    ("repaired_deleted", "BIGINT NOT NULL DEFAULT 0"),
+    ("last_reconcile_at", "DATETIME(6) NULL"),
+    ("safe_point", "VARCHAR(64) NULL"),
+    ("safe_point_cursor", "VARCHAR(200) NULL"),
+    ("cursor_fallback", "TINYINT NOT NULL DEFAULT 0"),
+    ("future_cursor_rows", "BIGINT NOT NULL DEFAULT 0"),
 )
+# what the cursor's last successful sync learned (dbsync.sync.cursor_guard): a failed sync
+# keeps it
+_CURSOR_FIELDS = ("safe_point", "safe_point_cursor", "cursor_fallback", "future_cursor_rows")
 
 _FIELDS = [
     "table_name",
@@ -57,7 +78,15 @@ _FIELDS = [
     "consecutive_failures",
     "rows_deleted",
     "last_delete_check_at",
+    "rows_repaired",
+    "repaired_inserted",
+    "repaired_updated",
+    "repaired_deleted",
+    "last_reconcile_at",
+    *_CURSOR_FIELDS,
 ]
+
+_KEPT = ("last_delete_check_at", "last_reconcile_at")  # a run that did not check keeps them
 
 
 def _naive(moment: datetime | None) -> datetime | None:
@@ -107,17 +136,19 @@ def _upsert_sql(engine: Engine, database: str) -> str:
         **{
             f: new(f)
             for f in _FIELDS[1:]
-            if f
-            not in ("last_success_at", "load_id", "consecutive_failures", "last_delete_check_at")
+            if f not in ("last_success_at", "load_id", "consecutive_failures", *_KEPT)
+            and f not in _CURSOR_FIELDS
+        },
+        **{
+            f: f"CASE WHEN {new('status')} = 'synced' THEN {new(f)} ELSE {f} END"
+            for f in _CURSOR_FIELDS
         },
         "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
         "load_id": f"COALESCE({new('load_id')}, load_id)",
         "consecutive_failures": (
             f"CASE WHEN {new('status')} = 'failed' THEN consecutive_failures + 1 ELSE 0 END"
         ),
-        "last_delete_check_at": (
-            f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"
-        ),
+        **{f: f"COALESCE({new(f)}, {f})" for f in _KEPT},
     }
     return (
         f"INSERT INTO {_table(engine, database)} ({', '.join(_FIELDS)}) "
@@ -161,27 +192,64 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "consecutive_failures": 1 if result.status == "failed" else 0,
         "rows_deleted": result.rows_deleted,
         "last_delete_check_at": _naive(result.deletes_checked_at),
+        "rows_repaired": result.rows_repaired,
+        "repaired_inserted": result.repaired_inserted,
+        "repaired_updated": result.repaired_updated,
+        "repaired_deleted": result.repaired_deleted,
+        "last_reconcile_at": _naive(result.reconciled_at),
+        "safe_point": result.safe_point,
+        "safe_point_cursor": result.safe_point_cursor,
+        "cursor_fallback": int(result.cursor_fallback),
+        "future_cursor_rows": result.future_cursor_rows,
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
 
 
-def read_status(engine: Engine, database: str) -> list[TableStatus]:
+def read_status(engine: Engine, database: str, table: str | None = None) -> list[TableStatus]:
     """Every table's last recorded sync, ordered by table name."""
     ensure_status_table(engine, database)
-    sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)} ORDER BY table_name"
+    where = " WHERE table_name = :t" if table is not None else ""
+    sql = (
+        f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)}{where} ORDER BY table_name"
+    )
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql)).all()
+        rows = conn.execute(sa.text(sql), {"t": table}).all()
     return [
-        TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:14], _moment(row[14]))
+        TableStatus(
+            *row[:3],
+            *(_moment(v) for v in row[3:6]),
+            *row[6:14],
+            _moment(row[14]),
+            *row[15:19],
+            _moment(row[19]),
+            row[20],
+            row[21],
+            bool(row[22]),
+            int(row[23]),
+        )
         for row in rows
     ]
 
 
+def table_status(engine: Engine, database: str, table: str) -> TableStatus | None:
+    """The table's recorded status (its cursor's safe point among it), None if never synced."""
+    return next(iter(read_status(engine, database, table)), None)
+
+
 def last_delete_check(engine: Engine, database: str, table: str) -> datetime | None:
     """When the table's keys were last compared for deletes (None: never), in UTC."""
+    return _last(engine, database, table, "last_delete_check_at")
+
+
+def last_reconcile(engine: Engine, database: str, table: str) -> datetime | None:
+    """When the table's row content was last compared (None: never), in UTC."""
+    return _last(engine, database, table, "last_reconcile_at")
+
+
+def _last(engine: Engine, database: str, table: str, column: str) -> datetime | None:
     ensure_status_table(engine, database)
-    sql = f"SELECT last_delete_check_at FROM {_table(engine, database)} WHERE table_name = :t"
+    sql = f"SELECT {column} FROM {_table(engine, database)} WHERE table_name = :t"
     with engine.connect() as conn:
         found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
     return found.replace(tzinfo=UTC) if found else None

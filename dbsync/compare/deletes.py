@@ -25,8 +25,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from dbsync.backends import last_delete_check
 from dbsync.compare import keydiff
@@ -64,12 +66,26 @@ def due(runtime: Runtime, config: TableConfig, now: datetime | None = None) -> b
     return elapsed >= config.delete_check_interval
 
 
+@contextmanager
+def keys_as_read(runtime: Runtime) -> Iterator[Any]:
+    """A source connection inside a consistent read, opened before the sync reads its window:
+    its keys are the ones the read could see, so rows inserted while the sync runs do not
+    make the key folds differ (and cost a narrowing) on every sync of a busy table."""
+    raw = runtime.engines.source.raw_connection()
+    try:
+        runtime.dialect.begin_snapshot(raw).close()
+        yield raw
+    finally:
+        raw.close()  # ends the read-only transaction (rolled back on return to the pool)
+
+
 def propagate(
     runtime: Runtime,
     config: TableConfig,
     tables: Tables,
     result: SyncResult,
     before_delete: Callable[[], None] = lambda: None,
+    snapshot: Any = None,
 ) -> int:
     """Delete from the target the rows the source no longer has; returns how many.
 
@@ -77,15 +93,15 @@ def propagate(
     only inserted and updated finds both whole-table folds equal and stops there.
     """
     started = time.perf_counter()
-    sides = _sides(runtime, config, tables)
+    sides = _sides(runtime, config, tables, snapshot)
     folds = keydiff.totals(sides)
     (source_rows, _), (target_rows, _) = folds
     # the row counts bound the deletes from below: refuse before looking for them
-    _check_fraction(config, target_rows - source_rows, target_rows, "at least ")
+    check_fraction(config, target_rows - source_rows, target_rows, "at least ")
     diff = keydiff.compare(sides, folds)
     compared = time.perf_counter() - started
-    gone = list(_confirmed_gone(runtime, config, diff.only_in_target))
-    _check_fraction(config, len(gone), target_rows, "")
+    gone = list(confirmed_gone(runtime, config.table, config.primary_key, diff.only_in_target))
+    check_fraction(config, len(gone), target_rows, "")
     before_delete()
     dialect, target = runtime.dialect, runtime.engines.target
     deleted = sum(
@@ -109,17 +125,18 @@ def propagate(
 
 
 def _sides(
-    runtime: Runtime, config: TableConfig, tables: Tables
+    runtime: Runtime, config: TableConfig, tables: Tables, snapshot: Any = None
 ) -> tuple[keydiff.Side, keydiff.Side]:
     dialect, engines = runtime.dialect, runtime.engines
     key = config.primary_key
+    source = KeySet(engines.source, dialect.source_schema(), tables.source, key, snapshot)
     return (
-        dialect.key_side(KeySet(engines.source, dialect.source_schema(), tables.source, key)),
+        dialect.key_side(source),
         dialect.key_side(KeySet(engines.target, dialect.target_schema(), tables.target, key)),
     )
 
 
-def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: str) -> None:
+def check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: str) -> None:
     """The safety valve: refuse to delete more than ``max_delete_fraction`` of the target."""
     if deletes <= 0 or target_rows <= 0:
         return
@@ -136,11 +153,13 @@ def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: 
     )
 
 
-def _confirmed_gone(runtime: Runtime, config: TableConfig, keys: Sequence[Key]) -> Iterator[Key]:
+def confirmed_gone(
+    runtime: Runtime, table: str, key: Sequence[str], keys: Sequence[Key]
+) -> Iterator[Key]:
     """The keys the source has no row for right now, by the source server's own equality."""
     dialect, source = runtime.dialect, runtime.engines.source
     for batch in _batches(keys, RECHECK_BATCH):
-        present = dialect.source_has_keys(source, config.table, config.primary_key, batch)
+        present = dialect.source_has_keys(source, table, key, batch)
         yield from (key for key, found in zip(batch, present, strict=True) if not found)
 
 

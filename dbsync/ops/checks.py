@@ -105,6 +105,30 @@ def check_config() -> tuple[list[ConfigProblem], Settings | None, TablesFile | N
     return problems, settings, tables
 
 
+def cursor_warnings(settings: Settings, tables: TablesFile) -> list[str]:
+    """One line when the source cannot give incremental tables a safe point (see
+    :mod:`dbsync.cursor_guard`), with the grant that fixes it; none otherwise."""
+    from dbsync.backends import create_engine, dialect_class
+    from dbsync.config.errors import SafePointUnavailable
+
+    if not any(t.incremental for t in tables.tables):
+        return []
+    engine = create_engine(settings.source, settings, target=False)
+    try:
+        dialect_class(settings.source.url.get_backend_name())(settings).oldest_activity(engine)
+    except SafePointUnavailable as exc:
+        return [
+            f"SOURCE_DB: {exc}; incremental tables fall back to re-reading "
+            f"{settings.cursor_fallback_lag_seconds:g}s before their newest cursor value "
+            "(CURSOR_FALLBACK_LAG_SECONDS): a transaction committing later than that is missed"
+        ]
+    except Exception as exc:  # noqa: BLE001 - the connection problem is reported elsewhere
+        return [f"SOURCE_DB: cannot read the source's open transactions: {describe(exc)}"]
+    finally:
+        engine.dispose()
+    return []
+
+
 def _tables_path_from_env() -> str:
     import os
 

@@ -33,11 +33,13 @@ COLUMNS = (
     "AGE",
     "ROWS",
     "DELETED",
+    "REPAIRED",
     "DURATION",
     "FAILS",
+    "CURSOR",
     "LAST ERROR",
 )
-RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "DURATION", "FAILS"})
+RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "REPAIRED", "DURATION", "FAILS"})
 DEFAULT_ERROR_WIDTH = 60
 
 
@@ -81,6 +83,15 @@ def _one_line(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(width - 3, 1)] + "..."
 
 
+def cursor_guard_label(row: TableStatus) -> str:
+    """How the table's incremental reads are guarded: ``safe`` (a safe point), ``fallback``
+    (a lag), ``-`` (no cursor), and how many rows are ahead of the source's clock."""
+    label = "fallback" if row.cursor_fallback else "safe" if row.safe_point else "-"
+    if row.future_cursor_rows:
+        label += f", {row.future_cursor_rows} ahead"
+    return label
+
+
 def _status(row: TableStatus, now: datetime, staleness: Staleness | None) -> str:
     if row.status == "synced" and staleness is not None:
         return "stale" if staleness.is_stale(row.table, row.age_seconds(now)) else "synced"
@@ -114,10 +125,20 @@ def status_records(
                 "rows_extracted": row.rows_extracted,
                 "rows_loaded": row.rows_loaded,
                 "rows_deleted": row.rows_deleted,
+                "rows_repaired": row.rows_repaired,
+                "repaired": {
+                    "inserted": row.repaired_inserted,
+                    "updated": row.repaired_updated,
+                    "deleted": row.repaired_deleted,
+                },
+                "last_reconcile_at": iso_utc(row.last_reconcile_at),
                 "duration_s": row.duration_s,
                 "consecutive_failures": row.consecutive_failures,
                 "last_error": redact(row.last_error) if row.last_error else None,
                 "worker": row.worker,
+                "safe_point": row.safe_point,
+                "cursor_fallback": row.cursor_fallback,
+                "future_cursor_rows": row.future_cursor_rows,
             }
         )
     for name in configured:
@@ -133,10 +154,16 @@ def status_records(
                     "rows_extracted": None,
                     "rows_loaded": None,
                     "rows_deleted": None,
+                    "rows_repaired": None,
+                    "repaired": None,
+                    "last_reconcile_at": None,
                     "duration_s": None,
                     "consecutive_failures": None,
                     "last_error": None,
                     "worker": None,
+                    "safe_point": None,
+                    "cursor_fallback": None,
+                    "future_cursor_rows": None,
                 }
             )
     running = copy_records(copies)
@@ -174,7 +201,7 @@ def render_status(
     for name in names:
         row = by_name.get(name)
         if row is None:
-            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-"])
+            body.append([name, "never", *["-"] * (len(COLUMNS) - 2)])
             continue
         body.append(
             [
@@ -185,8 +212,10 @@ def render_status(
                 format_age(row.age_seconds(now)),
                 f"{row.rows_loaded:,}",
                 f"{row.rows_deleted:,}",
+                f"{row.rows_repaired:,}",
                 format_duration(row.duration_s),
                 str(row.consecutive_failures),
+                cursor_guard_label(row),
                 _one_line(row.last_error, error_width),
             ]
         )

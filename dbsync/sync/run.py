@@ -5,10 +5,14 @@
 - Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
-- Full refresh (no ``modifier``, ``--full-refresh``, columns added in the source, or a
-  missing or empty target table): the whole table is staged from one consistent snapshot,
-  its row count checked against that snapshot, and swapped in with one atomic RENAME. The
-  result's ``mode`` says which of the two really ran.
+- Full refresh (``--full-refresh``, ``"strategy": "replace"``, a keyless table without
+  ``modifier`` whose checksum changed, columns added in the source, or a missing or empty
+  target table): the whole table is staged from one consistent snapshot, its row count
+  checked against that snapshot, and swapped in with one atomic RENAME.
+- Diff (a keyed table without ``modifier``): the rows that differ, found by a comparison
+  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too many
+  differences or a schema change: the full refresh. An incremental table is reconciled the
+  same way after its merge when asked or due. The result's ``mode`` says which really ran.
 """
 
 from __future__ import annotations
@@ -21,13 +25,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbsync.backends import record_result
-from dbsync.compare import deletes
+from dbsync.compare import deletes, reconcile
+from dbsync.compare.reconcile import DIFF, Request
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.config.result import SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
 from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
 from dbsync.ops.logs import redact
+from dbsync.sync import cursor_guard, window_diff
 from dbsync.sync.pipeline import run_pipeline
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
@@ -52,6 +58,7 @@ class Plan:
     target: TableSchema | None = None  # the target table an incremental run merges into
     copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
     rereads_copy: bool = False  # first incremental run after a chunked copy
+    by_diff: bool = False  # a table without modifier brought level by its differences
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -62,9 +69,12 @@ def table_config(runtime: Runtime, name: str) -> TableConfig:
     return config
 
 
-def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
-    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
-    result, error = _attempt(runtime, table, full_refresh)
+def sync_table(
+    runtime: Runtime, table: str, *, full_refresh: bool = False, reconcile: bool = False
+) -> SyncResult:
+    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed.
+    ``reconcile``: compare an incremental table's rows after the merge and repair them."""
+    result, error = _attempt(runtime, table, Request(full_refresh, reconcile))
     if error is not None:
         raise attach_result(error, result)
     return result
@@ -85,23 +95,27 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
     return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
 
-def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+def run_sync(
+    runtime: Runtime, table: str, *, full_refresh: bool = False, reconcile: bool = False
+) -> SyncResult:
     """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
-    result, _error = _attempt(runtime, table, full_refresh)
+    result, _error = _attempt(runtime, table, Request(full_refresh, reconcile))
     return result
 
 
-def _attempt(
-    runtime: Runtime, table: str, full_refresh: bool
-) -> tuple[SyncResult, Exception | None]:
-    result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
+def _attempt(runtime: Runtime, table: str, request: Request) -> tuple[SyncResult, Exception | None]:
+    result = SyncResult(table=table, mode=FULL_REFRESH if request.full_refresh else INCREMENTAL)
     try:
         config = table_config(runtime, table)
-        result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
+        result.mode = (
+            FULL_REFRESH if request.full_refresh or not config.incremental else INCREMENTAL
+        )
+        if reconcile.diffs(runtime, config, request):
+            result.mode = DIFF
         log.info("table %s: %s sync started", table, result.mode)
         runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
-            _sync_locked(runtime, config, result, lock)
+            _sync_locked(runtime, config, result, lock, request)
     except TableBusy as busy:
         result.finish("skipped", str(busy))
         log.info("table %s: skipped, another process is syncing it", table)
@@ -115,12 +129,13 @@ def _attempt(
         return result, exc
     result.finish("synced")
     log.info(
-        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted in %.2fs (%s)",
+        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted, %s repaired in %.2fs (%s)",
         table,
         result.mode,
         result.rows_extracted,
         result.rows_loaded,
         result.rows_deleted,
+        result.rows_repaired,
         result.duration_s,
         ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
     )
@@ -148,23 +163,79 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
         result.phases[name] = round(time.perf_counter() - started, 3)
 
 
-def _sync_locked(runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock) -> None:
+def _sync_locked(
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, request: Request
+) -> None:
     with _phase(result, "schema"):
-        source, plan = _mirror_schema(runtime, config, result)
+        source, plan = _mirror_schema(runtime, config, result, request)
     lock_check: Callable[[], None] = lock.ensure_held
-    if plan.unchanged:
-        log.info("table %s: no changes since the last sync", config.table)
-    else:
-        _load(runtime, config, source, plan, result, lock_check)
-    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
-        with _phase(result, "deletes"):
-            tables = deletes.Tables(source, plan.target)
-            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
+    if plan.by_diff:
+        with _phase(result, "diff"):
+            levelled = _level(runtime, config, source, plan, result, lock_check, drift=False)
+        if levelled:
+            return
+        plan = _copy_instead(runtime, config, source, result, "many rows differ")
+    merged = plan.target is not None and not plan.replace
+    reconciles = merged and reconcile.due(runtime, config, request)
+    # a reconcile deletes what the source no longer has too: no key comparison before it
+    compares = merged and not reconciles and deletes.due(runtime, config)
+    # the keys to compare are the ones this run's read can see: taken before it reads
+    with deletes.keys_as_read(runtime) if compares else nullcontext() as snapshot:
+        if plan.unchanged:
+            log.info("table %s: no changes since the last sync", config.table)
+        else:
+            _load(runtime, config, source, plan, result, lock_check)
+        if compares:
+            assert plan.target is not None
+            with _phase(result, "deletes"):
+                tables = deletes.Tables(source, plan.target)
+                deletes.propagate(
+                    runtime, config, tables, result, before_delete=lock_check, snapshot=snapshot
+                )
+    if reconciles:
+        with _phase(result, "reconcile"):
+            levelled = _level(runtime, config, source, plan, result, lock_check, drift=True)
+        if not levelled:
+            _load(
+                runtime,
+                config,
+                source,
+                _copy_instead(runtime, config, source, result, "many rows differ"),
+                result,
+                lock_check,
+            )
     _reread_done(runtime, config, plan)
 
 
+def _level(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    plan: Plan,
+    result: SyncResult,
+    lock_check: Callable[[], None],
+    *,
+    drift: bool,
+) -> bool:
+    """Compare the rows and repair them in place; False when the table must be copied."""
+    assert plan.target is not None, "a comparison knows its target table"
+    key = reconcile.table_key(config, source)
+    pair = reconcile.Pair(config, source, plan.target, key)
+    return reconcile.level(runtime, pair, result, lock_check, drift=drift)
+
+
+def _copy_instead(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult, reason: str
+) -> Plan:
+    """A whole copy in place of a comparison (too many rows differ)."""
+    _copy_whole(result, reason)
+    plan = Plan(FULL_REFRESH, target_exists=True, replace=True, window=Window())
+    _prepare_full_copy(runtime, config, source, plan, result)
+    return plan
+
+
 def _mirror_schema(
-    runtime: Runtime, config: TableConfig, result: SyncResult
+    runtime: Runtime, config: TableConfig, result: SyncResult, request: Request
 ) -> tuple[TableSchema, Plan]:
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
@@ -177,7 +248,7 @@ def _mirror_schema(
             config.modifier,
         )
     dialect.ensure_staging(runtime.engines.target)
-    return source, _plan(runtime, config, source, result)
+    return source, _plan(runtime, config, source, result, request)
 
 
 def _load(
@@ -189,8 +260,8 @@ def _load(
     lock_check: Callable[[], None],
 ) -> None:
     """Stage the rows with dlt, then commit them."""
-    if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
-        result.deletes_checked_at = utc_now()
+    if plan.replace:  # a full copy mirrors deletes and content: it counts as a comparison
+        result.deletes_checked_at = result.reconciled_at = utc_now()
     with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         if plan.copy is not None:
             key = chunked_copy.chunk_key(config, source)
@@ -270,6 +341,9 @@ def _commit(
         assert plan.target is not None, "an incremental plan knows its target table"
         dialect.merge(target, plan.target, config.primary_key)
         return
+    if plan.target_exists:
+        current = dialect.count_rows(target, dialect.target_schema(), config.table)
+        reconcile.check_whole_copy(config, current, staged)
     if plan.build_indexes:
         dialect.index_staging(target, source, config.modifier)
     if plan.copy is None:
@@ -297,17 +371,28 @@ def _copy_whole(result: SyncResult, reason: str) -> None:
         result.mode = FULL_REFRESH
 
 
-def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
+def _plan(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    result: SyncResult,
+    request: Request,
+) -> Plan:
     """Mirror the schema and decide between a staged swap and an incremental merge."""
     dialect = runtime.dialect
     engine = runtime.engines.target
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
+    # before any of the table's rows is read: the safe point of this run's reads
+    previous = cursor_guard.observe(runtime, config, source, result) if config.modifier else None
     replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
+    if result.mode == DIFF and not reconcile.table_key(config, source):
+        result.mode = FULL_REFRESH  # a keyless table: its rows have no identity to match
     if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
+            result.safe_point = None  # its chunks were read before: the copy's start holds
             _copy_whole(result, "an interrupted chunked copy is resumed")
             log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
             replace.build_indexes = True
@@ -317,9 +402,18 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
             _copy_whole(result, "the target table does not exist")
-        _prepare_full_copy(runtime, config, source, replace)
+        if current is not None and _copy_unneeded(runtime, config, source, current, request):
+            replace.unchanged = True
+            return replace
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     alter = dialect.plan_alter(source, current, target_db, config.primary_key)
+    if alter and result.mode == DIFF:
+        schema_log.info("table %s: the schema changed: %s", config.table, alter)
+        result.schema_changes.append(alter)
+        _copy_whole(result, "the schema changed")
+        _prepare_full_copy(runtime, config, source, replace, result)
+        return replace
     if alter and dialect.adds_columns(alter):
         # existing rows need the new column's values: stage them all, swap in the result
         schema_log.info(
@@ -327,7 +421,7 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         )
         result.schema_changes.append(alter)
         _copy_whole(result, "columns were added in the source")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     if alter:
         schema_log.info("table %s: %s", config.table, alter)
@@ -336,35 +430,52 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
         current = _target_schema(runtime, config.table)
     if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
+    if result.mode == DIFF:
+        return Plan(
+            DIFF, target_exists=True, replace=False, window=Window(), target=current, by_diff=True
+        )
     cursor = source.column(config.modifier or "")
     assert cursor is not None
-    lag = _lag(runtime, config)
-    window = Window(cursor.name, dialect.cursor_lower_bound(engine, config.table, cursor, lag))
+    window = Window(cursor.name, cursor_guard.lower_bound(runtime, config, cursor, previous))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
     if dialect.copies_in_chunks:
         # changes made while a chunked copy ran may be older than the target's newest row
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
         if copy_start is not None:
             plan.window.lower_bound, plan.rereads_copy = copy_start, True
-    if window.lower_bound is not None and dialect.window_matches(
-        runtime.engines, runtime.settings.fetch_limit, source, current, window
-    ):
-        plan.unchanged = True
-        return plan
+    if window.lower_bound is not None:
+        verdict = window_diff.compare(runtime, source, current, window, config.primary_key)
+        if verdict.unchanged:
+            plan.unchanged = True
+            return plan
+        plan.window.key_range = verdict.only  # only the rows the target lacks as they are
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
 
 
-def _lag(runtime: Runtime, config: TableConfig) -> float:
-    if config.lag_seconds is not None:
-        return config.lag_seconds
-    return runtime.settings.default_lag_seconds
+def _copy_unneeded(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    current: TableSchema,
+    request: Request,
+) -> bool:
+    """A keyless table not forced whole whose whole-table checksums show nothing changed."""
+    if request.full_refresh or config.strategy == "replace" or reconcile.table_key(config, source):
+        return False
+    dialect = runtime.dialect
+    if dialect.plan_alter(source, current, dialect.target_schema(), config.primary_key):
+        return False
+    if not reconcile.checksums_match(runtime, source, current):
+        return False
+    log.info("table %s: the checksums of source and target match", config.table)
+    return True
 
 
 def _prepare_full_copy(
-    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, result: SyncResult
 ) -> None:
     """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
     dialect = runtime.dialect
@@ -375,7 +486,7 @@ def _prepare_full_copy(
             source,
             config,
             _chunk_rows(runtime, config),
-            lambda: _copy_start(runtime, config, source),
+            lambda: _copy_start(runtime, config, source, result),
         )
     if plan.copy is None:
         dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
@@ -385,18 +496,12 @@ def _chunk_rows(runtime: Runtime, config: TableConfig) -> int:
     return config.chunk_rows or runtime.settings.chunk_rows
 
 
-def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:
-    """Where the first incremental read after a chunked copy must start: the source's
-    highest cursor value before the copy read anything, minus the lag."""
+def _copy_start(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult
+) -> str | None:
+    """Where the first incremental read after a chunked copy must start (see
+    :func:`dbsync.sync.cursor_guard.copy_start`)."""
     cursor = source.column(config.modifier) if config.modifier else None
     if cursor is None:
         return None
-    dialect = runtime.dialect
-    value = dialect.highest_cursor(
-        runtime.engines.source,
-        dialect.source_schema(),
-        config.table,
-        cursor,
-        _lag(runtime, config),
-    )
-    return None if value is None else str(value)
+    return cursor_guard.copy_start(runtime, config, cursor, result)

@@ -9,7 +9,7 @@ import pytest
 from dbsync.model import TableStatus
 from dbsync.ops import logs
 from dbsync.ops.health import Staleness
-from dbsync.ops.status_view import format_age, render_status, status_records
+from dbsync.ops.status_view import cursor_guard_label, format_age, render_status, status_records
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 
@@ -58,8 +58,10 @@ def test_header_and_one_line_per_table() -> None:
         "AGE",
         "ROWS",
         "DELETED",
+        "REPAIRED",
         "DURATION",
         "FAILS",
+        "CURSOR",
         "LAST",
         "ERROR",
     ]
@@ -77,8 +79,10 @@ def test_row_shows_time_age_rows_duration() -> None:
         "4m12s",
         "1,200",
         "0",
+        "0",
         "3.2s",
         "0",
+        "-",
         "-",
     ]
 
@@ -139,3 +143,35 @@ def test_records_for_json() -> None:
     assert records[1]["age_seconds"] == 252.0
     assert records[1]["last_success_at"] == "2026-11-27T09:55:48Z"
     assert records[0]["status"] == "never"
+
+
+def test_row_shows_the_rows_the_last_sync_repaired() -> None:
+    line = render_status([row("orders", rows_repaired=1234)], NOW).splitlines()[1]
+    assert line.split()[8] == "1,234"
+
+
+def test_json_record_splits_the_repaired_rows() -> None:
+    fields = {"rows_repaired": 6, "repaired_inserted": 1, "repaired_updated": 2}
+    (record,) = status_records([row("orders", repaired_deleted=3, **fields)], NOW)
+    assert (record["rows_repaired"], record["repaired"]) == (
+        6,
+        {"inserted": 1, "updated": 2, "deleted": 3},
+    )
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({}, "-"),
+        ({"safe_point": "2026-11-27 09:55:40"}, "safe"),
+        ({"cursor_fallback": True}, "fallback"),
+        ({"safe_point": "2026-11-27 09:55:40", "future_cursor_rows": 2}, "safe, 2 ahead"),
+    ],
+)
+def test_cursor_column_says_how_reads_are_guarded(fields: dict, label: str) -> None:
+    assert cursor_guard_label(row("orders", **fields)) == label
+
+
+def test_json_record_says_which_tables_run_on_the_fallback() -> None:
+    (record,) = status_records([row("orders", cursor_fallback=True)], NOW)
+    assert (record["cursor_fallback"], record["safe_point"]) == (True, None)

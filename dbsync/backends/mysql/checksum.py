@@ -16,12 +16,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.engines import Engines, fetch_all
+from dbsync.backends.engines import fetch_all
 from dbsync.backends.key_folds import identity_sql, identity_text
-from dbsync.backends.mysql.extract import window_positional
-from dbsync.backends.mysql.schema import qualified, quote
+from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import comparable_text
-from dbsync.model import Column, RowSet, TableSchema, Window
+from dbsync.model import Column, RowSet, TableSchema
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
@@ -33,11 +32,17 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     Each value is prefixed with its length, so text cannot move across the separator
     unnoticed (``'x#', 'y'`` and ``'x', '#y'`` hash differently).
     """
-    chosen = [c for c in schema.columns if c.name in columns]
+    chosen = _by_name(schema, columns)
     texts = [comparable_text(c, quote(c.name)) for c in chosen]
     values = ", ".join(f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in texts)
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
+
+
+def _by_name(schema: TableSchema, columns: Sequence[str]) -> list[Column]:
+    """``schema``'s columns named in ``columns``, in that order (a column moved in one table
+    only, ``MODIFY ... FIRST``, is not a difference)."""
+    return [c for c in (schema.column(n) for n in columns) if c is not None]
 
 
 _FOLD_SQL = (
@@ -66,7 +71,7 @@ def fold_locally(
     engine: Engine, rows: RowSet, text_expression: Callable[[Column], str]
 ) -> tuple[int, int, int]:
     """The same fold in Python, over the rows' text (``text_expression``) as fetched."""
-    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+    chosen = _by_name(rows.schema, rows.columns)
     values = ", ".join(text_expression(c) for c in chosen)
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
@@ -111,7 +116,7 @@ def digests_locally(
     text_expression: Callable[[Column], str],
 ) -> dict[object, object]:
     """The same identities and digests in Python, over the rows' text as fetched."""
-    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+    chosen = _by_name(rows.schema, rows.columns)
     keys = [rows.schema.column(k) for k in key]
     texts = [text_expression(c) for c in [*keys, *chosen] if c is not None]
     sql = f"SELECT {', '.join(texts)} FROM {rows.table} WHERE {rows.where}"
@@ -119,41 +124,3 @@ def digests_locally(
         identity_text(row[: len(key)]): _local_digest(row[len(key) :])
         for row in fetch_all(engine, sql, rows.params)
     }
-
-
-def window_matches(
-    dialect: Dialect,
-    engines: Engines,
-    fetch_limit: int,
-    source: TableSchema,
-    target: TableSchema,
-    window: Window,
-) -> bool:
-    """True when the rows an incremental read would take are already in the target, as is.
-
-    First the row counts over ``cursor >= low OR cursor IS NULL`` on both sides (an index
-    range count); only when they agree and the window is small enough to be worth it, a
-    checksum of the window on both sides. A match skips the read, the load and the merge.
-    """
-    columns = [c for c in source.column_names if target.column(c) is not None]
-    if len(columns) != len(source.columns):
-        return False
-    where, params = window_positional(window, dialect.placeholder)
-    condition = where.removeprefix(" WHERE ")
-    sides = (
-        (engines.source, qualified(dialect.source_schema(), source.name), source),
-        (engines.target, qualified(dialect.target_schema(), target.name), target),
-    )
-    counts = [_count(engine, table, condition, params) for engine, table, _ in sides]
-    if counts[0] != counts[1] or counts[0] > fetch_limit:
-        return False
-    results = [
-        aggregate(dialect, engine, RowSet(table, schema, columns, condition, params))
-        for engine, table, schema in sides
-    ]
-    return results[0] == results[1]
-
-
-def _count(engine: Engine, table: str, condition: str, params: list) -> int:
-    (count,) = fetch_all(engine, f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)[0]
-    return int(count)

@@ -6,6 +6,7 @@ import importlib.util
 import os
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql.cursors
@@ -14,11 +15,13 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, extract, key_ranges, privileges, read_slots
+from dbsync.backends.mysql import checksum, extract, key_ranges, privileges, read_slots, rowdiff
+from dbsync.backends.mysql import cursor as safe_point
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
+from dbsync.backends.mysql import window as window_sql
 from dbsync.backends.mysql.copy_progress import CopyProgress, Holder
 from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import LoadFile, dbsync_sqlalchemy
@@ -39,6 +42,7 @@ from dbsync.config.errors import ConfigProblem
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Buckets,
     Column,
     HeldLock,
     Index,
@@ -46,16 +50,17 @@ from dbsync.model import (
     KeySet,
     Read,
     RowSet,
+    RowSide,
     Side,
     SlotUsage,
     TableSchema,
     Window,
+    WindowRows,
 )
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dbsync.backends.engines import Engines
     from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
 
 
@@ -66,6 +71,7 @@ class MySQLDialect:
     placeholder: ClassVar[str] = "%s"
     reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
     copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
+    compares_rows: ClassVar[bool] = True  # reconcile and diff syncs (dbsync.compare.reconcile)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -151,6 +157,38 @@ class MySQLDialect:
         """Where a table's keys are folded for the delete comparison: on the server."""
         return ServerSide(keys)
 
+    def oldest_activity(self, engine: Engine) -> datetime:
+        return safe_point.oldest_activity(engine)
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        return safe_point.in_writer_zone(engine, moment, zone)
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        source = qualified(self.source_schema(), table)
+        return safe_point.future_rows(engine, source, cursor, zone)
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        return window_sql.window_rows(self, engines, source, target, window)
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        return (
+            window_sql.WindowSide(rows[0], engines[0], key),
+            window_sql.WindowSide(rows[1], engines[1], key),
+        )
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        return window_sql.in_buckets(schema, key, buckets)
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         column = quote(cursor.name)
         expression = f"MAX({column})"
@@ -164,23 +202,8 @@ class MySQLDialect:
     ) -> str | None:
         return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
 
-    def cursor_lower_bound(
-        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        return extract.cursor_lower_bound(self, engine, table, cursor, lag_seconds)
-
     def stream_rows(self, read: Read) -> Iterator[pa.Table]:
         return extract.stream_rows(read)
-
-    def window_matches(
-        self,
-        engines: Engines,
-        fetch_limit: int,
-        source: TableSchema,
-        target: TableSchema,
-        window: Window,
-    ) -> bool:
-        return checksum.window_matches(self, engines, fetch_limit, source, target, window)
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Computed by the server: only three numbers cross the network."""
@@ -417,6 +440,35 @@ class MySQLDialect:
     ) -> list[bool]:
         qualified_table = qualified(self.source_schema(), table)
         return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        """Rows folded by content on the server."""
+        return rowdiff.ServerRowSide(keys, columns)
+
+    def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
+        return rowdiff.table_checksum(engine, qualified(schema, table))
+
+    def read_source_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        keys: Sequence[Key],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        table = qualified(self.source_schema(), schema.name)
+        return rowdiff.read_rows(engine, schema, table, key, keys, cursor_cap)
+
+    def write_target_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Key],
+    ) -> int:
+        table = qualified(self.target_schema(), schema.name)
+        return rowdiff.write_rows(engine, schema, table, key, rows, gone)
 
     def delete_target_keys(
         self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]

@@ -196,19 +196,6 @@ def _report_progress(table: str, stats: ExtractStats) -> None:
         stats._next_report = stats.rows + stats.progress_every
 
 
-def cursor_lower_bound(
-    dialect: Dialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
-) -> str | None:
-    """Where the next incremental read starts: the target's highest cursor value minus lag.
-
-    Reading ``>=`` that value (not ``>``) re-reads rows that share the last seen value, so rows
-    inserted later with the same timestamp are not lost; the lag re-reads rows whose
-    transactions committed late with an older timestamp. Merging by key makes re-reads
-    harmless. Derived from the target's data, it survives any crash or lost state.
-    """
-    return highest_cursor(dialect, engine, dialect.target_schema(), table, cursor, lag_seconds)
-
-
 def highest_cursor(
     dialect: Dialect, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
 ) -> str | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,6 +16,7 @@ from dbsync.backends.key_folds import LocalSide
 from dbsync.backends.mysql import checksum, extract
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
+from dbsync.backends.mysql import window as window_sql
 from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
@@ -25,10 +27,11 @@ from dbsync.backends.mysql.schema import (
     quote,
     require_source_table,
 )
-from dbsync.config.errors import ConfigProblem
+from dbsync.config.errors import ConfigProblem, SafePointUnavailable
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Buckets,
     Column,
     HeldLock,
     Index,
@@ -36,16 +39,17 @@ from dbsync.model import (
     KeySet,
     Read,
     RowSet,
+    RowSide,
     Side,
     SlotUsage,
     TableSchema,
     Window,
+    WindowRows,
 )
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from dbsync.backends.engines import Engines
     from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
 
 
@@ -59,6 +63,7 @@ class SQLiteDialect:
     placeholder: ClassVar[str] = "?"
     reads_ahead: ClassVar[bool] = False
     copies_in_chunks: ClassVar[bool] = False
+    compares_rows: ClassVar[bool] = False  # tables without modifier: the whole copy
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -144,6 +149,34 @@ class SQLiteDialect:
         cursor.execute("BEGIN")
         return cursor
 
+    def oldest_activity(self, engine: Engine) -> datetime:
+        raise SafePointUnavailable("SQLite keeps no list of open transactions")
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        raise SafePointUnavailable("SQLite keeps no time zones")
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        return 0
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        return window_sql.window_rows(self, engines, source, target, window)
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        return None  # no MD5: the demo's small windows are read whole
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        raise NotImplementedError("SQLite windows are read whole")
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
 
@@ -152,23 +185,8 @@ class SQLiteDialect:
     ) -> str | None:
         return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
 
-    def cursor_lower_bound(
-        self, engine: Engine, table: str, cursor: Column, lag_seconds: float
-    ) -> str | None:
-        return extract.cursor_lower_bound(self, engine, table, cursor, lag_seconds)
-
     def stream_rows(self, read: Read) -> Iterator[pa.Table]:
         return extract.stream_rows(read)
-
-    def window_matches(
-        self,
-        engines: Engines,
-        fetch_limit: int,
-        source: TableSchema,
-        target: TableSchema,
-        window: Window,
-    ) -> bool:
-        return checksum.window_matches(self, engines, fetch_limit, source, target, window)
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Folded in Python: SQLite lacks MD5."""
@@ -382,6 +400,32 @@ class SQLiteDialect:
     ) -> list[bool]:
         qualified_table = qualified(self.source_schema(), table)
         return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
+    def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
+        return None  # no engine checksum: a keyless table is copied whenever it is synced
+
+    def read_source_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        keys: Sequence[Key],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
+    def write_target_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Key],
+    ) -> int:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
 
     def delete_target_keys(
         self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]
