@@ -51,6 +51,10 @@ class SyncResult:
     safe_point_cursor: str | None = None  # the cursor it belongs to ("name type")
     cursor_fallback: bool = False  # no safe point: reads start at MAX(cursor) minus a lag
     future_cursor_rows: int = 0  # rows whose cursor is ahead of the source's clock
+    # while this process held the table's lock (None: it never did, e.g. skipped): the
+    # interval no other sync of the table can overlap, narrower than started/finished
+    held_from: datetime | None = None
+    held_until: datetime | None = None
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status
@@ -68,6 +72,9 @@ class SyncResult:
         data["deletes_checked_at"] = checked.isoformat() if checked else None
         reconciled = self.reconciled_at
         data["reconciled_at"] = reconciled.isoformat() if reconciled else None
+        for moment in ("held_from", "held_until"):
+            value = getattr(self, moment)
+            data[moment] = value.isoformat() if value else None
         return data
 
 

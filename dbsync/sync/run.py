@@ -115,7 +115,11 @@ def _attempt(runtime: Runtime, table: str, request: Request) -> tuple[SyncResult
         log.info("table %s: %s sync started", table, result.mode)
         runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
-            _sync_locked(runtime, config, result, lock, request)
+            result.held_from = utc_now()
+            try:
+                _sync_locked(runtime, config, result, lock, request)
+            finally:
+                result.held_until = utc_now()
     except TableBusy as busy:
         result.finish("skipped", str(busy))
         log.info("table %s: skipped, another process is syncing it", table)

@@ -253,14 +253,16 @@ def scenario(
         capture_output=True, text=True, timeout=300,
     )
 
-    # Every sync that ran (synced or failed; a skipped one never held the table).
+    # Every sync that held its table's lock (synced or failed; a skipped one never held it),
+    # from acquiring the lock to just before releasing it: the work before the lock (reading
+    # tables.json, choosing the mode) and after it may overlap another sync's, the held part not.
     runs: dict[str, list[Interval]] = defaultdict(list)
     for sync in fleet.sent:
-        if sync.summary and sync.summary["status"] in ("synced", "failed"):
+        if sync.summary and sync.summary["held_from"]:
             runs[sync.table].append(
                 (
-                    datetime.fromisoformat(sync.summary["started_at"]),
-                    datetime.fromisoformat(sync.summary["finished_at"]),
+                    datetime.fromisoformat(sync.summary["held_from"]),
+                    datetime.fromisoformat(sync.summary["held_until"]),
                     f"{sync.result.id} on {sync.summary['worker']}",
                 )
             )

@@ -205,6 +205,9 @@ def test_task_returns_the_summary_of_the_sync(
     assert datetime.fromisoformat(summary.pop("deletes_checked_at")) >= started  # a full copy
     assert datetime.fromisoformat(summary.pop("reconciled_at")) >= started  # so is this
     assert datetime.fromisoformat(summary.pop("safe_point")) <= finished.replace(tzinfo=None)
+    held = datetime.fromisoformat(summary.pop("held_from"))
+    released = datetime.fromisoformat(summary.pop("held_until"))
+    assert started <= held <= released <= finished  # the lock is held inside the sync
     assert summary == {
         "table": "orders",
         "status": "synced",
