@@ -22,12 +22,14 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from dbsync import checksum, mysql_types
+from dbsync import checksum, migration_sql, mysql_types
 from dbsync import target as tgt
 from dbsync.checksum import RowSet
 from dbsync.engines import server_engine, uses_tls
+from dbsync.errors import mysql_error_code
 from dbsync.keydiff import KeySet, LocalSide, ServerSide, Side
 from dbsync.lock import FileLock, HeldLock, TableLock, lock_name
+from dbsync.migration import AddIndex, Clause
 from dbsync.names import staging_table
 from dbsync.schema import (
     Column,
@@ -39,6 +41,8 @@ from dbsync.schema import (
     read_table,
 )
 from dbsync.settings import Settings
+
+DUPLICATE_ENTRY = 1062  # MySQL: a unique index would hold a value twice
 
 
 class Dialect(Protocol):
@@ -52,6 +56,8 @@ class Dialect(Protocol):
       (:mod:`dbsync.read_ahead`); off where storage is local.
     - ``copies_in_chunks``: whether a full copy of a table over ``CHUNK_ROWS`` is split into
       key ranges copied side by side (:mod:`dbsync.chunked_copy`); off for the demo's SQLite.
+    - ``alters_in_place``: whether a table whose definition differs from the source's can
+      follow it with ``ALTER TABLE`` (:mod:`dbsync.migration`); otherwise it is rebuilt.
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
@@ -79,6 +85,7 @@ class Dialect(Protocol):
     placeholder: ClassVar[str]
     reads_ahead: ClassVar[bool]
     copies_in_chunks: ClassVar[bool]
+    alters_in_place: ClassVar[bool]
     settings: Settings
 
     # --- names ------------------------------------------------------------------------
@@ -149,6 +156,18 @@ class Dialect(Protocol):
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes a fully loaded staging table still lacks."""
 
+    def alter_table(
+        self, engine: Engine, schema: str, table: str, clauses: Sequence[Clause]
+    ) -> list[str]:
+        """Apply in-place migration steps in one statement; returns the unique indexes that
+        had to be added as plain ones because the table holds duplicates in them (a chunked
+        copy's rows from several snapshots, set right by the next merge)."""
+
+    def columns_holding(
+        self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
+    ) -> set[str]:
+        """Those of ``columns`` in which some row holds a NULL (``nulls``) or a value."""
+
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         """(rows, bytes of secondary indexes) of a table, as the server estimates them
         (0, 0 when it keeps no estimate)."""
@@ -199,6 +218,7 @@ class MySQLDialect:
     placeholder: ClassVar[str] = "%s"
     reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
     copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
+    alters_in_place: ClassVar[bool] = True
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -310,19 +330,56 @@ class MySQLDialect:
         staged = self.staging_table(source.name)
         tgt.drop_table(engine, self.staging_schema(), staged)
         sql = create_table_sql(
-            source, self.staging_schema(), staged, key, cursor, secondary_indexes=with_indexes
+            source,
+            self.staging_schema(),
+            staged,
+            key,
+            cursor,
+            secondary_indexes=with_indexes,
+            unique_indexes=False,  # chunks load from several snapshots: see index_staging
         )
         tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
-        """Build the secondary indexes a fully loaded staging table lacks (one sorted pass)."""
+        """Build the secondary indexes a fully loaded staging table lacks (one sorted pass),
+        and make unique those a chunked copy kept plain while loading. Rows copied in chunks
+        come from several snapshots and may hold a unique value twice until the next merge:
+        then those indexes stay plain and the next sync makes them unique."""
         staged = self.staging_table(source.name)
+        name = qualified(self.staging_schema(), staged)
         with engine.connect() as conn:
             current = read_table(conn, self.staging_schema(), staged)
-        present = [i.name for i in current.indexes] if current is not None else []
+        present = current.indexes if current is not None else ()
         sql = add_indexes_sql(source, self.staging_schema(), staged, cursor, present)
-        if sql:
-            tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
+        if not sql:
+            return
+        try:
+            tgt.execute_ddl(engine, name, sql)
+        except sa.exc.DBAPIError as exc:
+            if mysql_error_code(exc) != DUPLICATE_ENTRY:
+                raise
+            plain = add_indexes_sql(source, self.staging_schema(), staged, cursor, present, False)
+            if plain:
+                tgt.execute_ddl(engine, name, plain)
+
+    def alter_table(
+        self, engine: Engine, schema: str, table: str, clauses: Sequence[Clause]
+    ) -> list[str]:
+        name = qualified(schema, table)
+        try:
+            tgt.execute_ddl(engine, name, migration_sql.alter_sql(schema, table, clauses))
+        except sa.exc.DBAPIError as exc:
+            unique = [c.index.name for c in clauses if isinstance(c, AddIndex) and c.index.unique]
+            if mysql_error_code(exc) != DUPLICATE_ENTRY or not unique:
+                raise
+            tgt.execute_ddl(engine, name, migration_sql.alter_sql(schema, table, clauses, False))
+            return unique
+        return []
+
+    def columns_holding(
+        self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
+    ) -> set[str]:
+        return _columns_holding(engine, schema, table, columns, nulls)
 
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         """From ``information_schema.TABLES`` (InnoDB's statistics: estimates, maybe stale)."""
@@ -406,6 +463,7 @@ class SQLiteDialect:
     placeholder: ClassVar[str] = "?"
     reads_ahead: ClassVar[bool] = False
     copies_in_chunks: ClassVar[bool] = False
+    alters_in_place: ClassVar[bool] = False  # SQLite's ALTER TABLE cannot modify columns
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -508,6 +566,16 @@ class SQLiteDialect:
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         return None
 
+    def alter_table(
+        self, engine: Engine, schema: str, table: str, clauses: Sequence[Clause]
+    ) -> list[str]:
+        raise NotImplementedError("SQLite tables are rebuilt, never altered (alters_in_place)")
+
+    def columns_holding(
+        self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
+    ) -> set[str]:
+        return _columns_holding(engine, schema, table, columns, nulls)
+
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         return 0, 0  # no statistics kept; the demo never chunks
 
@@ -592,6 +660,18 @@ class SQLiteDialect:
         """Where dlt keeps the staging dataset of a SQLite database (it names it so)."""
         path = Path(database_file)
         return str(path.parent / f"{path.stem}__{self.staging_schema()}{path.suffix}")
+
+
+def _columns_holding(
+    engine: Engine, schema: str, table: str, columns: Sequence[str], nulls: bool
+) -> set[str]:
+    if not columns:
+        return set()
+    with engine.connect() as conn:
+        found = conn.execute(
+            sa.text(migration_sql.holding_sql(schema, table, columns, nulls))
+        ).one()
+    return {column for column, held in zip(columns, found, strict=True) if held}
 
 
 def dialect_class(backend: str) -> type[MySQLDialect] | type[SQLiteDialect]:

@@ -40,6 +40,9 @@ class SyncResult:
     chunks_reused: int = 0  # chunks an earlier, interrupted run had already loaded
     workers: list[str] = field(default_factory=list)  # processes that loaded those chunks
     deletes_checked_at: datetime | None = None  # when this run compared keys for deletes
+    # what the target's definition was left as (dbsync.migration.fingerprint): kept in the
+    # status table to tell a target changed by hand; not part of the summary
+    target_definition: str | None = field(default=None, repr=False)
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status
@@ -51,6 +54,7 @@ class SyncResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (ISO 8601 UTC times)."""
         data = asdict(self)
+        del data["target_definition"]
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         checked = self.deletes_checked_at
@@ -85,4 +89,5 @@ def format_results(results: Sequence[SyncResult]) -> str:
             f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
             f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
         )
+    lines += [f"{r.table}: schema {change}" for r in results for change in r.schema_changes]
     return "\n".join(lines)

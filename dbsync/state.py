@@ -31,13 +31,15 @@ _COLUMNS = """(
   worker VARCHAR(255) NULL,
   consecutive_failures INT NOT NULL DEFAULT 0,
   rows_deleted BIGINT NOT NULL DEFAULT 0,
-  last_delete_check_at DATETIME(6) NULL
+  last_delete_check_at DATETIME(6) NULL,
+  target_definition VARCHAR(64) NULL
 )"""
 
 # columns added after the first release: (name, definition), added to older status tables
 _ADDED_COLUMNS = (
     ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
     ("last_delete_check_at", "DATETIME(6) NULL"),
+    ("target_definition", "VARCHAR(64) NULL"),
 )
 
 _FIELDS = [
@@ -56,6 +58,7 @@ _FIELDS = [
     "consecutive_failures",
     "rows_deleted",
     "last_delete_check_at",
+    "target_definition",
 ]
 
 
@@ -133,7 +136,13 @@ def _upsert_sql(engine: Engine, database: str) -> str:
             f: new(f)
             for f in _FIELDS[1:]
             if f
-            not in ("last_success_at", "load_id", "consecutive_failures", "last_delete_check_at")
+            not in (
+                "last_success_at",
+                "load_id",
+                "consecutive_failures",
+                "last_delete_check_at",
+                "target_definition",
+            )
         },
         "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
         "load_id": f"COALESCE({new('load_id')}, load_id)",
@@ -143,6 +152,7 @@ def _upsert_sql(engine: Engine, database: str) -> str:
         "last_delete_check_at": (
             f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"
         ),
+        "target_definition": f"COALESCE({new('target_definition')}, target_definition)",
     }
     return (
         f"INSERT INTO {_table(engine, database)} ({', '.join(_FIELDS)}) "
@@ -186,6 +196,7 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "consecutive_failures": 1 if result.status == "failed" else 0,
         "rows_deleted": result.rows_deleted,
         "last_delete_check_at": _naive(result.deletes_checked_at),
+        "target_definition": result.target_definition,
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
@@ -194,7 +205,8 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
 def read_status(engine: Engine, database: str) -> list[TableStatus]:
     """Every table's last recorded sync, ordered by table name."""
     ensure_status_table(engine, database)
-    sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)} ORDER BY table_name"
+    fields = ", ".join(_FIELDS[: _FIELDS.index("last_delete_check_at") + 1])
+    sql = f"SELECT {fields} FROM {_table(engine, database)} ORDER BY table_name"
     with engine.connect() as conn:
         rows = conn.execute(sa.text(sql)).all()
     return [
@@ -210,3 +222,12 @@ def last_delete_check(engine: Engine, database: str, table: str) -> datetime | N
     with engine.connect() as conn:
         found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
     return found.replace(tzinfo=UTC) if found else None
+
+
+def last_target_definition(engine: Engine, database: str, table: str) -> str | None:
+    """The fingerprint of the target table's definition as the last sync left it (None:
+    never recorded)."""
+    ensure_status_table(engine, database)
+    sql = f"SELECT target_definition FROM {_table(engine, database)} WHERE table_name = :t"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), {"t": table}).scalar()

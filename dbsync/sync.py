@@ -22,7 +22,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from dbsync import chunked_copy, deletes
+from dbsync import chunked_copy, deletes, schema_follow
 from dbsync import target as tgt
 from dbsync.checksum import window_matches
 from dbsync.copy_progress import Copy
@@ -34,7 +34,8 @@ from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
 from dbsync.result import SyncResult, attach_result, utc_now
 from dbsync.runtime import Runtime
-from dbsync.schema import TableSchema, plan_alter, qualified, require_source_table
+from dbsync.schema import TableSchema, require_source_table
+from dbsync.schema_follow import Followed
 from dbsync.state import record_result
 from dbsync.tables import TableConfig
 
@@ -108,7 +109,7 @@ def _attempt(
         log.info("table %s: %s sync started", table, result.mode)
         runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
-            _sync_locked(runtime, config, result, lock)
+            _sync_locked(runtime, config, result, lock, full_refresh)
     except TableBusy as busy:
         result.finish("skipped", str(busy))
         log.info("table %s: skipped, another process is syncing it", table)
@@ -156,10 +157,10 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
 
 
 def _sync_locked(
-    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, requested: bool
 ) -> None:
     with _phase(result, "schema"):
-        source, plan = _mirror_schema(runtime, config, result)
+        source, plan = _mirror_schema(runtime, config, result, requested)
     lock_check: Callable[[], None] = lock.ensure_held
     if plan.unchanged:
         log.info("table %s: no changes since the last sync", config.table)
@@ -170,10 +171,12 @@ def _sync_locked(
             tables = deletes.Tables(source, plan.target)
             deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
     _reread_done(runtime, config, plan)
+    left = plan.target if not plan.replace else None
+    schema_follow.remember(result, left or _target_schema(runtime, config.table))
 
 
 def _mirror_schema(
-    runtime: Runtime, config: TableConfig, result: SyncResult
+    runtime: Runtime, config: TableConfig, result: SyncResult, requested: bool
 ) -> tuple[TableSchema, Plan]:
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
@@ -187,7 +190,7 @@ def _mirror_schema(
             read=dialect.read_table,
         )
     dialect.ensure_staging(runtime.engines.target)
-    return source, _plan(runtime, config, source, result)
+    return source, _plan(runtime, config, source, result, requested)
 
 
 def _load(
@@ -307,8 +310,15 @@ def _copy_whole(result: SyncResult, reason: str) -> None:
         result.mode = FULL_REFRESH
 
 
-def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult) -> Plan:
-    """Mirror the schema and decide between a staged swap and an incremental merge."""
+def _plan(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    result: SyncResult,
+    requested: bool = False,
+) -> Plan:
+    """Mirror the schema and decide between a staged swap and an incremental merge
+    (``requested``: the run was asked for with --full-refresh)."""
     dialect = runtime.dialect
     engine = runtime.engines.target
     target_db = dialect.target_schema()
@@ -327,23 +337,18 @@ def _plan(runtime: Runtime, config: TableConfig, source: TableSchema, result: Sy
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append("created")
             _copy_whole(result, "the target table does not exist")
+        elif not requested:
+            schema_follow.before_full_copy(runtime, config, source, current, result)
         _prepare_full_copy(runtime, config, source, replace)
         return replace
-    alter = plan_alter(source, current, target_db, config.primary_key)
-    if alter and "ADD COLUMN" in alter:
-        # existing rows need the new column's values: stage them all, swap in the result
-        schema_log.info(
-            "table %s: columns added in the source, rebuilding: %s", config.table, alter
-        )
-        result.schema_changes.append(alter)
-        _copy_whole(result, "columns were added in the source")
+    followed = schema_follow.follow(runtime, config, source, current, result)
+    if followed is Followed.REBUILD:
+        _copy_whole(result, "the schema changed in a way the target cannot follow in place")
         _prepare_full_copy(runtime, config, source, replace)
         return replace
-    if alter:
-        schema_log.info("table %s: %s", config.table, alter)
-        tgt.execute_ddl(engine, qualified(target_db, config.table), alter)
-        result.schema_changes.append(alter)
+    if followed is Followed.ALTERED:
         current = _target_schema(runtime, config.table)
+        schema_follow.remember(result, current)
     if tgt.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
         _prepare_full_copy(runtime, config, source, replace)

@@ -41,6 +41,8 @@ class TableConfig(BaseModel):
     deletes: Literal["propagate", "ignore"] = "propagate"
     max_delete_fraction: float = Field(0.5, ge=0, le=1)  # safety valve (dbsync.deletes)
     delete_check_interval: float = Field(0, ge=0)  # seconds between key comparisons; 0: each run
+    # the source's definition changed: "follow" (in place or by a rebuild) or "fail" (refuse)
+    on_schema_change: Literal["follow", "fail"] = "follow"
 
     @field_validator("table", "modifier")
     @classmethod
