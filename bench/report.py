@@ -120,6 +120,8 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
         _goal(f"chunked full refresh of {big} rows, --parallel 1 <= 1.1x mysqldump|mysql wall",
               median(runs, "dbsync_full_p1"), 1.1 * base if base else None, " s"),
         *delete_goals(runs, big),
+        _goal(f"rebuild after a type change of {big} rows <= 1.1x --full-refresh of it",
+              _ratio(runs, "dbsync_rebuild", "dbsync_full")[0], 1.1, "x"),
     ]
 
 

@@ -16,7 +16,7 @@ from bench import db, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
-STEPS = ("full", "chunked", "incremental", "deletes", "dlt", "sling")
+STEPS = ("full", "chunked", "incremental", "deletes", "schema", "dlt", "sling")
 FLEET_WORKERS = 4
 
 
@@ -113,12 +113,21 @@ def step_deletes(bench: sc.Bench) -> None:
             sc.dbsync_full_of(bench, repeat, table)
 
 
+def step_schema(bench: sc.Bench) -> None:
+    """A rebuild forced by a type change next to --full-refresh of the same table."""
+    sc.ensure_dbsync_target(bench, sc.LARGE)
+    for repeat in range(1, bench.repeat + 1):
+        sc.dbsync_full(bench, repeat, sc.LARGE)
+        sc.dbsync_rebuild(bench, repeat, sc.LARGE)
+
+
 def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
     actions: dict[str, Callable[[], None]] = {
         "full": lambda: step_full(bench),
         "chunked": lambda: step_chunked(bench),
         "incremental": lambda: step_incremental(bench),
         "deletes": lambda: step_deletes(bench),
+        "schema": lambda: step_schema(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
     }

@@ -87,16 +87,15 @@ def compare(
     facts: bool = True,
 ) -> Migration:
     """Every difference between source and target, and what the target does about it."""
-    dialect = runtime.dialect
-    in_place = dialect.alters_in_place
+    in_place = runtime.dialect.alters_in_place
+    key, cursor = config.primary_key, config.modifier
+    migration = plan_migration(source, target, key, cursor, in_place=in_place)
+    if not migration.needed:
+        return migration  # the common case: no fact gathered, no status read
+    known = _facts(runtime, source, target) if facts and in_place else Facts()
+    by_hand = _changed_by_hand(runtime, config.table, target)
     return plan_migration(
-        source,
-        target,
-        config.primary_key,
-        config.modifier,
-        _facts(runtime, source, target) if facts and in_place else Facts(),
-        target_changed=_changed_by_hand(runtime, config.table, target),
-        in_place=in_place,
+        source, target, key, cursor, known, target_changed=by_hand, in_place=in_place
     )
 
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import pytest
 
+from dbsync.migration import AddIndex
+from dbsync.schema import Index
 from dbsync.sync import run_sync, sync_table
 from dbsync.verify import verify_table
 from tests import helpers
@@ -226,3 +228,52 @@ def test_unique_values_swapped_between_rows_merge(scratch, runtime_factory) -> N
 
     assert result.mode == "incremental"
     _converged(scratch, runtime)
+
+
+def test_a_rebuild_copied_in_chunks_mirrors_unique_indexes_unique(scratch, runtime_factory) -> None:
+    helpers.execute(scratch.source, DDL, ROWS, "ALTER TABLE t ADD UNIQUE KEY u_code (code)")
+    scratch.write_tables([_entry(True)])
+    runtime = runtime_factory(chunk_rows=8, chunk_workers=2)
+    sync_table(runtime, "t")
+    helpers.execute(scratch.source, "ALTER TABLE t MODIFY qty VARCHAR(20) NULL")
+
+    rebuilt = sync_table(runtime, "t")
+
+    assert rebuilt.mode == "full_refresh" and rebuilt.chunks > 1
+    _converged(scratch, runtime)
+
+
+def _index_kinds(database: str, table: str) -> dict[str, int]:
+    rows = helpers.query(
+        "information_schema",
+        "SELECT DISTINCT INDEX_NAME, NON_UNIQUE FROM STATISTICS "
+        "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+        (database, table),
+    )
+    return dict(rows)
+
+
+def test_a_unique_index_over_duplicate_values_is_added_plain(scratch, runtime_factory) -> None:
+    helpers.execute(scratch.target, DDL, ROWS, "UPDATE t SET code = 'same' WHERE id IN (1, 2)")
+    runtime = runtime_factory()
+    unique = AddIndex(Index("u_code", ("`code`",), unique=True))
+
+    plain = runtime.dialect.alter_table(runtime.engines.target, scratch.target, "t", [unique])
+
+    assert plain == ["u_code"]
+    assert _index_kinds(scratch.target, "t")["u_code"] == 1  # NON_UNIQUE
+
+
+def test_staging_keeps_an_index_plain_while_it_holds_duplicates(scratch, runtime_factory) -> None:
+    runtime = runtime_factory()
+    staging = runtime.dialect.staging_schema()
+    helpers.execute(None, f"CREATE DATABASE IF NOT EXISTS `{staging}`")
+    helpers.execute(staging, DDL, ROWS, "UPDATE t SET code = 'same' WHERE id IN (1, 2)")
+    helpers.execute(scratch.source, DDL, "ALTER TABLE t ADD UNIQUE KEY u_code (code)")
+    with runtime.engines.source.connect() as conn:
+        source = runtime.dialect.read_table(conn, scratch.source, "t")
+    assert runtime.dialect.staging_table("t") == "t"
+
+    runtime.dialect.index_staging(runtime.engines.target, source, "m")
+
+    assert _index_kinds(staging, "t")["u_code"] == 1
