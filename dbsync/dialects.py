@@ -405,7 +405,13 @@ class MySQLDialect:
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
         staging = (self.staging_schema(), self.staging_table(schema.name))
-        tgt.execute(engine, tgt.merge_sql(schema, staging, self.target_schema()))
+        try:
+            tgt.execute(engine, tgt.merge_sql(schema, staging, self.target_schema()))
+        except sa.exc.DBAPIError as exc:
+            if not schema.unique_keys or mysql_error_code(exc) != DUPLICATE_ENTRY:
+                raise
+            # unique values moved between rows: see target.replace_sql
+            tgt.execute(engine, tgt.replace_sql(schema, staging, self.target_schema()))
         tgt.drop_table(engine, *staging)
 
     @contextmanager
