@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from enum import Enum
 
-from dbsync.errors import IncompatibleSchema
+from dbsync.errors import IncompatibleSchema, Outcome, classify, describe
 from dbsync.migration import Facts, Migration, facts_wanted, fingerprint, plan_migration, refusal
 from dbsync.result import SyncResult
 from dbsync.runtime import Runtime
@@ -48,9 +48,15 @@ def follow(
         return Followed.REBUILD
     dialect = runtime.dialect
     log.info("table %s: one ALTER TABLE of %d step(s)", config.table, len(migration.clauses))
-    plain = dialect.alter_table(
-        runtime.engines.target, dialect.target_schema(), config.table, migration.clauses
-    )
+    try:
+        plain = dialect.alter_table(
+            runtime.engines.target, dialect.target_schema(), config.table, migration.clauses
+        )
+    except Exception as exc:
+        if classify(exc) is not Outcome.FATAL:
+            raise  # a metadata lock or a lost connection: the run is retried as it is
+        _report(result, [f"rebuilt: the ALTER TABLE in place failed: {describe(exc)}"])
+        return Followed.REBUILD
     if plain:
         _report(
             result,

@@ -277,3 +277,24 @@ def test_staging_keeps_an_index_plain_while_it_holds_duplicates(scratch, runtime
     runtime.dialect.index_staging(runtime.engines.target, source, "m")
 
     assert _index_kinds(staging, "t")["u_code"] == 1
+
+
+def test_a_change_the_target_cannot_take_in_place_is_rebuilt(scratch, runtime_factory) -> None:
+    helpers.execute(
+        scratch.source,
+        DDL,
+        ROWS,
+        "ALTER TABLE t MODIFY code VARCHAR(150) NOT NULL, ADD KEY by_code (code)",
+    )
+    scratch.write_tables([_entry(True)])
+    runtime = runtime_factory()
+    sync_table(runtime, "t")
+    # a target whose row format limits index keys to 767 bytes (not something dbsync mirrors)
+    helpers.execute(scratch.target, "ALTER TABLE t ROW_FORMAT=COMPACT")
+    helpers.execute(scratch.source, "ALTER TABLE t MODIFY code VARCHAR(250) NOT NULL")
+
+    result = sync_table(runtime, "t")
+
+    assert result.mode == "full_refresh"
+    assert "rebuilt: the ALTER TABLE in place failed: MySQL error 1709" in result.schema_changes[-1]
+    _converged(scratch, runtime)
