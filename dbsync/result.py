@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 Status = Literal["synced", "skipped", "failed"]
+CREATED = "created"  # schema_changes of a run that created the target table
 
 
 def utc_now() -> datetime:
@@ -89,5 +90,12 @@ def format_results(results: Sequence[SyncResult]) -> str:
             f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
             f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
         )
-    lines += [f"{r.table}: schema {change}" for r in results for change in r.schema_changes]
+    changes = [
+        f"  {r.table}: {change}"
+        for r in results
+        for change in r.schema_changes
+        if change != CREATED  # the first sync's full copy says enough
+    ]
+    if changes:
+        lines += ["", "schema changes:", *changes]
     return "\n".join(lines)

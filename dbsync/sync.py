@@ -32,7 +32,7 @@ from dbsync.lock import HeldLock
 from dbsync.logs import redact
 from dbsync.pipeline import run_pipeline
 from dbsync.read_ahead import ReadAhead, reading_ahead
-from dbsync.result import SyncResult, attach_result, utc_now
+from dbsync.result import CREATED, SyncResult, attach_result, utc_now
 from dbsync.runtime import Runtime
 from dbsync.schema import TableSchema, require_source_table
 from dbsync.schema_follow import Followed
@@ -335,7 +335,7 @@ def _plan(
     if result.mode == FULL_REFRESH or current is None:
         if current is None:
             schema_log.info("table %s: creating target table", config.table)
-            result.schema_changes.append("created")
+            result.schema_changes.append(CREATED)
             _copy_whole(result, "the target table does not exist")
         elif not requested:
             schema_follow.before_full_copy(runtime, config, source, current, result)
