@@ -116,8 +116,7 @@ def test_each_migration_converges_in_plain_syncs(
     )
     if done == REBUILD:
         assert first.mode == "full_refresh"
-    sync_table(runtime, "t")  # the second plain sync: nothing left to do
-    _converged(scratch, runtime)
+    _converged(scratch, runtime)  # after one plain sync already (at most two are allowed)
 
 
 @pytest.mark.parametrize("case", list(MIGRATIONS))
