@@ -43,20 +43,27 @@ def follow(
     if not migration.needed:
         return Followed.UNCHANGED
     _refuse_if_asked(config, migration)
-    _report(result, migration.changes())
     if migration.rebuild:
+        _report(result, migration.changes())
         return Followed.REBUILD
-    dialect = runtime.dialect
-    log.info("table %s: one ALTER TABLE of %d step(s)", config.table, len(migration.clauses))
+    return _alter_in_place(runtime, migration, result)
+
+
+def _alter_in_place(runtime: Runtime, migration: Migration, result: SyncResult) -> Followed:
+    """One ALTER TABLE; a rebuild instead when the target refuses it (not transiently)."""
+    dialect, table = runtime.dialect, migration.table
+    log.info("table %s: one ALTER TABLE of %d step(s)", table, len(migration.clauses))
     try:
         plain = dialect.alter_table(
-            runtime.engines.target, dialect.target_schema(), config.table, migration.clauses
+            runtime.engines.target, dialect.target_schema(), table, migration.clauses
         )
     except Exception as exc:
         if classify(exc) is not Outcome.FATAL:
             raise  # a metadata lock or a lost connection: the run is retried as it is
-        _report(result, [f"rebuilt: the ALTER TABLE in place failed: {describe(exc)}"])
+        failed = f"rebuilt (the ALTER TABLE in place failed: {describe(exc)})"
+        _report(result, migration.changes(done=failed))
         return Followed.REBUILD
+    _report(result, migration.changes())
     if plain:
         _report(
             result,
