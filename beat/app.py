@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery, signals
 
-from dbsync.logs import configure_logging
+from dbsync.ops.logs import configure_logging
 from workers.config import celery_config, load_fleet_settings
 
 

@@ -7,8 +7,8 @@ import logging
 from celery.beat import PersistentScheduler
 
 from beat.schedule import build_schedule
-from dbsync.logs import register_settings_secrets
-from dbsync.tables import load_tables
+from dbsync.config.tables import load_tables
+from dbsync.ops.logs import register_settings_secrets
 from workers.config import load_fleet_settings
 
 logger = logging.getLogger(__name__)

@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from dbsync.tables import TableConfig
+from dbsync.config.tables import TableConfig
 from workers.config import TASK_NAME
 
 ENTRY_PREFIX = "sync:"

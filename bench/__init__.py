@@ -24,5 +24,5 @@ INVALID and untimed.
 The data is generated server-side (``seq_1_to_N``, ``INSERT … SELECT``) into scratch
 databases named ``dbsync_bench_<random>*``, dropped at the end, on failure and on Ctrl-C.
 Results are printed as a table with issue 5's goals (met or not, from the medians) and
-written to ``bench/results/<UTC timestamp>.json``. See the README, "Performance benchmark".
+written to ``bench/results/<UTC timestamp>.json``. See docs/benchmarks.md.
 """

@@ -20,9 +20,9 @@ from bench.scenarios import CHANGED_ROWS
 
 
 def main(argv: list[str]) -> int:
-    from dbsync.runtime import Runtime
-    from dbsync.settings import load_settings
-    from dbsync.sync import sync_table
+    from dbsync.config.settings import load_settings
+    from dbsync.sync.run import sync_table
+    from dbsync.sync.runtime import Runtime
 
     table, rows, round_no = argv[0], int(argv[1]), int(argv[2])
     runtime = Runtime.create(load_settings())

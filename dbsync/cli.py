@@ -13,15 +13,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from dbsync import __version__
-from dbsync.errors import ConfigError, ConfigProblem
-from dbsync.result import SyncResult, format_results
-from dbsync.runtime import Runtime
-from dbsync.settings import Settings, load_settings
-from dbsync.tables import TablesFile, load_tables
+from dbsync.config.errors import ConfigError, ConfigProblem
+from dbsync.config.result import SyncResult, format_results
+from dbsync.config.settings import Settings, load_settings
+from dbsync.config.tables import TablesFile, load_tables
+from dbsync.sync.runtime import Runtime
 
 if TYPE_CHECKING:
-    from dbsync.copy_progress import RunningCopy
-    from dbsync.state import TableStatus
+    from dbsync.model import RunningCopy, TableStatus
 
 log = logging.getLogger("dbsync.cli")
 
@@ -36,7 +35,7 @@ def _print_problems(error: ConfigError) -> int:
 
 def _settings(**overrides: object) -> Settings:
     """Settings from the environment, their secrets registered for redaction."""
-    from dbsync.logs import register_settings_secrets
+    from dbsync.ops.logs import register_settings_secrets
 
     settings = load_settings(**overrides)
     register_settings_secrets(settings)
@@ -53,7 +52,7 @@ def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from dbsync.sync import run_sync
+    from dbsync.sync.run import run_sync
 
     runtime = _runtime(**({"chunk_workers": args.parallel} if args.parallel else {}))
     try:
@@ -72,9 +71,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from dbsync.checks import unreachable
-    from dbsync.errors import describe
-    from dbsync.verify import VerifyReport, verify_table
+    from dbsync.compare.verify import VerifyReport, verify_table
+    from dbsync.config.errors import describe
+    from dbsync.ops.checks import unreachable
 
     runtime = _runtime()
     reports: list[VerifyReport] = []
@@ -110,12 +109,12 @@ def _status_rows(
 ) -> tuple[list[TableStatus], list[RunningCopy], list[ConfigProblem]]:
     """The status table's rows and the chunked copies in progress, or the one-line problems
     that kept them from being read."""
-    from dbsync.checks import unreachable_side
-    from dbsync.copy_progress import running_copies
-    from dbsync.engines import create_engine
-    from dbsync.errors import describe
-    from dbsync.logs import redact
-    from dbsync.state import read_status
+    from dbsync.backends.engines import create_engine
+    from dbsync.backends.mysql.copy_progress import running_copies
+    from dbsync.backends.status import read_status
+    from dbsync.config.errors import describe
+    from dbsync.ops.checks import unreachable_side
+    from dbsync.ops.logs import redact
 
     engine = create_engine(settings.target, settings, target=True)
     try:
@@ -137,8 +136,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     import json
     from datetime import UTC, datetime
 
-    from dbsync.health_facts import staleness_for
-    from dbsync.status_view import render_copies, render_status, status_records
+    from dbsync.ops.health_facts import staleness_for
+    from dbsync.ops.status_view import render_copies, render_status, status_records
 
     settings = _settings()
     rows, copies, problems = _status_rows(settings)
@@ -164,7 +163,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_serve(args: argparse.Namespace) -> int:
     """``dbsync serve [--host H] [--port P]``: health and metrics in the foreground."""
-    from dbsync.health_server import serve
+    from dbsync.ops.health_server import serve
 
     serve(_settings(), args.port, host=args.host)
     return EXIT_OK
@@ -177,7 +176,7 @@ def cmd_health(args: argparse.Namespace) -> int:
     back to the same checks in this process when nothing listens. Without ``--check``:
     print the health JSON computed in this process; exit 0 unless unhealthy.
     """
-    from dbsync.health_server import check
+    from dbsync.ops.health_server import check
 
     if args.check:
         # a container health check answers 0 or 1, and probing the endpoint needs no
@@ -194,8 +193,8 @@ def _print_health(settings: Settings) -> int:
     import json
     from datetime import UTC, datetime
 
-    from dbsync.engines import Engines
-    from dbsync.health_facts import build_health
+    from dbsync.backends.engines import Engines
+    from dbsync.ops.health_facts import build_health
 
     engines = Engines.create(settings.model_copy(update={"pool_size": 1, "max_overflow": 1}))
     try:
@@ -207,7 +206,7 @@ def _print_health(settings: Settings) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from dbsync.checks import check_config
+    from dbsync.ops.checks import check_config
 
     problems, _, tables = check_config()
     for problem in problems:
@@ -289,7 +288,7 @@ def _add_health_commands(commands: argparse._SubParsersAction) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from dbsync.logs import configure_logging
+    from dbsync.ops.logs import configure_logging
 
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -183,7 +183,7 @@ def run_dbsync(
 @contextlib.contextmanager
 def captured_logs() -> Iterator[io.StringIO]:
     """dbsync's log configuration writing into a buffer; the root logger restored after."""
-    from dbsync import logs
+    from dbsync.ops import logs
 
     root = logging.getLogger()
     saved_handlers, saved_level = list(root.handlers), root.level

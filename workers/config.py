@@ -2,7 +2,7 @@
 
 Nothing here runs at import. ``FleetSettings`` is read from the environment when Celery first
 needs its configuration (worker, beat, ``celery call``, Flower), and unlike
-``dbsync.settings.Settings`` it does not insist on database settings: beat, Flower and
+``dbsync.config.settings.Settings`` it does not insist on database settings: beat, Flower and
 ``celery call`` only talk to Redis.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, model_validator
 
-from dbsync.settings import Settings, build_settings
+from dbsync.config.settings import Settings, build_settings
 
 TASK_NAME = "dbsync.sync_table"
 CHUNK_TASK_NAME = "dbsync.copy_chunk"
@@ -124,7 +124,7 @@ def celery_config(fleet: FleetSettings) -> dict[str, Any]:
         # backend is unreachable as a task ends, the worker keeps retrying to store the
         # outcome (connection errors only; full-jitter backoff from 0.5 s, at most 10 s
         # apart, 30 times: about two minutes, at most five) instead of failing at once,
-        # which would make the pool record FAILURE once Redis returned. The README says
+        # which would make the pool record FAILURE once Redis returned. docs/fleet.md says
         # what happens after a longer outage.
         "result_backend_always_retry": True,
         "result_backend_max_retries": RESULT_STORE_RETRIES,

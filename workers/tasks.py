@@ -1,6 +1,6 @@
 """The fleet's tasks, thin wrappers around the library: ``dbsync.sync_table`` around
-dbsync.sync.sync_table, and ``dbsync.copy_chunk`` around dbsync.sync.help_copy (a helper of a
-chunked full copy, sent by the copy's coordinator through ``spread_chunks``).
+dbsync.sync.run.sync_table, and ``dbsync.copy_chunk`` around dbsync.sync.run.help_copy (a
+helper of a chunked full copy, sent by the copy's coordinator through ``spread_chunks``).
 
 The task builds nothing itself: it takes the process's Runtime (built after fork by
 ``workers.worker``), calls the same library function as ``dbsync sync`` and turns the outcome
@@ -21,11 +21,11 @@ from typing import Any
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from dbsync import sync
-from dbsync.errors import Outcome, classify, describe
-from dbsync.result import Status, SyncResult, result_of, utc_now
-from dbsync.retry import backoff_delay, should_retry
-from dbsync.runtime import Runtime
+from dbsync.config.errors import Outcome, classify, describe
+from dbsync.config.result import Status, SyncResult, result_of, utc_now
+from dbsync.config.retry import backoff_delay, should_retry
+from dbsync.sync import run as sync
+from dbsync.sync.runtime import Runtime
 from workers.app import app
 from workers.config import CHUNK_TASK_NAME, TASK_NAME, load_fleet_settings
 from workers.worker import get_runtime

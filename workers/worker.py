@@ -21,12 +21,12 @@ from typing import Any
 
 from celery import signals
 
-from dbsync import health_server, metrics
-from dbsync.errors import ConfigError
-from dbsync.logs import configure_logging, register_settings_secrets
-from dbsync.runtime import Runtime
-from dbsync.settings import Settings, load_settings
-from dbsync.tables import load_tables
+from dbsync.config.errors import ConfigError
+from dbsync.config.settings import Settings, load_settings
+from dbsync.config.tables import load_tables
+from dbsync.ops import health_server, metrics
+from dbsync.ops.logs import configure_logging, register_settings_secrets
+from dbsync.sync.runtime import Runtime
 
 logger = logging.getLogger(__name__)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from dbsync.runtime import Runtime
-from dbsync.settings import Settings, load_settings
-from dbsync.tables import load_tables
+from dbsync.config.settings import Settings, load_settings
+from dbsync.config.tables import load_tables
+from dbsync.sync.runtime import Runtime
 from tests import helpers
 
 

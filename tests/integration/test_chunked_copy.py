@@ -17,14 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from dbsync import chunked_copy
-from dbsync.chunked_copy import Job, LeaseLost
-from dbsync.copy_progress import CopyProgress, Holder
-from dbsync.runtime import Runtime
-from dbsync.schema import require_source_table
-from dbsync.sync import help_copy, run_sync, sync_table
-from dbsync.tables import TableConfig
-from dbsync.verify import verify_table
+from dbsync.backends.mysql.copy_progress import CopyProgress, Holder
+from dbsync.backends.mysql.schema import require_source_table
+from dbsync.compare.verify import verify_table
+from dbsync.config.tables import TableConfig
+from dbsync.copy import chunked as chunked_copy
+from dbsync.copy.chunked import Job, LeaseLost
+from dbsync.sync.run import help_copy, run_sync, sync_table
+from dbsync.sync.runtime import Runtime
 from tests import helpers
 
 

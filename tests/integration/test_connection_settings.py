@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from dbsync.sync import run_sync
+from dbsync.sync.run import run_sync
 from tests import helpers
 from tests.integration.conftest import Scratch
 
@@ -165,8 +165,8 @@ def test_sync_says_which_database_to_create_when_it_may_not(
 def test_a_statement_longer_than_the_read_timeout_fails_as_a_transient_error(
     scratch: Scratch,
 ) -> None:
-    from dbsync.engines import create_engine
-    from dbsync.errors import Outcome, classify, describe
+    from dbsync.backends.engines import create_engine
+    from dbsync.config.errors import Outcome, classify, describe
 
     settings = scratch.settings(db_read_timeout=1)
     engine = create_engine(settings.source, settings, target=False)

@@ -1,4 +1,5 @@
-"""Delete propagation in incremental syncs, on the real MariaDB (dbsync.deletes, dbsync.keydiff).
+"""Delete propagation in incremental syncs, on the real MariaDB (dbsync.compare.deletes,
+dbsync.compare.keydiff).
 
 The source table ``t`` has rows 1..N whose cursor ``m`` is 2024-01-01 + id seconds.
 """
@@ -10,11 +11,11 @@ import time
 
 import pytest
 
-from dbsync import keydiff
-from dbsync.errors import TooManyDeletes
-from dbsync.state import read_status
-from dbsync.sync import run_sync, sync_table
-from dbsync.verify import verify_table
+from dbsync.backends.status import read_status
+from dbsync.compare import keydiff
+from dbsync.compare.verify import verify_table
+from dbsync.config.errors import TooManyDeletes
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 LATER = "2030-01-01 00:00:00.000000"

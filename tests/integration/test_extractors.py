@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.sync import sync_table
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 DDL = (

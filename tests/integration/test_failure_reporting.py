@@ -9,7 +9,7 @@ from contextlib import contextmanager, suppress
 
 import pymysql
 
-from dbsync.sync import run_sync
+from dbsync.sync.run import run_sync
 from tests import helpers
 
 

@@ -7,8 +7,8 @@ import time
 
 import pymysql
 
-from dbsync.sync import sync_table
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 

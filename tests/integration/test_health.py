@@ -14,10 +14,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dbsync import health_facts, health_server, metrics
-from dbsync.engines import Engines
-from dbsync.result import SyncResult
-from dbsync.state import record_result
+from dbsync.backends.engines import Engines
+from dbsync.backends.status import record_result
+from dbsync.config.result import SyncResult
+from dbsync.ops import health_facts, health_server, metrics
 from tests import helpers
 from tests.integration.conftest import Scratch
 
@@ -132,7 +132,7 @@ def test_metrics_show_freshness_and_move_after_a_sync(orders: Scratch) -> None:
         "CREATE TABLE orders (id INT PRIMARY KEY, updated_at DATETIME(6) NOT NULL)",
         "INSERT INTO orders VALUES (1, '2026-01-01'), (2, '2026-01-02')",
     )
-    from dbsync.sync import run_sync
+    from dbsync.sync.run import run_sync
 
     runtime = orders.runtime()
     handle = metrics.instrument(runtime, pool_log_every_s=3600, gauge_every_s=3600)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dbsync.sync import run_sync, sync_table
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 KEYLESS_DDL = (

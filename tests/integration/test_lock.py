@@ -7,9 +7,9 @@ import time
 
 import pytest
 
-from dbsync.errors import LockLost
-from dbsync.lock import TableLock, lock_name
-from dbsync.sync import run_sync, sync_table
+from dbsync.backends.mysql.lock import TableLock, lock_name
+from dbsync.config.errors import LockLost
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 

@@ -11,8 +11,8 @@ from contextlib import contextmanager
 import pymysql
 import pytest
 
-from dbsync.result import SyncResult
-from dbsync.sync import run_sync
+from dbsync.config.result import SyncResult
+from dbsync.sync.run import run_sync
 from tests import helpers
 
 LOCK_WAIT_S = 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.names import pipeline_name, staging_table
-from dbsync.sync import run_sync, sync_table
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.config.names import pipeline_name, staging_table
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 ODD_NAMES = ["a.b", "x|y", 'say "hi"']

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.extract import Window
-from dbsync.read_ahead import cursor_index, read_ahead_sql, reading_ahead
-from dbsync.schema import qualified
-from dbsync.sync import sync_table
+from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.read_ahead import cursor_index, read_ahead_sql
+from dbsync.backends.mysql.schema import qualified
+from dbsync.sync.read_ahead import reading_ahead
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 LOW = "2024-01-01 00:00:50.000000"

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.migration import AddIndex
-from dbsync.schema import Index
-from dbsync.sync import run_sync, sync_table
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.model import AddIndex, Index
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 DDL = """CREATE TABLE t (
@@ -296,7 +295,7 @@ def test_a_change_the_target_cannot_take_in_place_is_rebuilt(scratch, runtime_fa
 
     assert result.mode == "full_refresh"
     assert result.schema_changes == [
-        "rebuilt (the ALTER TABLE in place failed: MySQL error 1709: Index column size too "
+        "rebuilt (altering the target in place failed: MySQL error 1709: Index column size too "
         "large. The maximum column size is 767 bytes): the source changed: column 'code' "
         "widened from varchar(150) to varchar(250)"
     ]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.sync import run_sync, sync_table
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.sync.run import run_sync, sync_table
 from tests import helpers
 
 WIDE_DDL = """CREATE TABLE wide (

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from dbsync import health_facts, health_server, logs, metrics
-from dbsync.engines import Engines
-from dbsync.errors import ConfigError, describe
-from dbsync.settings import load_settings
-from dbsync.status_view import render_status
+from dbsync.backends.engines import Engines
+from dbsync.config.errors import ConfigError, describe
+from dbsync.config.settings import load_settings
+from dbsync.ops import health_facts, health_server, logs, metrics
+from dbsync.ops.status_view import render_status
 from tests import helpers
 from tests.integration.conftest import Scratch
 
@@ -118,8 +118,8 @@ def test_password_appears_nowhere(
     log.info("connecting to %s", settings.source.url.render_as_string(hide_password=False))
     log.info("broker %s", settings.redis_url.get_secret_value())
     log.error("error while using password=%s", password)
-    from dbsync.result import SyncResult
-    from dbsync.state import read_status, record_result
+    from dbsync.backends.status import read_status, record_result
+    from dbsync.config.result import SyncResult
 
     failing = SyncResult(table="orders", mode="incremental").finish("failed", f"bad {password}")
     admin = Engines.create(scratch.settings())

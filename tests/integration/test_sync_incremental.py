@@ -6,9 +6,9 @@ so after the first sync the target's highest cursor value is MAX_M (row 100).
 
 from __future__ import annotations
 
-from dbsync.state import read_status
-from dbsync.sync import sync_table
-from dbsync.verify import verify_table
+from dbsync.backends.status import read_status
+from dbsync.compare.verify import verify_table
+from dbsync.sync.run import sync_table
 from tests import helpers
 
 MAX_M = "2024-01-01 00:01:40.000000"

@@ -23,7 +23,7 @@ import redis
 from celery import Celery
 from celery.result import AsyncResult
 
-from dbsync.sync import run_sync
+from dbsync.sync.run import run_sync
 from tests import helpers
 from tests.integration.conftest import Scratch
 from workers.config import celery_config, load_fleet_settings

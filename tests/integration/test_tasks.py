@@ -31,7 +31,7 @@ from celery import Celery
 from celery.contrib.testing.worker import start_worker
 from celery.result import AsyncResult
 
-from dbsync import metrics
+from dbsync.ops import metrics
 from tests import helpers
 from tests.integration.conftest import Scratch
 from workers.config import celery_config, load_fleet_settings

@@ -20,12 +20,12 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from dbsync.errors import Outcome, classify
-from dbsync.runtime import Runtime
-from dbsync.settings import load_settings
-from dbsync.sync import run_sync, sync_table
-from dbsync.tables import load_tables
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.config.errors import Outcome, classify
+from dbsync.config.settings import load_settings
+from dbsync.config.tables import load_tables
+from dbsync.sync.run import run_sync, sync_table
+from dbsync.sync.runtime import Runtime
 from tests import helpers
 
 pytestmark = pytest.mark.skipif(

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 import pymysql
 import pytest
 
-from dbsync.result import SyncResult
-from dbsync.sync import run_sync
-from dbsync.verify import verify_table
+from dbsync.compare.verify import verify_table
+from dbsync.config.result import SyncResult
+from dbsync.sync.run import run_sync
 from tests import helpers
 from tests.integration.conftest import Scratch
 
@@ -212,8 +212,9 @@ def test_dbsync_verify_reports_the_values_table_ok(values_pair) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: an ENUM's out-of-range value '' (index 0, stored by non-strict sources) fails "
-    "the whole table: dbsync/engines.py:18 TARGET_INIT sets STRICT_ALL_TABLES and "
-    "dbsync/loader.py:175 fails the load on its warning 1265 (LOAD DATA stores the same index 0)",
+    "the whole table: dbsync/backends/engines.py:18 TARGET_INIT sets STRICT_ALL_TABLES and "
+    "dbsync/backends/mysql/loader.py:175 fails the load on its warning 1265 (LOAD DATA stores "
+    "the same index 0)",
 )
 def test_out_of_range_enum_value_arrives_unchanged(values_pair) -> None:
     pair, results = values_pair

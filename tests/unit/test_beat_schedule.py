@@ -9,8 +9,8 @@ import pytest
 from celery import Celery
 
 from beat.schedule import build_schedule, entry_name
-from dbsync.errors import ConfigError
-from dbsync.tables import parse_tables
+from dbsync.config.errors import ConfigError
+from dbsync.config.tables import parse_tables
 from tests.helpers import write_tables
 from workers.config import TASK_NAME, celery_config, load_fleet_settings
 

@@ -1,12 +1,14 @@
-"""Statements and the safety valve of delete propagation (dbsync.deletes), without a server."""
+"""Statements and the safety valve of delete propagation (dbsync.compare.deletes),
+without a server."""
 
 from __future__ import annotations
 
 import pytest
 
-from dbsync.deletes import _check_fraction, exists_sql
-from dbsync.errors import TooManyDeletes
-from dbsync.tables import TableConfig
+from dbsync.backends.mysql.rows import exists_sql
+from dbsync.compare.deletes import _check_fraction
+from dbsync.config.errors import TooManyDeletes
+from dbsync.config.tables import TableConfig
 
 
 def _config(**fields: object) -> TableConfig:

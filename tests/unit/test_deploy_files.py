@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-from dbsync.tables import load_tables
+from dbsync.config.tables import load_tables
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
@@ -310,7 +310,7 @@ def test_gitlab_ci_tests_with_coverage_builds_and_deploys_on_tags() -> None:
 
 
 def test_operations_doc_matches_the_compose_file() -> None:
-    operations = (ROOT / "README.md").read_text(encoding="utf-8")
+    operations = (ROOT / "docs" / "operations.md").read_text(encoding="utf-8")
     for service in SERVICES:
         assert service in operations
     assert "docker compose up -d --build --scale worker=" in operations

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from dbsync.dialects import Dialect, MySQLDialect, SQLiteDialect, dialect_class
-from dbsync.errors import LockLost, TableBusy
-from dbsync.lock import FileLock
+from dbsync.backends import MySQLDialect, SQLiteDialect, dialect_class
+from dbsync.backends.mysql.lock import FileLock
+from dbsync.config.errors import LockLost, TableBusy
+from dbsync.dialect import Dialect
 
 MEMBERS = sorted(
     name for name in vars(Dialect) if not name.startswith("_") and name != "settings"

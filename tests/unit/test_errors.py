@@ -1,4 +1,4 @@
-"""dbsync.errors.classify: which failures are retried, which fail at once, which skip.
+"""dbsync.config.errors.classify: which failures are retried, which fail at once, which skip.
 
 Exceptions are built the way the real libraries build them (PyMySQL's error map, SQLAlchemy's
 DBAPIError wrapper, dlt's database and pipeline wrappers, ``raise ... from``), and where it
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from dlt.destinations.exceptions import DatabaseTerminalException, DatabaseTransientException
 from dlt.pipeline.exceptions import PipelineStepFailed
 
-from dbsync.errors import (
+from dbsync.config.errors import (
     ConfigError,
     ConfigProblem,
     FatalError,
@@ -35,7 +35,7 @@ from dbsync.errors import (
     is_panic,
     reader_error,
 )
-from dbsync.settings import load_settings
+from dbsync.config.settings import load_settings
 
 
 def mysql_error(code: int, message: str) -> pymysql.MySQLError:

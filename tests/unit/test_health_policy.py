@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from dbsync.health import Facts, Probe, Staleness, health_document, verdict
-from dbsync.state import TableStatus
+from dbsync.model import TableStatus
+from dbsync.ops.health import Facts, Probe, Staleness, health_document, verdict
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 UP = Probe(ok=True, latency_ms=1.0)

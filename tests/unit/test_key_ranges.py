@@ -11,10 +11,10 @@ import sqlite3
 from datetime import datetime
 from decimal import Decimal
 
-from dbsync.chunked_copy import indexes_fit
-from dbsync.copy_progress import Progress
-from dbsync.key_ranges import decode_key, encode_key, literal, range_sql
-from dbsync.status_view import copy_records, render_copies
+from dbsync.backends.mysql.key_ranges import decode_key, encode_key, literal, range_sql
+from dbsync.copy.chunked import indexes_fit
+from dbsync.model import Progress
+from dbsync.ops.status_view import copy_records, render_copies
 
 
 def _selected(key: list[str], lower, upper, rows: list[tuple]) -> list[tuple]:

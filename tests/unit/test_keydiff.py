@@ -1,6 +1,6 @@
-"""Key-set comparison: bucket folds and their narrowing (dbsync.keydiff), without a server.
+"""Key-set comparison: bucket folds and their narrowing (dbsync.compare.keydiff), without a server.
 
-``MemorySide`` folds a Python set of keys exactly as ``keydiff.LocalSide`` does, so the
+``MemorySide`` folds a Python set of keys exactly as ``key_folds.LocalSide`` does, so the
 narrowing logic is exercised on key sets of any shape and size.
 """
 
@@ -10,11 +10,13 @@ import zlib
 
 import pytest
 
-from dbsync import keydiff
-from dbsync.keydiff import Buckets, deeper_bits, differing, first_bits, narrow, rows_behind
+from dbsync.backends import key_folds
+from dbsync.compare import keydiff
+from dbsync.compare.keydiff import deeper_bits, differing, first_bits, narrow, rows_behind
+from dbsync.model import Buckets
 
 
-class MemorySide(keydiff.LocalSide):
+class MemorySide(key_folds.LocalSide):
     """A LocalSide over keys held in memory (one integer column)."""
 
     def __init__(self, keys: set[int]) -> None:
@@ -142,10 +144,10 @@ def test_narrowing_goes_deeper_until_few_rows_remain(monkeypatch) -> None:
 
 
 def test_identity_text_matches_the_server_form_for_composite_keys() -> None:
-    assert keydiff.identity_text(["a|", "b"]) == "2:a|1:b"
-    assert keydiff.identity_text(["a", "|b"]) == "1:a2:|b"
+    assert key_folds.identity_text(["a|", "b"]) == "2:a|1:b"
+    assert key_folds.identity_text(["a", "|b"]) == "1:a2:|b"
 
 
 @pytest.mark.parametrize("key", ["7", "x"])
 def test_local_hash_is_crc32_of_the_identity(key: str) -> None:
-    assert keydiff.LocalSide._hash(key) == zlib.crc32(key.encode())
+    assert key_folds.LocalSide._hash(key) == zlib.crc32(key.encode())

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from dbsync.loader import load_data_sql, to_tsv
-from dbsync.schema import Column
+from dbsync.backends.mysql.loader import load_data_sql, to_tsv
+from dbsync.model import Column
 
 NULL = object()  # what LOAD DATA reads for a bare \N field
 

@@ -11,8 +11,8 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
-from dbsync import logs
-from dbsync.engines import Engines
+from dbsync.backends.engines import Engines
+from dbsync.ops import logs
 from tests import helpers
 
 LINE = re.compile(
@@ -128,7 +128,7 @@ def test_short_secret_is_not_registered() -> None:
 
 
 def test_settings_secrets_are_registered() -> None:
-    from dbsync.settings import load_settings
+    from dbsync.config.settings import load_settings
 
     settings = load_settings(
         source_db_name="s",

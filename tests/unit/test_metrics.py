@@ -11,9 +11,9 @@ import pytest
 import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
-from dbsync import metrics
-from dbsync.engines import Engines
-from dbsync.result import SyncResult
+from dbsync.backends.engines import Engines
+from dbsync.config.result import SyncResult
+from dbsync.ops import metrics
 
 
 @pytest.fixture(autouse=True)
@@ -180,9 +180,9 @@ def test_setup_multiprocess_without_directory_makes_a_private_one() -> None:
 
 
 def test_instrument_adds_listener_and_reporters() -> None:
-    from dbsync.runtime import Runtime
-    from dbsync.settings import load_settings
-    from dbsync.tables import TablesFile
+    from dbsync.config.settings import load_settings
+    from dbsync.config.tables import TablesFile
+    from dbsync.sync.runtime import Runtime
 
     runtime = Runtime(
         settings=load_settings(source_db_name="s", target_db_name="t"),

@@ -4,21 +4,28 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.migration import (
+from dbsync.backends.mysql.migration import alter_sql, holding_sql
+from dbsync.backends.mysql.schema import target_indexes
+from dbsync.backends.mysql.types import widens
+from dbsync.model import (
     AddColumn,
     AddIndex,
+    Column,
     DropColumn,
     DropIndex,
-    Facts,
+    Index,
     ModifyColumn,
     TableCollation,
+    TableSchema,
+)
+from dbsync.sync.migration import (
+    Facts,
+    Rules,
     facts_wanted,
     fingerprint,
     plan_migration,
     refusal,
 )
-from dbsync.migration_sql import alter_sql, holding_sql
-from dbsync.schema import Column, Index, TableSchema
 
 UTF8 = {"charset": "utf8mb4", "collation": "utf8mb4_general_ci"}
 
@@ -59,9 +66,10 @@ NO_FACTS = Facts()
 
 
 def plan(source: TableSchema, target: TableSchema = BASE, facts: Facts = NO_FACTS, **kw):
-    return plan_migration(
-        source, target, kw.pop("key", ("id",)), kw.pop("cursor", None), facts, **kw
-    )
+    """The rules with MySQL's knowledge of types and indexes, as the dialect gives them."""
+    indexes = tuple(target_indexes(source, kw.pop("cursor", None)))
+    rules = Rules(widens, indexes, kw.pop("in_place", True))
+    return plan_migration(source, target, kw.pop("key", ("id",)), rules, facts, **kw)
 
 
 def test_identical_definitions_need_nothing() -> None:
@@ -107,7 +115,7 @@ def test_a_widened_column_is_modified_in_place_where_it_stands() -> None:
 
 def test_not_null_tightened_is_in_place_when_the_target_holds_no_null() -> None:
     source = table(ID, V, col("n", "int(11)"), M)
-    assert facts_wanted(source, BASE) == (["n"], [])
+    assert facts_wanted(source, BASE, widens) == (["n"], [])
     assert plan(source).clauses == [ModifyColumn(source.columns[2], "v")]
 
 
@@ -126,7 +134,7 @@ def test_not_null_loosened_is_in_place() -> None:
 def test_an_added_nullable_column_without_values_is_added_in_place() -> None:
     extra = col("note", "varchar(5)", nullable=True, **UTF8)
     source = table(ID, extra, V, N, M)
-    assert facts_wanted(source, BASE) == ([], ["note"])
+    assert facts_wanted(source, BASE, widens) == ([], ["note"])
     assert plan(source).clauses == [AddColumn(extra, "id")]
 
 

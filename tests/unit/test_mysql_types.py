@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync import mysql_types
-from dbsync.schema import Column
+from dbsync.backends.mysql import types as mysql_types
+from dbsync.model import Column
 
 
 def column(data_type: str, charset: str | None = None) -> Column:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from dlt.common.storages import FileStorage
 
-from dbsync.names import pipeline_name, staging_table
+from dbsync.config.names import pipeline_name, staging_table
 
 
 def test_a_plain_table_name_is_its_own_staging_name() -> None:
@@ -41,6 +41,6 @@ def test_pipeline_names_are_valid_file_names() -> None:
 
 @pytest.mark.parametrize("column", ['say "hi"', "it's", " lead", "bt`ick", "a\nb", "ünï"])
 def test_dlt_keeps_column_names_exactly(column: str) -> None:
-    from dbsync.pipeline import ExactNames
+    from dbsync.sync.pipeline import ExactNames
 
     assert ExactNames().normalize_identifier(column) == column

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dbsync.read_ahead import cursor_index, read_ahead_sql
-from dbsync.schema import Column, Index, TableSchema
+from dbsync.backends.mysql.read_ahead import cursor_index, read_ahead_sql
+from dbsync.model import Column, Index, TableSchema
 
 
 def _schema(*indexes: Index) -> TableSchema:

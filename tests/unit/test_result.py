@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dbsync.result import SyncResult, format_results
+from dbsync.config.result import SyncResult, format_results
 
 
 def test_the_summary_lists_each_tables_schema_changes_below_the_table() -> None:

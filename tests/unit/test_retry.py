@@ -1,4 +1,4 @@
-"""dbsync.retry: exponential backoff with full jitter, bounded."""
+"""dbsync.config.retry: exponential backoff with full jitter, bounded."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from dbsync.retry import backoff_ceiling, backoff_delay, retrying, should_retry
+from dbsync.config.retry import backoff_ceiling, backoff_delay, retrying, should_retry
 
 
 @pytest.mark.parametrize(

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.mysql_types import widens as _widens
-from dbsync.schema import Column, Index, TableSchema, add_indexes_sql, create_table_sql
+from dbsync.backends.mysql.schema import add_indexes_sql, create_table_sql
+from dbsync.backends.mysql.types import widens as _widens
+from dbsync.model import Column, Index, TableSchema
 
 WIDENINGS = [
     ("varchar(50)", "varchar(10)"),

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from dbsync.errors import ConfigError
-from dbsync.settings import load_settings
+from dbsync.config.errors import ConfigError
+from dbsync.config.settings import load_settings
 
 SECRET = "s3cr3t-p@ss:w/rd"
 URL_SECRET = "url-only-secret"
@@ -140,7 +140,7 @@ def test_fleet_settings_report_a_limit_problem_beside_a_field_error() -> None:
 
 
 def test_connections_get_the_connect_and_read_timeouts() -> None:
-    from dbsync.engines import SOURCE_INIT, mysql_connect_args
+    from dbsync.backends.engines import SOURCE_INIT, mysql_connect_args
 
     settings = load_settings(
         source_db_name="s", target_db_name="t", db_connect_timeout=3, db_read_timeout=120

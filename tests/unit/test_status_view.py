@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from dbsync import logs
-from dbsync.health import Staleness
-from dbsync.state import TableStatus
-from dbsync.status_view import format_age, render_status, status_records
+from dbsync.model import TableStatus
+from dbsync.ops import logs
+from dbsync.ops.health import Staleness
+from dbsync.ops.status_view import format_age, render_status, status_records
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 

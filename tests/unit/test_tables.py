@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from dbsync.errors import ConfigError
-from dbsync.tables import load_tables, parse_tables
+from dbsync.config.errors import ConfigError
+from dbsync.config.tables import load_tables, parse_tables
 
 KEY_REQUIRED = (
     "is required for an incremental table (one with a modifier); "

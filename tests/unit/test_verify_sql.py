@@ -11,9 +11,9 @@ import sqlite3
 
 import pytest
 
-from dbsync.checksum import row_hash_sql
-from dbsync.schema import Column, TableSchema
-from dbsync.verify import range_predicate
+from dbsync.backends.mysql.checksum import row_hash_sql
+from dbsync.compare.verify import range_predicate
+from dbsync.model import Column, TableSchema
 
 
 def _selected(key: list[str], lower, upper, rows: list[tuple]) -> list[tuple]:

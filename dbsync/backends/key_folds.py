@@ -1,0 +1,129 @@
+"""Where a table's keys are folded for the key comparison of :mod:`dbsync.compare.keydiff`.
+
+:class:`ServerSide`: MySQL/MariaDB fold on the server (CRC32 and BIT_XOR), only buckets cross
+the network. :class:`LocalSide`: databases without those functions (the SQLite demo) read the
+keys once and fold them in Python, the same way. Both compute a key's identity alike
+(:func:`identity_sql`, :func:`identity_text`).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from dbsync.backends.engines import fetch_all
+from dbsync.backends.mysql.schema import qualified, quote
+from dbsync.backends.mysql.types import text_expression
+from dbsync.model import Buckets, Fold, KeySet, TableSchema
+
+# CRC32 is linear over GF(2): keys like consecutive integers make different sets whose CRCs
+# XOR alike. Folding CRC32 * MIX (Knuth's multiplicative constant; carries are not linear)
+# breaks those relations; the product stays below 2**64, an unsigned BIGINT on the server.
+MIX = 2_654_435_761
+
+
+def identity_sql(schema: TableSchema, key: Sequence[str]) -> str:
+    """SQL for a key's exact text identity (length-prefixed parts for a composite key)."""
+    columns = [schema.column(k) for k in key]
+    texts = [text_expression(c, quote(c.name)) for c in columns if c is not None]
+    if len(texts) == 1:
+        return texts[0]
+    parts = [f"CONVERT({t} USING utf8mb4)" for t in texts]
+    return "CONCAT(" + ", ".join(f"CHAR_LENGTH({p}), ':', {p}" for p in parts) + ")"
+
+
+def identity_text(values: Iterable[Any]) -> str:
+    """The identity of a key read as text values, as ``identity_sql`` forms it (SQLite)."""
+    texts = ["" if v is None else str(v) for v in values]
+    if len(texts) == 1:
+        return texts[0]
+    return "".join(f"{len(t)}:{t}" for t in texts)
+
+
+def _mask(bits: int) -> int:
+    return (1 << bits) - 1
+
+
+class ServerSide:
+    """MySQL/MariaDB: the server folds and filters; only buckets cross the network."""
+
+    def __init__(self, keys: KeySet) -> None:
+        self.keys = keys
+        self.table = qualified(keys.database, keys.schema.name)
+        self.identity = identity_sql(keys.schema, keys.key)
+        self.hash = f"CRC32({self.identity})"
+
+    def total(self) -> Fold:
+        sql = f"SELECT COUNT(*), COALESCE(BIT_XOR({self.hash} * {MIX}), 0) FROM {self.table}"
+        rows, xor = fetch_all(self.keys.engine, sql)[0]
+        return int(rows), int(xor)
+
+    def _where(self, buckets: Buckets) -> str:
+        if buckets.within is None:
+            return ""
+        bits, numbers = buckets.within
+        listed = ", ".join(str(n) for n in numbers)
+        return f" WHERE ({self.hash} & {_mask(bits)}) IN ({listed})"
+
+    def folds(self, buckets: Buckets) -> dict[int, Fold]:
+        sql = (
+            f"SELECT {self.hash} & {_mask(buckets.bits)}, COUNT(*), BIT_XOR({self.hash} * {MIX}) "
+            # by position: a name could be one of the table's own columns; unsorted
+            f"FROM {self.table}{self._where(buckets)} GROUP BY 1 ORDER BY NULL"
+        )
+        return {int(b): (int(n), int(x)) for b, n, x in fetch_all(self.keys.engine, sql)}
+
+    def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
+        columns = [self.identity, *(quote(k) for k in self.keys.key if with_keys)]
+        sql = f"SELECT {', '.join(columns)} FROM {self.table}{self._where(buckets)}"
+        return fetch_all(self.keys.engine, sql)
+
+
+class LocalSide:
+    """Databases without CRC32 and BIT_XOR (the SQLite demo): the same folds, in Python."""
+
+    def __init__(self, rows: Iterable[tuple[Any, ...]]) -> None:
+        """``rows``: (identity, key values...), each hashed once here for every fold."""
+        self._hashed = [(self._hash(row[0]), row) for row in rows]
+
+    @classmethod
+    def read(cls, keys: KeySet, expressions: Sequence[str]) -> LocalSide:
+        """The keys of a table, read whole (``expressions``: each key column as text)."""
+        columns = ", ".join([*expressions, *(quote(k) for k in keys.key)])
+        sql = f"SELECT {columns} FROM {qualified(keys.database, keys.schema.name)}"
+        width = len(keys.key)
+        return cls(
+            (identity_text(row[:width]), *row[width:]) for row in fetch_all(keys.engine, sql)
+        )
+
+    @staticmethod
+    def _hash(identity: str) -> int:
+        return zlib.crc32(identity.encode())
+
+    def _selected(self, buckets: Buckets) -> Iterable[tuple[int, tuple[Any, ...]]]:
+        bits, numbers = buckets.within or (0, (0,))
+        chosen = set(numbers)
+        return ((h, row) for h, row in self._hashed if h & _mask(bits) in chosen)
+
+    def total(self) -> Fold:
+        return fold_all(h for h, _ in self._selected(Buckets(0)))
+
+    def folds(self, buckets: Buckets) -> dict[int, Fold]:
+        folds: dict[int, Fold] = {}
+        for h, _row in self._selected(buckets):
+            bucket = h & _mask(buckets.bits)
+            rows, xor = folds.get(bucket, (0, 0))
+            folds[bucket] = (rows + 1, xor ^ (h * MIX))
+        return folds
+
+    def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
+        return [row if with_keys else row[:1] for _h, row in self._selected(buckets)]
+
+
+def fold_all(hashes: Iterable[int]) -> Fold:
+    rows = xor = 0
+    for h in hashes:
+        rows += 1
+        xor ^= h * MIX
+    return rows, xor

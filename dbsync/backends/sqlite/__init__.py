@@ -1,0 +1,1 @@
+"""SQLite, the demo's database: its dialect and the demo's source data."""

@@ -1,0 +1,208 @@
+"""Sync status kept in the target database (table ``_dbsync_status``): no Redis needed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
+from dbsync.backends.mysql.schema import qualified
+from dbsync.backends.registry import dialect_class
+from dbsync.config.errors import Outcome, classify
+from dbsync.config.result import SyncResult
+from dbsync.config.retry import STATUS_BACKOFF_BASE, STATUS_BACKOFF_MAX, STATUS_RETRIES, retrying
+from dbsync.dialect import Dialect
+from dbsync.model import TableStatus
+
+STATUS_TABLE = "_dbsync_status"
+
+_COLUMNS = """(
+  table_name VARCHAR(64) NOT NULL PRIMARY KEY,
+  status VARCHAR(16) NOT NULL,
+  mode VARCHAR(16) NOT NULL,
+  last_started_at DATETIME(6) NULL,
+  last_finished_at DATETIME(6) NULL,
+  last_success_at DATETIME(6) NULL,
+  rows_extracted BIGINT NOT NULL DEFAULT 0,
+  rows_loaded BIGINT NOT NULL DEFAULT 0,
+  duration_s DOUBLE NOT NULL DEFAULT 0,
+  last_error TEXT NULL,
+  load_id VARCHAR(64) NULL,
+  worker VARCHAR(255) NULL,
+  consecutive_failures INT NOT NULL DEFAULT 0,
+  rows_deleted BIGINT NOT NULL DEFAULT 0,
+  last_delete_check_at DATETIME(6) NULL,
+  target_definition VARCHAR(64) NULL
+)"""
+
+# columns added after the first release: (name, definition), added to older status tables
+_ADDED_COLUMNS = (
+    ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
+    ("last_delete_check_at", "DATETIME(6) NULL"),
+    ("target_definition", "VARCHAR(64) NULL"),
+)
+
+_FIELDS = [
+    "table_name",
+    "status",
+    "mode",
+    "last_started_at",
+    "last_finished_at",
+    "last_success_at",
+    "rows_extracted",
+    "rows_loaded",
+    "duration_s",
+    "last_error",
+    "load_id",
+    "worker",
+    "consecutive_failures",
+    "rows_deleted",
+    "last_delete_check_at",
+    "target_definition",
+]
+
+
+def _naive(moment: datetime | None) -> datetime | None:
+    return moment.astimezone(UTC).replace(tzinfo=None) if moment else None
+
+
+def _moment(value: datetime | str | None) -> datetime | None:
+    """SQLite hands datetimes back as text."""
+    return datetime.fromisoformat(value) if isinstance(value, str) else value
+
+
+def _dialect(engine: Engine) -> type[Dialect]:
+    """The status table's statements come from the engine's dialect (static members)."""
+    return dialect_class(engine.dialect.name)
+
+
+def _schema(engine: Engine, database: str) -> str:
+    return _dialect(engine).status_schema(database)
+
+
+def _table(engine: Engine, database: str) -> str:
+    return qualified(_schema(engine, database), STATUS_TABLE)
+
+
+def ensure_status_table(engine: Engine, database: str) -> None:
+    """Create the status table, or add the columns an older release did not have."""
+    ddl = f"CREATE TABLE IF NOT EXISTS {_table(engine, database)} {_COLUMNS}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(ddl + _dialect(engine).table_options()))
+    _add_missing_columns(engine, database)
+
+
+def _add_missing_columns(engine: Engine, database: str) -> None:
+    columns = sa.inspect(engine).get_columns(STATUS_TABLE, schema=_schema(engine, database))
+    present = {c["name"] for c in columns}
+    table = _table(engine, database)
+    with engine.begin() as conn:
+        for name, definition in _ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(sa.text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
+
+
+def _upsert_sql(engine: Engine, database: str) -> str:
+    d = _dialect(engine)
+    new = d.excluded
+    updates = {
+        **{
+            f: new(f)
+            for f in _FIELDS[1:]
+            if f
+            not in (
+                "last_success_at",
+                "load_id",
+                "consecutive_failures",
+                "last_delete_check_at",
+                "target_definition",
+            )
+        },
+        "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
+        "load_id": f"COALESCE({new('load_id')}, load_id)",
+        "consecutive_failures": (
+            f"CASE WHEN {new('status')} = 'failed' THEN consecutive_failures + 1 ELSE 0 END"
+        ),
+        "last_delete_check_at": (
+            f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"
+        ),
+        "target_definition": f"COALESCE({new('target_definition')}, target_definition)",
+    }
+    return (
+        f"INSERT INTO {_table(engine, database)} ({', '.join(_FIELDS)}) "
+        f"VALUES ({', '.join(':' + f for f in _FIELDS)}) {d.upsert_clause('table_name')} "
+        + ", ".join(f"{f} = {expr}" for f, expr in updates.items())
+    )
+
+
+def record_result(engine: Engine, database: str, result: SyncResult) -> None:
+    """Upsert the outcome of one sync (skipped syncs are not recorded: nothing happened).
+
+    A transient failure is retried (STATUS_RETRIES): a sync that failed because the target's
+    connections were lost is recorded as failed on fresh ones once the target answers.
+    """
+    if result.status == "skipped":
+        return
+    retrying(
+        lambda: _upsert_result(engine, database, result),
+        retryable=lambda exc: classify(exc) is Outcome.TRANSIENT,
+        retries=STATUS_RETRIES,
+        base=STATUS_BACKOFF_BASE,
+        maximum=STATUS_BACKOFF_MAX,
+    )
+
+
+def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
+    ensure_status_table(engine, database)
+    params = {
+        "table_name": result.table,
+        "status": result.status,
+        "mode": result.mode,
+        "last_started_at": _naive(result.started_at),
+        "last_finished_at": _naive(result.finished_at),
+        "last_success_at": _naive(result.finished_at) if result.status == "synced" else None,
+        "rows_extracted": result.rows_extracted,
+        "rows_loaded": result.rows_loaded,
+        "duration_s": result.duration_s,
+        "last_error": result.error,
+        "load_id": result.load_id,
+        "worker": result.worker,
+        "consecutive_failures": 1 if result.status == "failed" else 0,
+        "rows_deleted": result.rows_deleted,
+        "last_delete_check_at": _naive(result.deletes_checked_at),
+        "target_definition": result.target_definition,
+    }
+    with engine.begin() as conn:
+        conn.execute(sa.text(_upsert_sql(engine, database)), params)
+
+
+def read_status(engine: Engine, database: str) -> list[TableStatus]:
+    """Every table's last recorded sync, ordered by table name."""
+    ensure_status_table(engine, database)
+    fields = ", ".join(_FIELDS[: _FIELDS.index("last_delete_check_at") + 1])
+    sql = f"SELECT {fields} FROM {_table(engine, database)} ORDER BY table_name"
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text(sql)).all()
+    return [
+        TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:14], _moment(row[14]))
+        for row in rows
+    ]
+
+
+def last_delete_check(engine: Engine, database: str, table: str) -> datetime | None:
+    """When the table's keys were last compared for deletes (None: never), in UTC."""
+    ensure_status_table(engine, database)
+    sql = f"SELECT last_delete_check_at FROM {_table(engine, database)} WHERE table_name = :t"
+    with engine.connect() as conn:
+        found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
+    return found.replace(tzinfo=UTC) if found else None
+
+
+def last_target_definition(engine: Engine, database: str, table: str) -> str | None:
+    """The fingerprint of the target table's definition as the last sync left it (None:
+    never recorded)."""
+    ensure_status_table(engine, database)
+    sql = f"SELECT target_definition FROM {_table(engine, database)} WHERE table_name = :t"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), {"t": table}).scalar()

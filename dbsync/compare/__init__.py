@@ -1,0 +1,1 @@
+"""Comparing source and target: verify (checksums), key differences, delete propagation."""

@@ -1,0 +1,1 @@
+"""One table sync: plan, stage with dlt, commit, read-ahead, and the runtime it runs in."""

@@ -1,0 +1,425 @@
+"""Sync one table: mirror its schema, extract with dlt into staging, commit atomically.
+
+``sync_table`` is the one code path behind ``dbsync sync`` and the Celery task.
+
+- Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
+  cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
+  upserted by primary key in a single statement.
+- Full refresh (no ``modifier``, ``--full-refresh``, a schema change the target cannot
+  follow in place (:mod:`dbsync.sync.schema_follow`), or a missing or empty target table):
+  the whole table is staged from one consistent snapshot, its row count checked against
+  that snapshot, and swapped in with one atomic RENAME. The result's ``mode`` says which of
+  the two really ran.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+from dbsync.backends import record_result
+from dbsync.backends.mysql import target as tgt
+from dbsync.backends.mysql.checksum import window_matches
+from dbsync.backends.mysql.extract import (
+    ExtractStats,
+    Read,
+    Window,
+    cursor_lower_bound,
+    highest_cursor,
+    stream_rows,
+)
+from dbsync.backends.mysql.schema import require_source_table
+from dbsync.compare import deletes
+from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
+from dbsync.config.result import CREATED, SyncResult, attach_result, utc_now
+from dbsync.config.tables import TableConfig
+from dbsync.copy import chunked as chunked_copy
+from dbsync.model import Copy, HeldLock, TableSchema
+from dbsync.ops.logs import redact
+from dbsync.sync import schema_follow
+from dbsync.sync.pipeline import run_pipeline
+from dbsync.sync.read_ahead import ReadAhead, reading_ahead
+from dbsync.sync.runtime import Runtime
+from dbsync.sync.schema_follow import Followed
+
+log = logging.getLogger("dbsync.sync_engine")
+schema_log = logging.getLogger("dbsync.schema_sync")
+
+INCREMENTAL = "incremental"
+FULL_REFRESH = "full_refresh"
+
+
+@dataclass
+class Plan:
+    """What this run will do, decided after the schema mirror."""
+
+    mode: str
+    target_exists: bool
+    replace: bool  # stage everything and swap (full refresh, first load, backfill)
+    window: Window
+    unchanged: bool = False  # every row the window covers is already in the target as is
+    build_indexes: bool = False  # staging may lack secondary indexes: add them after load
+    target: TableSchema | None = None  # the target table an incremental run merges into
+    copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
+    rereads_copy: bool = False  # first incremental run after a chunked copy
+
+
+def table_config(runtime: Runtime, name: str) -> TableConfig:
+    config = runtime.tables.get(name)
+    if config is None:
+        problem = ConfigProblem("tables.json", f"table {name!r} is not listed")
+        raise ConfigError([problem])
+    return config
+
+
+def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
+    result, error = _attempt(runtime, table, full_refresh)
+    if error is not None:
+        raise attach_result(error, result)
+    return result
+
+
+def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
+    """Help a running chunked copy of ``table`` (a chunk task): copy chunks until none is
+    left. Takes no lock: the copy's coordinator holds the table's."""
+    config = table_config(runtime, table)
+    with runtime.engines.source.connect() as conn:
+        source = require_source_table(
+            conn,
+            runtime.dialect.source_schema(),
+            table,
+            config.primary_key,
+            config.modifier,
+            read=runtime.dialect.read_table,
+        )
+    return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
+
+
+def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+    """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
+    result, _error = _attempt(runtime, table, full_refresh)
+    return result
+
+
+def _attempt(
+    runtime: Runtime, table: str, full_refresh: bool
+) -> tuple[SyncResult, Exception | None]:
+    result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
+    try:
+        config = table_config(runtime, table)
+        result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
+        log.info("table %s: %s sync started", table, result.mode)
+        runtime.dialect.ensure_target()
+        with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
+            _sync_locked(runtime, config, result, lock, full_refresh)
+    except TableBusy as busy:
+        result.finish("skipped", str(busy))
+        log.info("table %s: skipped, another process is syncing it", table)
+        runtime.notify(result)
+        return result, None
+    except Exception as exc:
+        result.finish("failed", describe(exc))
+        log.error("table %s: sync failed: %s", table, result.error)
+        log.debug("table %s: traceback of the failure", table, exc_info=exc)
+        _record(runtime, result)
+        return result, exc
+    result.finish("synced")
+    log.info(
+        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted in %.2fs (%s)",
+        table,
+        result.mode,
+        result.rows_extracted,
+        result.rows_loaded,
+        result.rows_deleted,
+        result.duration_s,
+        ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
+    )
+    _record(runtime, result)
+    return result, None
+
+
+def _record(runtime: Runtime, result: SyncResult) -> None:
+    if result.error:
+        result.error = redact(result.error)
+    try:
+        record_result(runtime.engines.target, runtime.settings.target.database, result)
+    except Exception as exc:  # noqa: BLE001 - status is best effort; the sync result stands
+        log.warning("table %s: could not record sync status: %s", result.table, describe(exc))
+    runtime.notify(result)
+
+
+@contextmanager
+def _phase(result: SyncResult, name: str) -> Iterator[None]:
+    """Time one step of the sync into ``result.phases`` (seconds)."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        result.phases[name] = round(time.perf_counter() - started, 3)
+
+
+def _sync_locked(
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, requested: bool
+) -> None:
+    with _phase(result, "schema"):
+        source, plan = _mirror_schema(runtime, config, result, requested)
+    lock_check: Callable[[], None] = lock.ensure_held
+    if plan.unchanged:
+        log.info("table %s: no changes since the last sync", config.table)
+    else:
+        _load(runtime, config, source, plan, result, lock_check)
+    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
+        with _phase(result, "deletes"):
+            tables = deletes.Tables(source, plan.target)
+            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
+    _reread_done(runtime, config, plan)
+    left = plan.target if not plan.replace else None
+    schema_follow.remember(result, left or _target_schema(runtime, config.table))
+
+
+def _mirror_schema(
+    runtime: Runtime, config: TableConfig, result: SyncResult, requested: bool
+) -> tuple[TableSchema, Plan]:
+    """Read the source definition, mirror it in the target and plan the run."""
+    dialect = runtime.dialect
+    with runtime.engines.source.connect() as conn:
+        source = require_source_table(
+            conn,
+            dialect.source_schema(),
+            config.table,
+            config.primary_key,
+            config.modifier,
+            read=dialect.read_table,
+        )
+    dialect.ensure_staging(runtime.engines.target)
+    return source, _plan(runtime, config, source, result, requested)
+
+
+def _load(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    plan: Plan,
+    result: SyncResult,
+    lock_check: Callable[[], None],
+) -> None:
+    """Stage the rows with dlt, then commit them."""
+    if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
+        result.deletes_checked_at = utc_now()
+    with _phase(result, "stage"), _read_ahead(runtime, source, plan):
+        if plan.copy is not None:
+            key = chunked_copy.chunk_key(config, source)
+            job = chunked_copy.Job(runtime, source, key, plan.copy)
+            staged = chunked_copy.coordinate(job, result, lock_check, _chunk_rows(runtime, config))
+        else:
+            staged = _stage(runtime, config, source, plan, result)
+    lock_check()
+    with _phase(result, "commit"):
+        _commit(runtime, config, source, plan, staged)
+    result.rows_loaded = staged
+
+
+def _reread_done(runtime: Runtime, config: TableConfig, plan: Plan) -> None:
+    if plan.rereads_copy:
+        chunked_copy.progress_of(runtime).clear_reread(config.table)
+
+
+def _read_ahead(
+    runtime: Runtime, source: TableSchema, plan: Plan
+) -> AbstractContextManager[ReadAhead | None]:
+    """While staging, read the target pages the merge will write (incremental runs only)."""
+    dialect, engines = runtime.dialect, runtime.engines
+    if plan.target is None or plan.replace or not dialect.reads_ahead:
+        return nullcontext()
+    databases = (dialect.source_schema(), dialect.target_schema())
+    return reading_ahead(
+        engines.source, engines.target, databases, (source, plan.target), plan.window
+    )
+
+
+def _stage(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, result: SyncResult
+) -> int:
+    """Extract with dlt into the staging table; returns the staged row count (checked)."""
+    dialect, engines = runtime.dialect, runtime.engines
+    stats = ExtractStats()
+    rows = stream_rows(
+        Read(
+            dialect=dialect,
+            engine=engines.source,
+            database=dialect.source_schema(),
+            schema=source,
+            window=plan.window,
+            fetch_limit=runtime.settings.fetch_limit,
+            stats=stats,
+            count_snapshot=plan.replace,
+        )
+    )
+    with dialect.first_run_guard(engines.target):
+        result.load_id = run_pipeline(
+            dialect.dlt_destination(engines.target),
+            dialect.target_schema(),
+            dialect.staging_schema(),
+            config.table,
+            rows,
+            runtime.settings.work_dir,
+        )
+    result.rows_extracted = stats.rows
+    staged = tgt.count_rows(
+        engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
+    )
+    if plan.replace and staged != stats.snapshot_rows:
+        raise RowCountMismatch(
+            f"table {config.table!r}: staged {staged} rows but the source snapshot has "
+            f"{stats.snapshot_rows}; the target was left unchanged"
+        )
+    return staged
+
+
+def _commit(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, staged: int
+) -> None:
+    """Make the staged rows the target's: atomic swap, or one upsert by key."""
+    dialect, target = runtime.dialect, runtime.engines.target
+    if not plan.replace:
+        assert plan.target is not None, "an incremental plan knows its target table"
+        dialect.merge(target, plan.target, config.primary_key)
+        return
+    if plan.build_indexes:
+        dialect.index_staging(target, source, config.modifier)
+    if plan.copy is None:
+        dialect.swap_into_place(target, source, plan.target_exists)
+        return
+    chunked_copy.finish(
+        runtime,
+        plan.copy,
+        staged,
+        lambda: dialect.swap_into_place(target, source, plan.target_exists),
+    )
+
+
+def _target_schema(runtime: Runtime, table: str) -> TableSchema:
+    with runtime.engines.target.connect() as conn:
+        schema = runtime.dialect.read_table(conn, runtime.dialect.target_schema(), table)
+    assert schema is not None, f"target table {table} vanished during the sync"
+    return schema
+
+
+def _copy_whole(result: SyncResult, reason: str) -> None:
+    """An incremental table takes the full-refresh path this run: say so, in log and result."""
+    if result.mode != FULL_REFRESH:
+        log.info("table %s: %s: copying it whole (full refresh)", result.table, reason)
+        result.mode = FULL_REFRESH
+
+
+def _plan(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    result: SyncResult,
+    requested: bool = False,
+) -> Plan:
+    """Mirror the schema and decide between a staged swap and an incremental merge
+    (``requested``: the run was asked for with --full-refresh)."""
+    dialect = runtime.dialect
+    engine = runtime.engines.target
+    target_db = dialect.target_schema()
+    with engine.connect() as conn:
+        current = dialect.read_table(conn, target_db, config.table)
+    replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
+    if dialect.copies_in_chunks:
+        replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
+        if replace.copy is not None:
+            _copy_whole(result, "an interrupted chunked copy is resumed")
+            log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
+            replace.build_indexes = True
+            return replace
+    if result.mode == FULL_REFRESH or current is None:
+        if current is None:
+            schema_log.info("table %s: creating target table", config.table)
+            result.schema_changes.append(CREATED)
+            _copy_whole(result, "the target table does not exist")
+        elif not requested:
+            schema_follow.before_full_copy(runtime, config, source, current, result)
+        _prepare_full_copy(runtime, config, source, replace)
+        return replace
+    followed = schema_follow.follow(runtime, config, source, current, result)
+    if followed is Followed.REBUILD:
+        _copy_whole(result, "the schema changed in a way the target cannot follow in place")
+        _prepare_full_copy(runtime, config, source, replace)
+        return replace
+    if followed is Followed.ALTERED:
+        current = _target_schema(runtime, config.table)
+        schema_follow.remember(result, current)
+    if tgt.is_empty(engine, target_db, config.table):
+        _copy_whole(result, "the target table is empty")
+        _prepare_full_copy(runtime, config, source, replace)
+        return replace
+    cursor = source.column(config.modifier or "")
+    assert cursor is not None
+    lag = _lag(runtime, config)
+    window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
+    plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
+    if dialect.copies_in_chunks:
+        # changes made while a chunked copy ran may be older than the target's newest row
+        copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
+        if copy_start is not None:
+            plan.window.lower_bound, plan.rereads_copy = copy_start, True
+    if window.lower_bound is not None and window_matches(
+        runtime.dialect, runtime.engines, runtime.settings.fetch_limit, source, current, window
+    ):
+        plan.unchanged = True
+        return plan
+    dialect.stage_like_target(engine, current, config.primary_key)
+    return plan
+
+
+def _lag(runtime: Runtime, config: TableConfig) -> float:
+    if config.lag_seconds is not None:
+        return config.lag_seconds
+    return runtime.settings.default_lag_seconds
+
+
+def _prepare_full_copy(
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+) -> None:
+    """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
+    dialect = runtime.dialect
+    plan.build_indexes = True
+    if dialect.copies_in_chunks and chunked_copy.chunk_key(config, source):
+        plan.copy = chunked_copy.start(
+            runtime,
+            source,
+            config,
+            _chunk_rows(runtime, config),
+            lambda: _copy_start(runtime, config, source),
+        )
+    if plan.copy is None:
+        dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
+
+
+def _chunk_rows(runtime: Runtime, config: TableConfig) -> int:
+    return config.chunk_rows or runtime.settings.chunk_rows
+
+
+def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:
+    """Where the first incremental read after a chunked copy must start: the source's
+    highest cursor value before the copy read anything, minus the lag."""
+    cursor = source.column(config.modifier) if config.modifier else None
+    if cursor is None:
+        return None
+    dialect = runtime.dialect
+    value = highest_cursor(
+        dialect,
+        runtime.engines.source,
+        dialect.source_schema(),
+        config.table,
+        cursor,
+        _lag(runtime, config),
+    )
+    return None if value is None else str(value)
