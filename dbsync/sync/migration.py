@@ -17,11 +17,13 @@ should have (:meth:`dbsync.dialect.Dialect.secondary_indexes`). The in-place ste
 In place: a widened type, a NULL-able column added that holds no value in the source yet, a
 dropped column, NOT NULL loosened, NOT NULL tightened when the target holds no NULL in the
 column, a collation changed (not on a key column), a column converted to utf8mb4, column
-order, secondary and unique indexes, the table's default collation. Rebuilt: any other type change (narrowing, INT to VARCHAR, signedness, ENUM/SET
-members reordered or inserted mid-list, DATETIME to TIMESTAMP), an added column the source
-already holds values in, NOT NULL tightened while the target holds NULLs (a backfill the
-cursor did not see), another character set change, a collation change on a key column, and
-a primary key change.
+order, secondary and unique indexes, the table's default collation.
+
+Rebuilt: any other type change (narrowing, INT to VARCHAR, signedness, ENUM/SET members
+reordered or inserted mid-list, DATETIME to TIMESTAMP), an added column the source already
+holds values in, NOT NULL tightened while the target holds NULLs (a backfill the cursor did
+not see), another character set change, a collation change on a key column, and a primary
+key change.
 """
 
 from __future__ import annotations
