@@ -145,6 +145,22 @@ def change_rows(
     return execute(server, database, sql)
 
 
+SHARE_SQL = "UPDATE `{table}` SET updated_at = '2024-06-01 00:00:00'"
+# the cursor no longer stamped by the server: the application sets it (here: never changes it)
+APP_SET_SQL = (
+    "ALTER TABLE `{table}` MODIFY updated_at TIMESTAMP(6) NOT NULL "
+    "DEFAULT CURRENT_TIMESTAMP(6)"
+)
+
+
+def share_cursor(server: Server, database: str, table: str, *, app_set: bool) -> None:
+    """Give every row one cursor value (as after ALTER TABLE ... ADD updated_at ...);
+    ``app_set``: the server stops stamping updates (an application-set cursor)."""
+    if app_set:
+        execute(server, database, APP_SET_SQL.format(table=table))
+    execute(server, database, SHARE_SQL.format(table=table))
+
+
 DELETE_SQL = "DELETE FROM `{table}` WHERE id % {step} = {offset}"
 
 

@@ -120,6 +120,7 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
         _goal(f"chunked full refresh of {big} rows, --parallel 1 <= 1.1x mysqldump|mysql wall",
               median(runs, "dbsync_full_p1"), 1.1 * base if base else None, " s"),
         *delete_goals(runs, big),
+        *boundary_goals(runs, little),
         _goal(f"rebuild after a type change of {big} rows <= 1.1x --full-refresh of it",
               _ratio(runs, "dbsync_rebuild", "dbsync_full")[0], 1.1, "x"),
     ]
@@ -141,6 +142,20 @@ def delete_goals(runs: Sequence[Run], big: str) -> list[Goal]:
         _goal(f"{what} <= 1.6x the updates-only incremental sync", vs_updates, 1.6, "x"),
         _goal(f"{what} <= 0.3x a full refresh of the table", vs_full, 0.3, "x"),
     ]
+
+
+def boundary_goals(runs: Sequence[Run], little: str) -> list[Goal]:
+    """Issue 17's goal: 100 changes among rows sharing one cursor value cost about what 100
+    changes cost in an ordinary table of the same size (whole dbsync sync processes)."""
+    goals = []
+    for scenario, what in (
+        ("dbsync_bnd_shared", "server-stamped"),
+        ("dbsync_bnd_shared_app", "app-set, window = whole table"),
+    ):
+        ratio, _ = _ratio(runs, scenario, "dbsync_bnd_ordinary")
+        goals.append(_goal(f"100 chg in {little} rows sharing one cursor value ({what}) <= 1.5x "
+                           "an ordinary 100-row incremental", ratio, 1.5, "x"))
+    return goals
 
 
 def format_goals(goals: Sequence[Goal], runs: Sequence[Run]) -> str:

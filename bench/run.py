@@ -16,7 +16,7 @@ from bench import db, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
-STEPS = ("full", "chunked", "incremental", "deletes", "schema", "dlt", "sling")
+STEPS = ("full", "chunked", "incremental", "deletes", "boundary", "schema", "dlt", "sling")
 FLEET_WORKERS = 4
 
 
@@ -113,6 +113,19 @@ def step_deletes(bench: sc.Bench) -> None:
             sc.dbsync_full_of(bench, repeat, table)
 
 
+def step_boundary(bench: sc.Bench) -> None:
+    """100 changed rows: in a table whose rows share one cursor value (server-stamped, and
+    app-set so every read's window is the whole table) against an ordinary one."""
+    db.share_cursor(bench.server, bench.source, sc.SHARED, app_set=False)
+    db.share_cursor(bench.server, bench.source, sc.SHARED_APP, app_set=True)
+    tables = (sc.SMALL, sc.SHARED, sc.SHARED_APP)
+    for table in tables:
+        sc.ensure_dbsync_target(bench, table)
+    for repeat in range(1, bench.repeat + 1):
+        for table in tables:
+            sc.dbsync_boundary(bench, repeat, table)
+
+
 def step_schema(bench: sc.Bench) -> None:
     """A rebuild forced by a type change next to --full-refresh of the same table."""
     sc.ensure_dbsync_target(bench, sc.LARGE)
@@ -127,6 +140,7 @@ def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
         "chunked": lambda: step_chunked(bench),
         "incremental": lambda: step_incremental(bench),
         "deletes": lambda: step_deletes(bench),
+        "boundary": lambda: step_boundary(bench),
         "schema": lambda: step_schema(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
@@ -157,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     sizes = {sc.LARGE: args.rows, sc.SMALL: args.small}
     if args.huge:
         sizes[sc.HUGE] = args.huge
+    if "boundary" in (args.only or STEPS):
+        sizes.update({sc.SHARED: args.small, sc.SHARED_APP: args.small})
     bench = sc.Bench(server, db.unique_prefix(), sizes, args.repeat, tmp, args.peer_timeout)
     bench.log(f"scratch databases {bench.prefix}*, temp dir {tmp}")
     try:

@@ -16,8 +16,10 @@ from bench.fleet import Fleet
 from bench.report import FAILED, INVALID, OK, TIMED_OUT, UNAVAILABLE, Run
 
 LARGE, SMALL, HUGE = "bench_large", "bench_small", "bench_huge"
+SHARED, SHARED_APP = "bench_shared", "bench_shared_app"  # rows sharing one cursor value
 SIZE_NAMES = {LARGE: "large", SMALL: "small", HUGE: "huge"}
 CHANGED_ROWS = 1000
+BOUNDARY_CHANGES = 100
 DELETED_ROWS = 1000
 REPO = Path(__file__).resolve().parents[1]
 _DBSYNC_ENV_PREFIXES = (
@@ -59,6 +61,11 @@ class Bench:
         self.change_round += 1
         return db.change_rows(self.server, self.source, table, self.sizes[table],
                               CHANGED_ROWS, self.change_round)
+
+    def change_few(self, table: str, rows: int) -> int:
+        self.change_round += 1
+        return db.change_rows(self.server, self.source, table, self.sizes[table], rows,
+                              self.change_round)
 
     def delete(self, table: str) -> int:
         """Delete rows in the source (the content check compares against the new source)."""
@@ -272,6 +279,24 @@ def dbsync_rebuild(bench: Bench, repeat: int, table: str = LARGE) -> Run:
     bench.log(f"source: {statement} in {time.perf_counter() - start:.1f} s (untimed)")
     run = Run("dbsync_rebuild", f"dbsync rebuild after a type change ({rows:,})", rows, rows,
               repeat)
+    return dbsync_sync(bench, run, table)
+
+
+# --- boundary windows (issue 17) ---------------------------------------------------------
+
+BOUNDARY = {
+    SMALL: ("dbsync_bnd_ordinary", "distinct cursor values"),
+    SHARED: ("dbsync_bnd_shared", "one shared value, server-stamped"),
+    SHARED_APP: ("dbsync_bnd_shared_app", "one shared value, app-set (window = table)"),
+}
+
+
+def dbsync_boundary(bench: Bench, repeat: int, table: str) -> Run:
+    """100 rows changed in a table whose rows share one cursor value, or (SMALL) not."""
+    scenario, what = BOUNDARY[table]
+    rows = bench.sizes[table]
+    changed = bench.change_few(table, BOUNDARY_CHANGES)
+    run = Run(scenario, f"dbsync {changed:,} chg, {what} ({rows:,})", rows, changed, repeat)
     return dbsync_sync(bench, run, table)
 
 

@@ -206,13 +206,16 @@ def _print_health(settings: Settings) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    from dbsync.ops.checks import check_config
+    from dbsync.ops.checks import check_config, cursor_warnings
 
-    problems, _, tables = check_config()
+    problems, settings, tables = check_config()
     for problem in problems:
         print(f"config error: {problem}", file=sys.stderr)
     if problems:
         return EXIT_CONFIG
+    if settings is not None and tables is not None:
+        for warning in cursor_warnings(settings, tables):
+            print(f"warning: {warning}", file=sys.stderr)
     count = len(tables.tables) if tables else 0
     print(f"configuration OK: {count} table(s)")
     return EXIT_OK

@@ -10,24 +10,37 @@ that maps a backend name to its dialect. A new capability is a new member of
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, ClassVar, Protocol
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from sqlalchemy.engine import Connection, Engine
 
+from dbsync.config.errors import ConfigProblem
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Buckets,
+    Chunk,
     Clause,
     Column,
+    Copy,
     HeldLock,
     Index,
     Key,
     KeySet,
+    Progress,
+    Read,
     RowSet,
     Side,
     TableSchema,
+    Window,
+    WindowRows,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
 
 
 class Dialect(Protocol):
@@ -46,18 +59,31 @@ class Dialect(Protocol):
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
-    :meth:`staging_table` the name a table is staged under.
+    :meth:`staging_table` the name a table is staged under; :meth:`qualified` a table's
+    name in statements.
 
     Reading the source: :meth:`read_table` (a table's definition, or None),
+    :meth:`require_source_table` (the same, checked against tables.json),
+    :meth:`stream_rows` (the extraction), :meth:`highest_cursor` (where an incremental read
+    starts, with :mod:`dbsync.sync.cursor_guard`),
     :meth:`text_expression` (a column's exact text form in a SELECT), :meth:`named_param`,
     :meth:`arrow_reader_url` (a connectorx URL, or None to read through the driver),
     :meth:`begin_snapshot` (a cursor inside a consistent read), :meth:`lower_bound_sql`
-    (where an incremental read starts), and where checksums and key folds are computed:
+    (where an incremental read starts), key ranges of a comparison (:meth:`range_predicate`,
+    :meth:`key_boundaries`), and where checksums and key folds are computed:
     :meth:`aggregate` (row count and checksum of a set of rows), :meth:`row_digests` (per
     row), :meth:`key_side` (key-set folds for delete propagation) and :meth:`source_has_keys`
-    (the re-check before a delete).
+    (the re-check before a delete). The cursor's safe point (:mod:`dbsync.sync.cursor_guard`):
+    :meth:`oldest_activity`, :meth:`in_writer_zone`, :meth:`future_cursor_rows`,
+    :meth:`highest_cursor`. Windows compared by buckets (:mod:`dbsync.sync.window_diff`):
+    :meth:`window_rows`, :meth:`window_sides`, :meth:`bucket_predicate`.
 
-    Writing the target: :meth:`ensure_target`, :meth:`ensure_staging`, :meth:`create_staging`,
+    Reading ahead (warming the target's pages a merge will write, where ``reads_ahead``):
+    :meth:`cursor_index`, :meth:`window_keys` (from the source), :meth:`read_ahead_rows` (in
+    the target).
+
+    Writing the target: :meth:`ensure_target`, :meth:`is_empty`, :meth:`count_rows`,
+    :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
     :meth:`alter_table` and :meth:`columns_holding` (schema migrations, with :meth:`widens`
     and :meth:`secondary_indexes` for the rules),
@@ -66,6 +92,16 @@ class Dialect(Protocol):
     :meth:`dlt_destination` (what dlt loads the staging table through) on
     :meth:`destination_engine` (the engine dlt loads through) and :meth:`table_lock` (one
     sync per table at a time; a :class:`dbsync.model.HeldLock`).
+
+    Chunked copies (:mod:`dbsync.copy.chunked`, where ``copies_in_chunks``):
+    :meth:`walk_split_points` and :meth:`range_sql` (the key ranges), :meth:`table_exists`,
+    :meth:`target_indexes` and :meth:`column_definition` (what staging is made of), and the
+    objects a copy holds: :meth:`copy_progress` (a :class:`CopyProgressStore`),
+    :meth:`chunk_holder` (a :class:`ChunkHolder`), :meth:`load_file` (a :class:`ChunkLoad`)
+    with :meth:`clear_range` before it.
+
+    Privileges (``check-config``): :meth:`select_problems` (source), :meth:`database_problems`
+    (target).
 
     Statements without settings (static, for :mod:`dbsync.backends.status`'s status table):
     :meth:`status_schema`, :meth:`excluded`, :meth:`upsert_clause`, :meth:`table_options`.
@@ -92,9 +128,25 @@ class Dialect(Protocol):
     def staging_table(table: str) -> str:
         """The staging table dlt loads for ``table`` (a name dlt can take)."""
 
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        """``schema``.``table`` as this dialect's statements name it (quoted)."""
+
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         """The table's definition, or None if it does not exist."""
+
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        """The source table's definition (:meth:`read_table`), checked against the configured
+        ``key`` and cursor ``modifier``: raises SourceTableMissing or IncompatibleSchema when
+        they do not fit it."""
 
     def text_expression(self, column: Column) -> str:
         """SELECT expression giving the column's exact value as text."""
@@ -113,6 +165,18 @@ class Dialect(Protocol):
         """SELECT giving where the next incremental read starts (the highest cursor value
         in the target, minus the lag where the cursor type allows)."""
 
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        """The highest value of ``cursor`` in ``schema``.``table`` minus the lag where the
+        cursor type allows (:meth:`lower_bound_sql`); None for an empty table."""
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        """The rows ``read`` selects, as arrow tables of exact text values, ``fetch_limit``
+        rows at a time, counted into ``read.stats`` (and the snapshot's own count when
+        ``read.count_snapshot``); a reader failure ends it as a TransientError or
+        FatalError naming the table."""
+
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """(row count, sums of the rows' MD5 halves) of ``rows``
         (:mod:`dbsync.backends.mysql.checksum`)."""
@@ -121,6 +185,18 @@ class Dialect(Protocol):
         self, engine: Engine, rows: RowSet, key: Sequence[str]
     ) -> dict[object, object]:
         """Each row's key identity and content digest (a mismatching chunk, row by row)."""
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        """``lower <= key < upper`` (lexicographic, either end open) as a WHERE condition with
+        positional parameters (``placeholder``), and its parameters."""
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        """Every ``every``-th key of the table in key order, read in one consistent snapshot
+        (where ``dbsync verify`` cuts its chunks)."""
 
     def key_side(self, keys: KeySet) -> Side:
         """Where a table's keys are folded for the delete comparison
@@ -132,9 +208,69 @@ class Dialect(Protocol):
         """For each of ``keys``: does the source table hold a row with it, by the server's own
         equality (the re-check before a delete)?"""
 
+    def oldest_activity(self, engine: Engine) -> datetime:
+        """The source's clock lowered to the start of its oldest running statement (not a
+        plain SELECT) and its oldest open transaction that wrote a row (other connections),
+        in UTC; raises SafePointUnavailable (with the grant that fixes it) when it cannot."""
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        """``moment`` (UTC) as writers in ``zone`` (default: the server's) stamp a DATETIME;
+        raises SafePointUnavailable when the server cannot convert."""
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        """Rows of source table ``table`` whose cursor is ahead of the source's clock."""
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        """An incremental read's ``window`` on source and target, counted; None when the
+        target lacks some of the source's columns."""
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        """A window's rows on both sides, folded per key bucket; None where the rows cannot be
+        folded where they are (then a window is read whole)."""
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        """A predicate selecting the rows of ``buckets`` (values inlined), for a Window."""
+
+    # --- read-ahead (dbsync.sync.read_ahead, where ``reads_ahead``) --------------------
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        """The secondary index of ``schema`` led by the ``cursor`` column that a read-ahead
+        can find a window's keys through; None: no such index (nothing is read ahead)."""
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        """At most ``limit`` keys of the rows of ``table`` (qualified) in ``window``."""
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        """Read the rows of ``keys`` (and their ``index`` entries) of ``table`` (qualified)
+        into the server's cache."""
+
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:
         """Make the target database exist (once per process)."""
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        """Whether ``schema``.``table`` holds no row."""
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        """The rows of ``schema``.``table`` (an exact count)."""
 
     def ensure_staging(self, engine: Engine) -> None:
         """Make the staging schema exist."""
@@ -210,6 +346,60 @@ class Dialect(Protocol):
     def destination_engine(self, engine: Engine) -> Engine:
         """The engine dlt's sqlalchemy destination loads through."""
 
+    # --- chunked copies (dbsync.copy.chunked, where ``copies_in_chunks``) ---------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        """Every ``every``-th key of the table in key order after ``after`` (None: from the
+        first key), one at a time (close it when done); nothing when at most ``every`` rows
+        follow."""
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        """``lower <= key < upper`` as a condition with its values written in (one chunk's
+        range, for :class:`dbsync.model.Window` and :meth:`clear_range`)."""
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        """Whether ``schema``.``table`` exists."""
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        """The secondary indexes a target (or staging) table of ``source`` gets."""
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        """The column as a CREATE TABLE defines it (what a copy's fingerprint is made of)."""
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        """The progress of chunked copies kept in ``database`` of the target ``engine``."""
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        """A participant's own target connection, holding the lock of the chunk it copies."""
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        """``batches`` written out for one bulk load into ``schema``.``table``."""
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        """Begin a chunk's load on the raw ``cursor``: its transaction (no gap locks) first
+        deletes what an earlier attempt left in ``key_range`` of ``table`` (qualified)."""
+
+    # --- privileges (check-config) -----------------------------------------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        """Source ``tables`` of ``database`` the user of ``engine`` may not read."""
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        """Target ``databases`` missing (and not creatable) or lacking a sync's privileges."""
+
     # --- statements without settings --------------------------------------------------
     @staticmethod
     def status_schema(database: str) -> str:
@@ -226,3 +416,99 @@ class Dialect(Protocol):
     @staticmethod
     def table_options() -> str:
         """What follows a CREATE TABLE's column list."""
+
+
+# --- what a chunked copy holds (made by the dialect) ------------------------------------
+
+
+class CopyProgressStore(Protocol):
+    """The progress of chunked copies (copies, their key ranges, claims and leases), kept in
+    the target database (:meth:`Dialect.copy_progress`)."""
+
+    def exists(self) -> bool:
+        """Whether this database ever had a chunked copy."""
+
+    def ensure(self) -> None:
+        """Create the progress tables if missing."""
+
+    def unfinished(self, table: str) -> list[tuple[Copy, str, float]]:
+        """Copies of ``table`` still copying: (copy, fingerprint, age in seconds)."""
+
+    def start(
+        self, table: str, fingerprint: str, reread_from: str | None, expected_chunks: int
+    ) -> Copy:
+        """A new copy of ``table``, its ranges to be added by :meth:`add_chunk`."""
+
+    def add_chunk(self, copy: Copy, number: int, lower: Key | None, upper: Key | None) -> None:
+        """Record range ``number`` as pending (``upper`` None: the last, the plan complete)."""
+
+    def last_range(self, copy_id: str) -> tuple[int, Key | None] | None:
+        """(number, upper key) of the copy's last recorded range; None before the first."""
+
+    def plan_state(self, copy_id: str) -> tuple[int, bool]:
+        """(ranges recorded, whether the plan is complete)."""
+
+    def fingerprint(self, copy_id: str) -> str | None:
+        """The table definition a copy was planned for (None: no such copy)."""
+
+    def set_state(self, copy_id: str, state: str) -> None:
+        """Set the copy's state (:data:`dbsync.model.SWAPPED`, ``DISCARDED``)."""
+
+    def reread_pending(self, copy_id: str) -> None:
+        """Before the swap: the next incremental run must re-read from the copy's start."""
+
+    def pending_reread(self, table: str) -> str | None:
+        """Where the first incremental read after a chunked copy starts (None: no such copy)."""
+
+    def clear_reread(self, table: str) -> None:
+        """The re-read after a copy of ``table`` is done."""
+
+    def claim(
+        self, copy_id: str, worker: str, lease_s: float, token: str | None = None
+    ) -> Chunk | None:
+        """Take a claimable chunk under a new lease; None when none is claimable."""
+
+    def renew(self, chunk: Chunk, lease_s: float) -> bool:
+        """Extend the chunk's lease; False when it is no longer this holder's."""
+
+    def release(self, chunk: Chunk, error: str) -> None:
+        """Give a failed chunk back at once (pending again), with the reason."""
+
+    def mark_done(self, cursor: Any, chunk: Chunk, rows: int) -> int:
+        """Mark ``chunk`` done on the raw ``cursor`` of its load (same transaction), only for
+        its own lease: 1, or 0 when the lease was taken over or the copy discarded."""
+
+    def progress(self, copy_id: str) -> Progress:
+        """The copy's chunks: total, done, running, rows, workers, attempts, last error."""
+
+
+class ChunkHolder(Protocol):
+    """A participant's target connection (``raw``, a DB-API connection), holding a lock per
+    claimed chunk so that a chunk whose holder died is claimable at once."""
+
+    raw: Any
+
+    def take(self) -> str:
+        """A new token whose lock this connection holds (claim with it)."""
+
+    def drop(self) -> None:
+        """Free the current token's lock."""
+
+    def close(self) -> None:
+        """Free the lock and give the connection back."""
+
+    def discard(self) -> None:
+        """Close the connection for good (it may be broken)."""
+
+
+class ChunkLoad(Protocol):
+    """One chunk's rows written out for a bulk load (a context manager: removed on exit)."""
+
+    rows: int
+
+    def __enter__(self) -> ChunkLoad: ...
+
+    def __exit__(self, *exc_info: object) -> None: ...
+
+    def into(self, cursor: Any) -> int:
+        """Load the rows on the raw ``cursor`` (its transaction is the caller's); checked."""

@@ -11,12 +11,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from sqlalchemy.engine import Engine
 
+if TYPE_CHECKING:
+    from dbsync.dialect import Dialect
+
 Key = tuple[Any, ...]
 Fold = tuple[int, int]  # (rows, xor of the rows' identity hashes)
+
+
+TEMPORAL = frozenset({"datetime", "timestamp", "date"})  # column types that hold a date or time
 
 
 @dataclass(frozen=True)
@@ -27,6 +33,11 @@ class Column:
     nullable: bool
     charset: str | None = None
     collation: str | None = None
+
+    @property
+    def is_temporal(self) -> bool:
+        """A date or time: a cursor a safe point and a lag apply to."""
+        return self.data_type in TEMPORAL
 
 
 @dataclass(frozen=True)
@@ -52,6 +63,52 @@ class TableSchema:
     @property
     def column_names(self) -> tuple[str, ...]:
         return tuple(c.name for c in self.columns)
+
+    def nullable_columns(self, key: Sequence[str]) -> list[str]:
+        """The columns of ``key`` that allow NULL (a merge key must not)."""
+        return [c for c in key if (col := self.column(c)) is not None and col.nullable]
+
+
+@dataclass
+class Window:
+    """Which rows to read: all of them, or those at/after a cursor value (and NULL ones).
+
+    Plain data: the dialect renders it as a WHERE clause (for MySQL,
+    :func:`dbsync.backends.mysql.extract.window_where`)."""
+
+    cursor: str | None = None
+    lower_bound: str | None = None
+    key_range: str | None = None  # one chunk of a copy: a key-range predicate, values inlined
+
+
+@dataclass
+class ExtractStats:
+    """What one extraction read: rows, the snapshot's own count (full copies), chunks."""
+
+    rows: int = 0
+    snapshot_rows: int | None = None
+    chunks: int = 0
+    progress_every: int = 500_000
+    _next_report: int = field(default=500_000, repr=False)
+
+
+@dataclass
+class Read:
+    """One extraction: which rows of which table, from where, in what chunks
+    (:meth:`dbsync.dialect.Dialect.stream_rows`)."""
+
+    dialect: Dialect
+    engine: Engine
+    database: str
+    schema: TableSchema
+    window: Window
+    fetch_limit: int
+    stats: ExtractStats
+    count_snapshot: bool  # full copies are counted against their own snapshot
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.schema.column_names)
 
 
 # --- in-place schema migration steps (decided by dbsync.sync.migration, applied by
@@ -131,6 +188,17 @@ class KeySet:
     database: str
     schema: TableSchema
     key: tuple[str, ...]
+    # a DB-API connection inside a consistent read: the keys as that snapshot sees them
+    snapshot: Any = None
+
+
+@dataclass(frozen=True)
+class WindowRows:
+    """An incremental read's window on both sides (source, target), and how many rows each
+    holds (:mod:`dbsync.sync.window_diff`)."""
+
+    sets: tuple[RowSet, RowSet]
+    counts: tuple[int, int]
 
 
 class HeldLock(Protocol):
@@ -169,6 +237,10 @@ class TableStatus:
     consecutive_failures: int
     rows_deleted: int = 0
     last_delete_check_at: datetime | None = None
+    safe_point: str | None = None
+    safe_point_cursor: str | None = None
+    cursor_fallback: bool = False
+    future_cursor_rows: int = 0
 
     def age_seconds(self, now: datetime | None = None) -> float | None:
         """Seconds since the last successful sync (None if there never was one)."""
@@ -179,6 +251,9 @@ class TableStatus:
 
 
 # --- chunked copies (dbsync.copy, recorded by the backend's progress tables) ---------
+
+
+COPYING, SWAPPED, DISCARDED = "copying", "swapped", "discarded"  # the states of a Copy
 
 
 @dataclass(frozen=True)

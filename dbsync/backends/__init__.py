@@ -25,6 +25,7 @@ from dbsync.backends.status import (
     last_target_definition,
     read_status,
     record_result,
+    table_status,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "read_status",
     "record_result",
     "server_engine",
+    "table_status",
 ]

@@ -54,9 +54,21 @@ class ServerSide:
         self.identity = identity_sql(keys.schema, keys.key)
         self.hash = f"CRC32({self.identity})"
 
+    def _fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        """The rows of one statement, in the key set's snapshot if it has one."""
+        snapshot = self.keys.snapshot
+        if snapshot is None:
+            return fetch_all(self.keys.engine, sql)
+        cursor = snapshot.cursor()
+        try:
+            cursor.execute(sql)
+            return [tuple(row) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def total(self) -> Fold:
         sql = f"SELECT COUNT(*), COALESCE(BIT_XOR({self.hash} * {MIX}), 0) FROM {self.table}"
-        rows, xor = fetch_all(self.keys.engine, sql)[0]
+        rows, xor = self._fetch(sql)[0]
         return int(rows), int(xor)
 
     def _where(self, buckets: Buckets) -> str:
@@ -72,12 +84,12 @@ class ServerSide:
             # by position: a name could be one of the table's own columns; unsorted
             f"FROM {self.table}{self._where(buckets)} GROUP BY 1 ORDER BY NULL"
         )
-        return {int(b): (int(n), int(x)) for b, n, x in fetch_all(self.keys.engine, sql)}
+        return {int(b): (int(n), int(x)) for b, n, x in self._fetch(sql)}
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
         columns = [self.identity, *(quote(k) for k in self.keys.key if with_keys)]
         sql = f"SELECT {', '.join(columns)} FROM {self.table}{self._where(buckets)}"
-        return fetch_all(self.keys.engine, sql)
+        return self._fetch(sql)
 
 
 class LocalSide:

@@ -33,6 +33,10 @@ _COLUMNS = """(
   consecutive_failures INT NOT NULL DEFAULT 0,
   rows_deleted BIGINT NOT NULL DEFAULT 0,
   last_delete_check_at DATETIME(6) NULL,
+  safe_point VARCHAR(64) NULL,
+  safe_point_cursor VARCHAR(200) NULL,
+  cursor_fallback TINYINT NOT NULL DEFAULT 0,
+  future_cursor_rows BIGINT NOT NULL DEFAULT 0,
   target_definition VARCHAR(64) NULL
 )"""
 
@@ -40,8 +44,15 @@ _COLUMNS = """(
 _ADDED_COLUMNS = (
     ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
     ("last_delete_check_at", "DATETIME(6) NULL"),
+    ("safe_point", "VARCHAR(64) NULL"),
+    ("safe_point_cursor", "VARCHAR(200) NULL"),
+    ("cursor_fallback", "TINYINT NOT NULL DEFAULT 0"),
+    ("future_cursor_rows", "BIGINT NOT NULL DEFAULT 0"),
     ("target_definition", "VARCHAR(64) NULL"),
 )
+# what the cursor's last successful sync learned (dbsync.sync.cursor_guard): a failed sync
+# keeps it
+_CURSOR_FIELDS = ("safe_point", "safe_point_cursor", "cursor_fallback", "future_cursor_rows")
 
 _FIELDS = [
     "table_name",
@@ -59,6 +70,7 @@ _FIELDS = [
     "consecutive_failures",
     "rows_deleted",
     "last_delete_check_at",
+    *_CURSOR_FIELDS,
     "target_definition",
 ]
 
@@ -118,6 +130,11 @@ def _upsert_sql(engine: Engine, database: str) -> str:
                 "last_delete_check_at",
                 "target_definition",
             )
+            and f not in _CURSOR_FIELDS
+        },
+        **{
+            f: f"CASE WHEN {new('status')} = 'synced' THEN {new(f)} ELSE {f} END"
+            for f in _CURSOR_FIELDS
         },
         "last_success_at": f"COALESCE({new('last_success_at')}, last_success_at)",
         "load_id": f"COALESCE({new('load_id')}, load_id)",
@@ -171,23 +188,43 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "consecutive_failures": 1 if result.status == "failed" else 0,
         "rows_deleted": result.rows_deleted,
         "last_delete_check_at": _naive(result.deletes_checked_at),
+        "safe_point": result.safe_point,
+        "safe_point_cursor": result.safe_point_cursor,
+        "cursor_fallback": int(result.cursor_fallback),
+        "future_cursor_rows": result.future_cursor_rows,
         "target_definition": result.target_definition,
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
 
 
-def read_status(engine: Engine, database: str) -> list[TableStatus]:
+def read_status(engine: Engine, database: str, table: str | None = None) -> list[TableStatus]:
     """Every table's last recorded sync, ordered by table name."""
     ensure_status_table(engine, database)
-    fields = ", ".join(_FIELDS[: _FIELDS.index("last_delete_check_at") + 1])
-    sql = f"SELECT {fields} FROM {_table(engine, database)} ORDER BY table_name"
+    where = " WHERE table_name = :t" if table is not None else ""
+    sql = (
+        f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)}{where} ORDER BY table_name"
+    )
     with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql)).all()
+        rows = conn.execute(sa.text(sql), {"t": table}).all()
     return [
-        TableStatus(*row[:3], *(_moment(v) for v in row[3:6]), *row[6:14], _moment(row[14]))
+        TableStatus(
+            *row[:3],
+            *(_moment(v) for v in row[3:6]),
+            *row[6:14],
+            _moment(row[14]),
+            row[15],
+            row[16],
+            bool(row[17]),
+            int(row[18]),
+        )
         for row in rows
     ]
+
+
+def table_status(engine: Engine, database: str, table: str) -> TableStatus | None:
+    """The table's recorded status (its cursor's safe point among it), None if never synced."""
+    return next(iter(read_status(engine, database, table)), None)
 
 
 def last_delete_check(engine: Engine, database: str, table: str) -> datetime | None:

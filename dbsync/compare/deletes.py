@@ -25,8 +25,10 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from dbsync.backends import last_delete_check
 from dbsync.compare import keydiff
@@ -64,12 +66,26 @@ def due(runtime: Runtime, config: TableConfig, now: datetime | None = None) -> b
     return elapsed >= config.delete_check_interval
 
 
+@contextmanager
+def keys_as_read(runtime: Runtime) -> Iterator[Any]:
+    """A source connection inside a consistent read, opened before the sync reads its window:
+    its keys are the ones the read could see, so rows inserted while the sync runs do not
+    make the key folds differ (and cost a narrowing) on every sync of a busy table."""
+    raw = runtime.engines.source.raw_connection()
+    try:
+        runtime.dialect.begin_snapshot(raw).close()
+        yield raw
+    finally:
+        raw.close()  # ends the read-only transaction (rolled back on return to the pool)
+
+
 def propagate(
     runtime: Runtime,
     config: TableConfig,
     tables: Tables,
     result: SyncResult,
     before_delete: Callable[[], None] = lambda: None,
+    snapshot: Any = None,
 ) -> int:
     """Delete from the target the rows the source no longer has; returns how many.
 
@@ -77,7 +93,7 @@ def propagate(
     only inserted and updated finds both whole-table folds equal and stops there.
     """
     started = time.perf_counter()
-    sides = _sides(runtime, config, tables)
+    sides = _sides(runtime, config, tables, snapshot)
     folds = keydiff.totals(sides)
     (source_rows, _), (target_rows, _) = folds
     # the row counts bound the deletes from below: refuse before looking for them
@@ -109,12 +125,13 @@ def propagate(
 
 
 def _sides(
-    runtime: Runtime, config: TableConfig, tables: Tables
+    runtime: Runtime, config: TableConfig, tables: Tables, snapshot: Any = None
 ) -> tuple[keydiff.Side, keydiff.Side]:
     dialect, engines = runtime.dialect, runtime.engines
     key = config.primary_key
+    source = KeySet(engines.source, dialect.source_schema(), tables.source, key, snapshot)
     return (
-        dialect.key_side(KeySet(engines.source, dialect.source_schema(), tables.source, key)),
+        dialect.key_side(source),
         dialect.key_side(KeySet(engines.target, dialect.target_schema(), tables.target, key)),
     )
 

@@ -104,16 +104,19 @@ def fetch_limit(rows: int) -> int:
     return min(max(FETCH_ROWS, rows // 8), BATCH_ROWS)
 
 
-def narrow(sides: tuple[Side, Side], rows: int, differences: int = 1) -> Narrowed:
-    """Fold ever finer until the differing buckets hold at most ``fetch_limit`` rows (or
-    cannot usefully be split further)."""
+def narrow(
+    sides: tuple[Side, Side], rows: int, differences: int = 1, enough: int | None = None
+) -> Narrowed:
+    """Fold ever finer until the differing buckets hold at most ``enough`` rows (default
+    ``fetch_limit``; or cannot usefully be split further)."""
+    enough = fetch_limit(rows) if enough is None else enough
     buckets = Buckets(first_bits(rows, differences))
     while True:
         source, target = _both(sides, lambda side, at=buckets: side.folds(at))
         changed = differing(source, target)
         deeper = deeper_bits(buckets.bits, len(changed))
         behind = rows_behind(changed, source, target)
-        if not changed or deeper is None or behind <= fetch_limit(rows):
+        if not changed or deeper is None or behind <= enough:
             held = {b: rows_behind((b,), source, target) for b in changed}
             return Narrowed(buckets.bits, held)
         buckets = Buckets(deeper, (buckets.bits, changed))

@@ -11,18 +11,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
-from dbsync.backends.mysql.checksum import aggregate, row_digests
-from dbsync.backends.mysql.key_ranges import Key, range_predicate
-from dbsync.backends.mysql.rows import key_boundaries
-from dbsync.backends.mysql.schema import qualified, require_source_table
-from dbsync.model import RowSet
+from dbsync.model import Key, RowSet
 from dbsync.sync.run import table_config
 from dbsync.sync.runtime import Runtime
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger("dbsync.verify")
 
@@ -79,7 +71,7 @@ def _count_rows_apart(
     """Tell a mismatching chunk's rows apart: only in one side, or the same key differing."""
     engines = (runtime.engines.source, runtime.engines.target)
     source, target = (
-        row_digests(runtime.dialect, engine, rows, key)
+        runtime.dialect.row_digests(engine, rows, key)
         for engine, rows in zip(engines, sets, strict=True)
     )
     report.only_in_target += len(target.keys() - source.keys())
@@ -95,8 +87,8 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
     dialect = runtime.dialect
     source_db, target_db = dialect.source_schema(), dialect.target_schema()
     with engines.source.connect() as conn:
-        source = require_source_table(
-            conn, source_db, table, config.primary_key, config.modifier, read=dialect.read_table
+        source = dialect.require_source_table(
+            conn, source_db, table, config.primary_key, config.modifier
         )
     with engines.target.connect() as conn:
         target = dialect.read_table(conn, target_db, table)
@@ -110,20 +102,18 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
     key = report.key = config.primary_key or source.primary_key
     columns = source.column_names
     bounds = (
-        key_boundaries(dialect, engines.source, source_db, table, key, chunk_rows) if key else []
+        dialect.key_boundaries(engines.source, source_db, table, key, chunk_rows) if key else []
     )
     edges: list[Key | None] = [None, *bounds, None]
     for lower, upper in zip(edges, edges[1:], strict=False):
-        where, params = range_predicate(key, lower, upper, dialect.placeholder)
-        src = aggregate(
-            dialect,
+        where, params = dialect.range_predicate(key, lower, upper)
+        src = dialect.aggregate(
             engines.source,
-            RowSet(qualified(source_db, table), source, columns, where, params),
+            RowSet(dialect.qualified(source_db, table), source, columns, where, params),
         )
-        dst = aggregate(
-            dialect,
+        dst = dialect.aggregate(
             engines.target,
-            RowSet(qualified(target_db, table), target, columns, where, params),
+            RowSet(dialect.qualified(target_db, table), target, columns, where, params),
         )
         report.chunks += 1
         report.source_rows += src[0]
@@ -131,8 +121,8 @@ def verify_table(runtime: Runtime, table: str, chunk_rows: int = 10_000) -> Veri
         if src != dst:
             report.mismatches.append(ChunkDiff(lower, upper, src[0], dst[0]))
             sets = (
-                RowSet(qualified(source_db, table), source, columns, where, params),
-                RowSet(qualified(target_db, table), target, columns, where, params),
+                RowSet(dialect.qualified(source_db, table), source, columns, where, params),
+                RowSet(dialect.qualified(target_db, table), target, columns, where, params),
             )
             if key:  # rows of a keyless table have no identity to match them by
                 _count_rows_apart(runtime, sets, key, report)

@@ -70,6 +70,11 @@ class TooManyDeletes(FatalError):
     """Propagating deletes would remove more of the target than max_delete_fraction allows."""
 
 
+class SafePointUnavailable(DbsyncError):
+    """The source cannot tell its oldest open transaction (no PROCESS privilege, another
+    server kind): incremental reads fall back to a lag (CURSOR_FALLBACK_LAG_SECONDS)."""
+
+
 class LoadDataError(FatalError):
     """The bulk load reported warnings or lost rows: the data would not arrive unchanged."""
 

@@ -41,6 +41,12 @@ class SyncResult:
     chunks_reused: int = 0  # chunks an earlier, interrupted run had already loaded
     workers: list[str] = field(default_factory=list)  # processes that loaded those chunks
     deletes_checked_at: datetime | None = None  # when this run compared keys for deletes
+    # the cursor's safe point (dbsync.cursor_guard): every row this run's reads could not see
+    # has a cursor value at or after it; the next run reads from it (None: none known)
+    safe_point: str | None = None
+    safe_point_cursor: str | None = None  # the cursor it belongs to ("name type")
+    cursor_fallback: bool = False  # no safe point: reads start at MAX(cursor) minus a lag
+    future_cursor_rows: int = 0  # rows whose cursor is ahead of the source's clock
     # what the target's definition was left as (dbsync.migration.fingerprint): kept in the
     # status table to tell a target changed by hand; not part of the summary
     target_definition: str | None = field(default=None, repr=False)

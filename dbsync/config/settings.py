@@ -112,6 +112,17 @@ class Settings(BaseSettings):
     default_lag_seconds: float = Field(
         0, ge=0, description="re-read window for late commits when a table sets none"
     )
+    cursor_fallback_lag_seconds: float = Field(
+        300,
+        ge=0,
+        description="re-read window for late commits when the source cannot tell its oldest "
+        "open transaction (no PROCESS privilege): see README, Incremental semantics",
+    )
+    cursor_time_zone: str | None = Field(
+        None,
+        description="time zone writers stamp DATETIME/DATE cursors in (default: the source "
+        "server's global time_zone)",
+    )
     tables_config: str = DEFAULT_TABLES_CONFIG
     redis_url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
     health_port: int = Field(DEFAULT_HEALTH_PORT, ge=1, le=65535)

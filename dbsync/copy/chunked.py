@@ -39,17 +39,22 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from dbsync.backends.mysql import target as tgt
-from dbsync.backends.mysql.copy_progress import DISCARDED, SWAPPED, CopyProgress, Holder
-from dbsync.backends.mysql.extract import ExtractStats, Read, Window, stream_rows
-from dbsync.backends.mysql.key_ranges import range_sql, walk_split_points
-from dbsync.backends.mysql.loader import LoadFile
-from dbsync.backends.mysql.schema import column_definition, qualified, target_indexes
 from dbsync.config.errors import Outcome, RowCountMismatch, TransientError, classify, describe
 from dbsync.config.result import SyncResult, utc_now, worker_id
 from dbsync.config.retry import backoff_delay
 from dbsync.config.tables import TableConfig
-from dbsync.model import Chunk, Copy, Progress, TableSchema
+from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore, Dialect
+from dbsync.model import (
+    DISCARDED,
+    SWAPPED,
+    Chunk,
+    Copy,
+    ExtractStats,
+    Progress,
+    Read,
+    TableSchema,
+    Window,
+)
 from dbsync.sync.runtime import Runtime
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -69,8 +74,8 @@ class ChunkFailed(TransientError):
     """A chunk failed MAX_ATTEMPTS times; the copy stays resumable."""
 
 
-def progress_of(runtime: Runtime) -> CopyProgress:
-    return CopyProgress(runtime.engines.target, runtime.dialect.target_schema())
+def progress_of(runtime: Runtime) -> CopyProgressStore:
+    return runtime.dialect.copy_progress(runtime.engines.target, runtime.dialect.target_schema())
 
 
 def participants(runtime: Runtime) -> int:
@@ -84,9 +89,9 @@ def chunk_key(config: TableConfig, source: TableSchema) -> tuple[str, ...]:
     return config.primary_key or source.primary_key
 
 
-def fingerprint(source: TableSchema, key: tuple[str, ...]) -> str:
+def fingerprint(dialect: Dialect, source: TableSchema, key: tuple[str, ...]) -> str:
     """What a copy's staging table was created for: columns and key."""
-    text = repr((key, [column_definition(c) for c in source.columns]))
+    text = repr((key, [dialect.column_definition(c) for c in source.columns]))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -112,7 +117,8 @@ def resume(runtime: Runtime, source: TableSchema, key: tuple[str, ...]) -> Copy 
         return None
     kept: Copy | None = None
     for copy, planned_for, age_s in progress.unfinished(source.name):
-        reason = _unresumable(runtime, copy, planned_for, age_s, fingerprint(source, key))
+        current = fingerprint(runtime.dialect, source, key)
+        reason = _unresumable(runtime, copy, planned_for, age_s, current)
         if kept is None and reason is None:
             kept = copy
             continue
@@ -131,7 +137,7 @@ def _unresumable(
         return f"unfinished for {age_s:.0f}s (COPY_RESUME_SECONDS)"
     dialect = runtime.dialect
     staged = dialect.staging_table(copy.table)
-    if not tgt.table_exists(runtime.engines.target, dialect.staging_schema(), staged):
+    if not dialect.table_exists(runtime.engines.target, dialect.staging_schema(), staged):
         return "its staging table is gone"
     return None
 
@@ -148,7 +154,7 @@ def start(
     ``chunk_rows`` rows."""
     dialect, engines, key = runtime.dialect, runtime.engines, chunk_key(config, source)
     database = dialect.source_schema()
-    walk = walk_split_points(engines.source, database, source.name, key, chunk_rows)
+    walk = dialect.walk_split_points(engines.source, database, source.name, key, chunk_rows)
     first = next(walk, None)
     walk.close()
     if first is None:
@@ -162,7 +168,7 @@ def start(
     progress = progress_of(runtime)
     progress.ensure()
     expected = max(2, -(-rows // chunk_rows))
-    copy = progress.start(source.name, fingerprint(source, key), bound, expected)
+    copy = progress.start(source.name, fingerprint(dialect, source, key), bound, expected)
     progress.add_chunk(copy, 0, None, first)
     log.info(
         "table %s: chunked copy %s started: ranges of about %s rows (about %d), secondary "
@@ -181,7 +187,7 @@ def indexes_while_loading(
 ) -> bool:
     """Whether staging gets its secondary indexes before the chunks load (see
     :func:`indexes_fit`)."""
-    wanted = len(target_indexes(source, cursor))
+    wanted = len(runtime.dialect.target_indexes(source, cursor))
     if not wanted:
         return False
     memory = runtime.dialect.index_memory(runtime.engines.target)
@@ -209,7 +215,7 @@ def plan_rest(job: Job, chunk_rows: int, stopped: Callable[[], bool] = lambda: F
     if last is not None and lower is None:
         return  # the open-ended last range is recorded: planned
     dialect = runtime.dialect
-    walk = walk_split_points(
+    walk = dialect.walk_split_points(
         runtime.engines.source, dialect.source_schema(), job.table, job.key, chunk_rows, lower
     )
     try:
@@ -341,7 +347,7 @@ def participate(
     lease_s = job.runtime.settings.chunk_lease_seconds
     copied: list[int] = []
     waiting = _PlanWatch(progress, job.copy.copy_id, lease_s)
-    holder = Holder(job.runtime.engines.target)
+    holder = job.runtime.dialect.chunk_holder(job.runtime.engines.target)
     try:
         while not stopped():
             if before_each is not None:
@@ -371,7 +377,7 @@ def participate(
     return copied
 
 
-def _after_failure(job: Job, chunk: Chunk, holder: Holder, exc: Exception) -> Holder:
+def _after_failure(job: Job, chunk: Chunk, holder: ChunkHolder, exc: Exception) -> ChunkHolder:
     """Log a chunk's transient failure, wait a backoff, and return a fresh holder (the old
     connection may be what failed)."""
     delay = backoff_delay(chunk.attempts - 1, RETRY_BASE_S, RETRY_MAX_S)
@@ -386,14 +392,14 @@ def _after_failure(job: Job, chunk: Chunk, holder: Holder, exc: Exception) -> Ho
     )
     holder.discard()
     time.sleep(delay)
-    return Holder(job.runtime.engines.target)
+    return job.runtime.dialect.chunk_holder(job.runtime.engines.target)
 
 
 class _PlanWatch:
     """Whether a participant with nothing to claim should wait for ranges still being
     planned: while the plan is incomplete and grew within the last lease."""
 
-    def __init__(self, progress: CopyProgress, copy_id: str, lease_s: float) -> None:
+    def __init__(self, progress: CopyProgressStore, copy_id: str, lease_s: float) -> None:
         self.progress, self.copy_id, self.lease_s = progress, copy_id, lease_s
         self.seen, self.since = -1, time.monotonic()
 
@@ -406,7 +412,7 @@ class _PlanWatch:
         return time.monotonic() - self.since < self.lease_s
 
 
-def _give_back(progress: CopyProgress, chunk: Chunk, exc: BaseException) -> None:
+def _give_back(progress: CopyProgressStore, chunk: Chunk, exc: BaseException) -> None:
     try:
         progress.release(chunk, describe(exc) if isinstance(exc, Exception) else repr(exc))
     except Exception as release_error:  # noqa: BLE001 - the lease expires by itself
@@ -418,9 +424,9 @@ def copy_chunk(job: Job, chunk: Chunk, raw: Any = None) -> int:
     raw target connection ``raw``, the holder's, else a connection of its own)."""
     runtime, started = job.runtime, time.perf_counter()
     dialect, engines = runtime.dialect, runtime.engines
-    key_range = range_sql(job.key, chunk.lower, chunk.upper)
+    key_range = dialect.range_sql(job.key, chunk.lower, chunk.upper)
     stats = ExtractStats(progress_every=10**12)
-    rows = stream_rows(
+    rows = dialect.stream_rows(
         Read(
             dialect=dialect,
             engine=engines.source,
@@ -433,7 +439,7 @@ def copy_chunk(job: Job, chunk: Chunk, raw: Any = None) -> int:
         )
     )
     staging = (dialect.staging_schema(), dialect.staging_table(job.table))
-    with _renewing(job, chunk), LoadFile(engines.target, *staging, rows) as load:
+    with _renewing(job, chunk), dialect.load_file(engines.target, *staging, rows) as load:
         if stats.snapshot_rows is not None and stats.snapshot_rows != load.rows:
             raise RowCountMismatch(
                 f"table {job.table!r} chunk {chunk.number}: read {load.rows} rows but its "
@@ -454,7 +460,7 @@ def copy_chunk(job: Job, chunk: Chunk, raw: Any = None) -> int:
     return loaded
 
 
-def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str, raw: Any) -> int:
+def _load_and_mark(job: Job, chunk: Chunk, load: ChunkLoad, key_range: str, raw: Any) -> int:
     """Replace the chunk's range in staging and mark it done, in one transaction."""
     if raw is None:
         own = job.runtime.engines.target.raw_connection()
@@ -463,15 +469,12 @@ def _load_and_mark(job: Job, chunk: Chunk, load: LoadFile, key_range: str, raw: 
         finally:
             own.close()
     dialect = job.runtime.dialect
-    staging = qualified(dialect.staging_schema(), dialect.staging_table(job.table))
+    staging = dialect.qualified(dialect.staging_schema(), dialect.staging_table(job.table))
     try:
         cursor = raw.cursor()
-        tgt.clear_range(cursor, staging, key_range)
+        dialect.clear_range(cursor, staging, key_range)
         loaded = load.into(cursor) if load.rows else 0
-        marked = cursor.execute(
-            progress_of(job.runtime).done_sql(),
-            (loaded, chunk.copy_id, chunk.number, chunk.token),
-        )
+        marked = progress_of(job.runtime).mark_done(cursor, chunk, loaded)
         if marked != 1:
             raise LeaseLost(
                 f"table {job.table!r} chunk {chunk.number}: taken over by another worker "
@@ -521,7 +524,7 @@ def finish(runtime: Runtime, copy: Copy, rows: int, swap: Callable[[], None]) ->
     """
     dialect = runtime.dialect
     staging = (dialect.staging_schema(), dialect.staging_table(copy.table))
-    staged = tgt.count_rows(runtime.engines.target, *staging)
+    staged = dialect.count_rows(runtime.engines.target, *staging)
     if staged != rows:
         raise RowCountMismatch(
             f"table {copy.table!r}: staged {staged} rows but its chunks loaded {rows}; "
@@ -550,7 +553,7 @@ def help_copy(
         "chunks": [],
         "started_at": started.isoformat(),
     }
-    if planned_for == fingerprint(source, key):
+    if planned_for == fingerprint(runtime.dialect, source, key):
         copy = Copy(copy_id, source.name, started, None)
         summary["chunks"] = participate(Job(runtime, source, key, copy), lambda: False)
     else:

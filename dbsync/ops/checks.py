@@ -7,22 +7,23 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.mysql.privileges import database_problems, select_problems
-from dbsync.backends.mysql.schema import nullable_key_columns, read_table
 from dbsync.config.errors import ConfigError, ConfigProblem, DbsyncError, describe
 from dbsync.config.settings import DEFAULT_TABLES_CONFIG, DatabaseSettings, Settings, load_settings
 from dbsync.config.tables import TableConfig, TablesFile, load_tables
+from dbsync.dialect import Dialect
 
 if TYPE_CHECKING:
     from dbsync.backends import Engines
 
-def table_problems(engine: Engine, database: str, tables: TablesFile) -> list[ConfigProblem]:
+def table_problems(
+    dialect: Dialect, engine: Engine, database: str, tables: TablesFile
+) -> list[ConfigProblem]:
     """Tables, key and cursor columns that tables.json names but the source lacks."""
     problems: list[ConfigProblem] = []
     with engine.connect() as conn:
         for table in tables.tables:
             path = f"$[{tables.positions.get(table.table, '?')}]"
-            schema = read_table(conn, database, table.table)
+            schema = dialect.read_table(conn, database, table.table)
             if schema is None:
                 problems.append(
                     ConfigProblem(
@@ -33,7 +34,7 @@ def table_problems(engine: Engine, database: str, tables: TablesFile) -> list[Co
                 continue
             missing = _column_problems(path, table, schema.column_names)
             problems += missing
-            nullable = nullable_key_columns(schema, table.primary_key) if not missing else []
+            nullable = schema.nullable_columns(table.primary_key) if not missing else []
             if nullable:
                 problems.append(
                     ConfigProblem(
@@ -104,6 +105,30 @@ def check_config() -> tuple[list[ConfigProblem], Settings | None, TablesFile | N
     return problems, settings, tables
 
 
+def cursor_warnings(settings: Settings, tables: TablesFile) -> list[str]:
+    """One line when the source cannot give incremental tables a safe point (see
+    :mod:`dbsync.cursor_guard`), with the grant that fixes it; none otherwise."""
+    from dbsync.backends import create_engine, dialect_class
+    from dbsync.config.errors import SafePointUnavailable
+
+    if not any(t.incremental for t in tables.tables):
+        return []
+    engine = create_engine(settings.source, settings, target=False)
+    try:
+        dialect_class(settings.source.url.get_backend_name())(settings).oldest_activity(engine)
+    except SafePointUnavailable as exc:
+        return [
+            f"SOURCE_DB: {exc}; incremental tables fall back to re-reading "
+            f"{settings.cursor_fallback_lag_seconds:g}s before their newest cursor value "
+            "(CURSOR_FALLBACK_LAG_SECONDS): a transaction committing later than that is missed"
+        ]
+    except Exception as exc:  # noqa: BLE001 - the connection problem is reported elsewhere
+        return [f"SOURCE_DB: cannot read the source's open transactions: {describe(exc)}"]
+    finally:
+        engine.dispose()
+    return []
+
+
 def _tables_path_from_env() -> str:
     import os
 
@@ -111,19 +136,20 @@ def _tables_path_from_env() -> str:
 
 
 def _source_problems(settings: Settings, tables: TablesFile) -> list[ConfigProblem]:
-    from dbsync.backends import create_engine
+    from dbsync.backends import create_engine, dialect_class
 
     engine = create_engine(settings.source, settings, target=False)
+    dialect = dialect_class(engine.dialect.name)(settings)  # the source's: it reads there
     try:
         unreachable = unreachable_side("SOURCE_DB", engine, settings.source)
         if unreachable:
             return unreachable
-        problems = table_problems(engine, settings.source.database, tables)
+        problems = table_problems(dialect, engine, settings.source.database, tables)
         if not settings.source.is_mysql:
             return problems
         absent = {p.path.removesuffix(".table") for p in problems if p.path.endswith(".table")}
         present = [t.table for t in tables.tables if _path(tables, t) not in absent]
-        return problems + select_problems(engine, settings.source.database, present)
+        return problems + dialect.select_problems(engine, settings.source.database, present)
     except DbsyncError as exc:
         return [ConfigProblem("SOURCE_DB", describe(exc))]
     except Exception as exc:  # noqa: BLE001 - reported as a problem line
@@ -146,12 +172,13 @@ def connection_problem(path: str, db: DatabaseSettings, exc: BaseException) -> C
 def _target_problems(settings: Settings) -> list[ConfigProblem]:
     """Connect to the target server; its databases exist (or may be created) and the user
     holds the privileges a sync needs on them."""
-    from dbsync.backends import server_engine
+    from dbsync.backends import dialect_for, server_engine
 
     engine = server_engine(settings.target, settings)
     try:
         with engine.connect() as conn:
-            return database_problems(conn, (settings.target.database, settings.staging_database))
+            databases = (settings.target.database, settings.staging_database)
+            return dialect_for(settings).database_problems(conn, databases)
     except Exception as exc:  # noqa: BLE001 - reported as a problem line
         return [connection_problem("TARGET_DB", settings.target, exc)]
     finally:

@@ -22,8 +22,10 @@ Derived at scrape time:
   ``table_freshness_seconds{table}`` (seconds since the last successful sync),
   ``table_last_success_timestamp_seconds{table}``, ``table_last_sync_success{table}``
   (1/0), ``table_consecutive_failures{table}``, ``table_stale{table}`` (1/0, the health
-  policy's staleness rule, :class:`dbsync.ops.health.Staleness`) and ``sync_status_readable``
-  (1/0).
+  policy's staleness rule, :class:`dbsync.ops.health.Staleness`),
+  ``table_cursor_fallback{table}`` (1/0: reads start at a lag, no safe point,
+  :mod:`dbsync.sync.cursor_guard`), ``table_future_cursor_rows{table}`` (rows stamped ahead
+  of the source's clock) and ``sync_status_readable`` (1/0).
 
 Multiprocess mode: when ``PROMETHEUS_MULTIPROC_DIR`` is set (or :func:`setup_multiprocess`
 was called before the worker forks), every process writes its values to files in that
@@ -398,6 +400,16 @@ class StatusCollector(Collector):
                 "Failed syncs since the table's last success",
                 labels=["table"],
             ),
+            "cursor_fallback": GaugeMetricFamily(
+                "table_cursor_fallback",
+                "1 if the table's incremental reads run on the fallback lag (no safe point)",
+                labels=["table"],
+            ),
+            "future_rows": GaugeMetricFamily(
+                "table_future_cursor_rows",
+                "Rows whose cursor value is ahead of the source's clock (last sync)",
+                labels=["table"],
+            ),
             "stale": GaugeMetricFamily(
                 "table_stale",
                 "1 if the table's last success is older than 3 times its interval",
@@ -413,6 +425,8 @@ class StatusCollector(Collector):
                 )
             families["ok"].add_metric([row.table], 1.0 if row.status == "synced" else 0.0)
             families["failures"].add_metric([row.table], float(row.consecutive_failures))
+            families["cursor_fallback"].add_metric([row.table], float(row.cursor_fallback))
+            families["future_rows"].add_metric([row.table], float(row.future_cursor_rows))
             if self._staleness is not None:
                 stale = self._staleness.is_stale(row.table, age)
                 families["stale"].add_metric([row.table], 1.0 if stale else 0.0)

@@ -35,6 +35,7 @@ COLUMNS = (
     "DELETED",
     "DURATION",
     "FAILS",
+    "CURSOR",
     "LAST ERROR",
 )
 RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "DURATION", "FAILS"})
@@ -81,6 +82,15 @@ def _one_line(text: str | None, width: int) -> str:
     return flat if len(flat) <= width else flat[: max(width - 3, 1)] + "..."
 
 
+def cursor_guard_label(row: TableStatus) -> str:
+    """How the table's incremental reads are guarded: ``safe`` (a safe point), ``fallback``
+    (a lag), ``-`` (no cursor), and how many rows are ahead of the source's clock."""
+    label = "fallback" if row.cursor_fallback else "safe" if row.safe_point else "-"
+    if row.future_cursor_rows:
+        label += f", {row.future_cursor_rows} ahead"
+    return label
+
+
 def _status(row: TableStatus, now: datetime, staleness: Staleness | None) -> str:
     if row.status == "synced" and staleness is not None:
         return "stale" if staleness.is_stale(row.table, row.age_seconds(now)) else "synced"
@@ -118,6 +128,9 @@ def status_records(
                 "consecutive_failures": row.consecutive_failures,
                 "last_error": redact(row.last_error) if row.last_error else None,
                 "worker": row.worker,
+                "safe_point": row.safe_point,
+                "cursor_fallback": row.cursor_fallback,
+                "future_cursor_rows": row.future_cursor_rows,
             }
         )
     for name in configured:
@@ -137,6 +150,9 @@ def status_records(
                     "consecutive_failures": None,
                     "last_error": None,
                     "worker": None,
+                    "safe_point": None,
+                    "cursor_fallback": None,
+                    "future_cursor_rows": None,
                 }
             )
     running = copy_records(copies)
@@ -174,7 +190,7 @@ def render_status(
     for name in names:
         row = by_name.get(name)
         if row is None:
-            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-"])
+            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-", "-"])
             continue
         body.append(
             [
@@ -187,6 +203,7 @@ def render_status(
                 f"{row.rows_deleted:,}",
                 format_duration(row.duration_s),
                 str(row.consecutive_failures),
+                cursor_guard_label(row),
                 _one_line(row.last_error, error_width),
             ]
         )

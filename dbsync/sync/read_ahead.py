@@ -24,10 +24,8 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dbsync.backends import has_room
-from dbsync.backends.mysql.extract import Window
-from dbsync.backends.mysql.read_ahead import cursor_index, read_rows, window_keys
-from dbsync.backends.mysql.schema import qualified
-from dbsync.model import Index, TableSchema
+from dbsync.dialect import Dialect
+from dbsync.model import Index, TableSchema, Window
 
 log = logging.getLogger("dbsync.read_ahead")
 
@@ -44,6 +42,7 @@ class ReadAhead:
 
     def __init__(
         self,
+        dialect: Dialect,
         source: Engine,
         target: Engine,
         source_table: str,
@@ -52,6 +51,7 @@ class ReadAhead:
         window: Window,
         index: Index | None,
     ) -> None:
+        self._dialect = dialect
         self._source, self._target = source, target
         self._source_table, self._target_table = source_table, target_table
         self._key, self._window, self._index = tuple(key), window, index
@@ -85,7 +85,9 @@ class ReadAhead:
 
     def _changed_keys(self) -> list[tuple[Any, ...]]:
         """The window's keys, from the source's cursor index (no row is read)."""
-        rows = window_keys(self._source, self._source_table, self._key, self._window, MAX_KEYS + 1)
+        rows = self._dialect.window_keys(
+            self._source, self._source_table, self._key, self._window, MAX_KEYS + 1
+        )
         return [] if len(rows) > MAX_KEYS else rows
 
     def _read_target(self, keys: list[tuple[Any, ...]]) -> None:
@@ -93,12 +95,15 @@ class ReadAhead:
             if self._stop.is_set():
                 return
             chunk = keys[start : start + CHUNK_KEYS]
-            read_rows(self._target, self._target_table, self._key, self._index, chunk)
+            self._dialect.read_ahead_rows(
+                self._target, self._target_table, self._key, self._index, chunk
+            )
             self.keys_read += len(chunk)
 
 
 @contextmanager
 def reading_ahead(
+    dialect: Dialect,
     source: Engine,
     target: Engine,
     databases: tuple[str, str],
@@ -116,20 +121,21 @@ def reading_ahead(
     if (
         cursor is None
         or window.lower_bound is None
-        or cursor_index(source_schema, cursor) is None
+        or dialect.cursor_index(source_schema, cursor) is None
         or not all(has_room(engine, SPARE_CONNECTIONS) for engine in (source, target))
     ):
         yield None
         return
     source_db, target_db = databases
     ahead = ReadAhead(
+        dialect,
         source,
         target,
-        qualified(source_db, source_schema.name),
-        qualified(target_db, target_schema.name),
+        dialect.qualified(source_db, source_schema.name),
+        dialect.qualified(target_db, target_schema.name),
         target_schema.primary_key,
         window,
-        cursor_index(target_schema, cursor),
+        dialect.cursor_index(target_schema, cursor),
     ).start()
     try:
         yield ahead

@@ -22,25 +22,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbsync.backends import record_result
-from dbsync.backends.mysql import target as tgt
-from dbsync.backends.mysql.checksum import window_matches
-from dbsync.backends.mysql.extract import (
-    ExtractStats,
-    Read,
-    Window,
-    cursor_lower_bound,
-    highest_cursor,
-    stream_rows,
-)
-from dbsync.backends.mysql.schema import require_source_table
 from dbsync.compare import deletes
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.config.result import CREATED, SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
-from dbsync.model import Copy, HeldLock, TableSchema
+from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
 from dbsync.ops.logs import redact
-from dbsync.sync import schema_follow
+from dbsync.sync import cursor_guard, schema_follow, window_diff
 from dbsync.sync.pipeline import run_pipeline
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
@@ -89,13 +78,12 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
     left. Takes no lock: the copy's coordinator holds the table's."""
     config = table_config(runtime, table)
     with runtime.engines.source.connect() as conn:
-        source = require_source_table(
+        source = runtime.dialect.require_source_table(
             conn,
             runtime.dialect.source_schema(),
             table,
             config.primary_key,
             config.modifier,
-            read=runtime.dialect.read_table,
         )
     return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
@@ -169,14 +157,20 @@ def _sync_locked(
     with _phase(result, "schema"):
         source, plan = _mirror_schema(runtime, config, result, requested)
     lock_check: Callable[[], None] = lock.ensure_held
-    if plan.unchanged:
-        log.info("table %s: no changes since the last sync", config.table)
-    else:
-        _load(runtime, config, source, plan, result, lock_check)
-    if plan.target is not None and not plan.replace and deletes.due(runtime, config):
-        with _phase(result, "deletes"):
-            tables = deletes.Tables(source, plan.target)
-            deletes.propagate(runtime, config, tables, result, before_delete=lock_check)
+    compares = plan.target is not None and not plan.replace and deletes.due(runtime, config)
+    # the keys to compare are the ones this run's read can see: taken before it reads
+    with deletes.keys_as_read(runtime) if compares else nullcontext() as snapshot:
+        if plan.unchanged:
+            log.info("table %s: no changes since the last sync", config.table)
+        else:
+            _load(runtime, config, source, plan, result, lock_check)
+        if compares:
+            assert plan.target is not None
+            with _phase(result, "deletes"):
+                tables = deletes.Tables(source, plan.target)
+                deletes.propagate(
+                    runtime, config, tables, result, before_delete=lock_check, snapshot=snapshot
+                )
     _reread_done(runtime, config, plan)
     left = plan.target if not plan.replace else None
     schema_follow.remember(result, left or _target_schema(runtime, config.table))
@@ -188,13 +182,12 @@ def _mirror_schema(
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
     with runtime.engines.source.connect() as conn:
-        source = require_source_table(
+        source = dialect.require_source_table(
             conn,
             dialect.source_schema(),
             config.table,
             config.primary_key,
             config.modifier,
-            read=dialect.read_table,
         )
     dialect.ensure_staging(runtime.engines.target)
     return source, _plan(runtime, config, source, result, requested)
@@ -238,7 +231,7 @@ def _read_ahead(
         return nullcontext()
     databases = (dialect.source_schema(), dialect.target_schema())
     return reading_ahead(
-        engines.source, engines.target, databases, (source, plan.target), plan.window
+        dialect, engines.source, engines.target, databases, (source, plan.target), plan.window
     )
 
 
@@ -248,7 +241,7 @@ def _stage(
     """Extract with dlt into the staging table; returns the staged row count (checked)."""
     dialect, engines = runtime.dialect, runtime.engines
     stats = ExtractStats()
-    rows = stream_rows(
+    rows = dialect.stream_rows(
         Read(
             dialect=dialect,
             engine=engines.source,
@@ -270,7 +263,7 @@ def _stage(
             runtime.settings.work_dir,
         )
     result.rows_extracted = stats.rows
-    staged = tgt.count_rows(
+    staged = dialect.count_rows(
         engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
     )
     if plan.replace and staged != stats.snapshot_rows:
@@ -331,10 +324,13 @@ def _plan(
     target_db = dialect.target_schema()
     with engine.connect() as conn:
         current = dialect.read_table(conn, target_db, config.table)
+    # before any of the table's rows is read: the safe point of this run's reads
+    previous = cursor_guard.observe(runtime, config, source, result) if config.modifier else None
     replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
     if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
+            result.safe_point = None  # its chunks were read before: the copy's start holds
             _copy_whole(result, "an interrupted chunked copy is resumed")
             log.info("table %s: resuming chunked copy %s", config.table, replace.copy.copy_id)
             replace.build_indexes = True
@@ -346,47 +342,41 @@ def _plan(
             _copy_whole(result, "the target table does not exist")
         elif not requested:
             schema_follow.before_full_copy(runtime, config, source, current, result)
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     followed = schema_follow.follow(runtime, config, source, current, result)
     if followed is Followed.REBUILD:
         _copy_whole(result, "the schema changed in a way the target cannot follow in place")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     if followed is Followed.ALTERED:
         current = _target_schema(runtime, config.table)
         schema_follow.remember(result, current)
-    if tgt.is_empty(engine, target_db, config.table):
+    if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
-        _prepare_full_copy(runtime, config, source, replace)
+        _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     cursor = source.column(config.modifier or "")
     assert cursor is not None
-    lag = _lag(runtime, config)
-    window = Window(cursor.name, cursor_lower_bound(dialect, engine, config.table, cursor, lag))
+    window = Window(cursor.name, cursor_guard.lower_bound(runtime, config, cursor, previous))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
     if dialect.copies_in_chunks:
         # changes made while a chunked copy ran may be older than the target's newest row
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
         if copy_start is not None:
             plan.window.lower_bound, plan.rereads_copy = copy_start, True
-    if window.lower_bound is not None and window_matches(
-        runtime.dialect, runtime.engines, runtime.settings.fetch_limit, source, current, window
-    ):
-        plan.unchanged = True
-        return plan
+    if window.lower_bound is not None:
+        verdict = window_diff.compare(runtime, source, current, window, config.primary_key)
+        if verdict.unchanged:
+            plan.unchanged = True
+            return plan
+        plan.window.key_range = verdict.only  # only the rows the target lacks as they are
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
 
 
-def _lag(runtime: Runtime, config: TableConfig) -> float:
-    if config.lag_seconds is not None:
-        return config.lag_seconds
-    return runtime.settings.default_lag_seconds
-
-
 def _prepare_full_copy(
-    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan
+    runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan, result: SyncResult
 ) -> None:
     """An empty staging table: for a chunked copy of a large table, or a one-piece one."""
     dialect = runtime.dialect
@@ -397,7 +387,7 @@ def _prepare_full_copy(
             source,
             config,
             _chunk_rows(runtime, config),
-            lambda: _copy_start(runtime, config, source),
+            lambda: _copy_start(runtime, config, source, result),
         )
     if plan.copy is None:
         dialect.create_staging(runtime.engines.target, source, config.primary_key, config.modifier)
@@ -407,19 +397,12 @@ def _chunk_rows(runtime: Runtime, config: TableConfig) -> int:
     return config.chunk_rows or runtime.settings.chunk_rows
 
 
-def _copy_start(runtime: Runtime, config: TableConfig, source: TableSchema) -> str | None:
-    """Where the first incremental read after a chunked copy must start: the source's
-    highest cursor value before the copy read anything, minus the lag."""
+def _copy_start(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult
+) -> str | None:
+    """Where the first incremental read after a chunked copy must start (see
+    :func:`dbsync.sync.cursor_guard.copy_start`)."""
     cursor = source.column(config.modifier) if config.modifier else None
     if cursor is None:
         return None
-    dialect = runtime.dialect
-    value = highest_cursor(
-        dialect,
-        runtime.engines.source,
-        dialect.source_schema(),
-        config.table,
-        cursor,
-        _lag(runtime, config),
-    )
-    return None if value is None else str(value)
+    return cursor_guard.copy_start(runtime, config, cursor, result)

@@ -60,7 +60,12 @@ def test_read_ahead_reads_the_keys_of_the_window(scratch, runtime_factory) -> No
     engines = runtime.engines
 
     with reading_ahead(
-        engines.source, engines.target, databases, (schema, schema), Window("m", LOW)
+        runtime.dialect,
+        engines.source,
+        engines.target,
+        databases,
+        (schema, schema),
+        Window("m", LOW),
     ) as ahead:
         pass
 
@@ -76,6 +81,7 @@ def test_a_failing_read_ahead_leaves_the_sync_to_the_merge(scratch, runtime_fact
     engines = runtime.engines
 
     with reading_ahead(
+        runtime.dialect,
         engines.source,
         engines.target,
         (scratch.source, scratch.target),

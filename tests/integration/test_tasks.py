@@ -203,6 +203,7 @@ def test_task_returns_the_summary_of_the_sync(
     assert started.utcoffset() == finished.utcoffset() == timedelta(0)
     assert set(summary.pop("phases")) == {"schema", "stage", "commit"}
     assert datetime.fromisoformat(summary.pop("deletes_checked_at")) >= started  # a full copy
+    assert datetime.fromisoformat(summary.pop("safe_point")) <= finished.replace(tzinfo=None)
     assert summary == {
         "table": "orders",
         "status": "synced",
@@ -216,6 +217,9 @@ def test_task_returns_the_summary_of_the_sync(
         "chunks": 0,  # a small table: one piece, no chunked copy
         "chunks_reused": 0,
         "workers": [],
+        "safe_point_cursor": "updated_at datetime(6)",  # the cursor it belongs to
+        "cursor_fallback": False,  # root may read INNODB_TRX: a safe point, no fallback lag
+        "future_cursor_rows": 0,
     }
 
 

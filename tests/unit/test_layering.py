@@ -62,19 +62,6 @@ SQL = re.compile(
     re.VERBOSE,
 )
 
-# Work left after the move (issue 16): modules that still hold SQL or still import a backend
-# module. Each entry is a debt; the test fails when an entry is no longer needed, so the
-# list only shrinks.
-STILL_HOLDS_SQL: set[str] = set()
-STILL_IMPORTS_BACKEND: set[str] = {
-    "dbsync.compare.verify",
-    "dbsync.copy.chunked",
-    "dbsync.ops.checks",
-    "dbsync.sync.read_ahead",
-    "dbsync.sync.run",
-}
-
-
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
@@ -103,7 +90,7 @@ def backend_imports_from_above(files: Iterable[Path]) -> list[str]:
     return [
         f"{module_name(f)} imports {name}"
         for f in files
-        if within(module_name(f), POLICY) and module_name(f) not in STILL_IMPORTS_BACKEND
+        if within(module_name(f), POLICY)
         for name in imported(f)
         if within(name, BACKENDS) and name not in BACKENDS and not _package_member(name)
     ]
@@ -201,7 +188,7 @@ def sql_outside_backends(files: Iterable[Path]) -> list[str]:
     return [
         f"{f.relative_to(ROOT)}:{line}: {text.strip()[:70]!r}"
         for f in files
-        if not within(module_name(f), BACKENDS) and module_name(f) not in STILL_HOLDS_SQL
+        if not within(module_name(f), BACKENDS)
         for line, text in strings(f)
         if SQL.search(text)
     ]
@@ -224,18 +211,6 @@ def test_the_configuration_core_imports_nothing_that_talks_to_a_database() -> No
 
 def test_no_module_outside_the_backends_holds_sql() -> None:
     assert sql_outside_backends(library_files()) == []
-
-
-def test_the_list_of_modules_still_to_move_only_shrinks() -> None:
-    files = library_files()
-    names = {module_name(f) for f in files}
-    assert names >= STILL_HOLDS_SQL and names >= STILL_IMPORTS_BACKEND
-    for name in sorted(STILL_HOLDS_SQL):
-        file = next(f for f in files if module_name(f) == name)
-        assert any(SQL.search(text) for _, text in strings(file)), f"{name} holds no SQL now"
-    for name in sorted(STILL_IMPORTS_BACKEND):
-        file = next(f for f in files if module_name(f) == name)
-        assert any(within(i, BACKENDS) and i not in BACKENDS for i in imported(file)), name
 
 
 # --- the rules see what they must --------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from dbsync.model import TableStatus
 from dbsync.ops import logs
 from dbsync.ops.health import Staleness
-from dbsync.ops.status_view import format_age, render_status, status_records
+from dbsync.ops.status_view import cursor_guard_label, format_age, render_status, status_records
 
 NOW = datetime(2026, 11, 27, 10, 0, 0, tzinfo=UTC)
 
@@ -60,6 +60,7 @@ def test_header_and_one_line_per_table() -> None:
         "DELETED",
         "DURATION",
         "FAILS",
+        "CURSOR",
         "LAST",
         "ERROR",
     ]
@@ -79,6 +80,7 @@ def test_row_shows_time_age_rows_duration() -> None:
         "0",
         "3.2s",
         "0",
+        "-",
         "-",
     ]
 
@@ -139,3 +141,21 @@ def test_records_for_json() -> None:
     assert records[1]["age_seconds"] == 252.0
     assert records[1]["last_success_at"] == "2026-11-27T09:55:48Z"
     assert records[0]["status"] == "never"
+
+
+@pytest.mark.parametrize(
+    ("fields", "label"),
+    [
+        ({}, "-"),
+        ({"safe_point": "2026-11-27 09:55:40"}, "safe"),
+        ({"cursor_fallback": True}, "fallback"),
+        ({"safe_point": "2026-11-27 09:55:40", "future_cursor_rows": 2}, "safe, 2 ahead"),
+    ],
+)
+def test_cursor_column_says_how_reads_are_guarded(fields: dict, label: str) -> None:
+    assert cursor_guard_label(row("orders", **fields)) == label
+
+
+def test_json_record_says_which_tables_run_on_the_fallback() -> None:
+    (record,) = status_records([row("orders", cursor_fallback=True)], NOW)
+    assert (record["cursor_fallback"], record["safe_point"]) == (True, None)

@@ -12,7 +12,7 @@ import sqlite3
 import pytest
 
 from dbsync.backends.mysql.checksum import row_hash_sql
-from dbsync.compare.verify import range_predicate
+from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.model import Column, TableSchema
 
 

@@ -16,10 +16,9 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.engine import Engine
 
-from dbsync.backends.engines import Engines, fetch_all
+from dbsync.backends.engines import fetch_all
 from dbsync.backends.key_folds import identity_sql, identity_text
-from dbsync.backends.mysql.extract import Window
-from dbsync.backends.mysql.schema import qualified, quote
+from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import comparable_text
 from dbsync.model import Column, RowSet, TableSchema
 
@@ -119,41 +118,3 @@ def digests_locally(
         identity_text(row[: len(key)]): _local_digest(row[len(key) :])
         for row in fetch_all(engine, sql, rows.params)
     }
-
-
-def window_matches(
-    dialect: Dialect,
-    engines: Engines,
-    fetch_limit: int,
-    source: TableSchema,
-    target: TableSchema,
-    window: Window,
-) -> bool:
-    """True when the rows an incremental read would take are already in the target, as is.
-
-    First the row counts over ``cursor >= low OR cursor IS NULL`` on both sides (an index
-    range count); only when they agree and the window is small enough to be worth it, a
-    checksum of the window on both sides. A match skips the read, the load and the merge.
-    """
-    columns = [c for c in source.column_names if target.column(c) is not None]
-    if len(columns) != len(source.columns):
-        return False
-    where, params = window.positional(dialect.placeholder)
-    condition = where.removeprefix(" WHERE ")
-    sides = (
-        (engines.source, qualified(dialect.source_schema(), source.name), source),
-        (engines.target, qualified(dialect.target_schema(), target.name), target),
-    )
-    counts = [_count(engine, table, condition, params) for engine, table, _ in sides]
-    if counts[0] != counts[1] or counts[0] > fetch_limit:
-        return False
-    results = [
-        aggregate(dialect, engine, RowSet(table, schema, columns, condition, params))
-        for engine, table, schema in sides
-    ]
-    return results[0] == results[1]
-
-
-def _count(engine: Engine, table: str, condition: str, params: list) -> int:
-    (count,) = fetch_all(engine, f"SELECT COUNT(*) FROM {table} WHERE {condition}", params)[0]
-    return int(count)

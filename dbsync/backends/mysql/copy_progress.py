@@ -25,12 +25,11 @@ from sqlalchemy.engine import Engine
 
 from dbsync.backends.mysql.key_ranges import Key, decode_key, encode_key
 from dbsync.backends.mysql.schema import qualified
-from dbsync.model import Chunk, Copy, Progress, RunningCopy
+from dbsync.model import COPYING, Chunk, Copy, Progress, RunningCopy
 
 COPIES = "_dbsync_copies"
 CHUNKS = "_dbsync_copy_chunks"
 
-COPYING, SWAPPED, DISCARDED = "copying", "swapped", "discarded"
 PENDING, RUNNING, DONE = "pending", "running", "done"
 
 _COPIES_DDL = """(
@@ -358,6 +357,11 @@ class CopyProgress:
             f"WHERE copy_id = %s AND chunk_no = %s AND lease_token = %s AND state = '{RUNNING}' "
             f"AND copy_id IN (SELECT copy_id FROM {self.copies} WHERE state = '{COPYING}')"
         )
+
+    def mark_done(self, cursor: Any, chunk: Chunk, rows: int) -> int:
+        """Run :meth:`done_sql` for ``chunk`` on the raw ``cursor`` of its load (rows marked:
+        1, or 0 when the lease is no longer this holder's)."""
+        return cursor.execute(self.done_sql(), (rows, chunk.copy_id, chunk.number, chunk.token))
 
     def progress(self, copy_id: str) -> Progress:
         row = self._rows(

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql.cursors
 import sqlalchemy as sa
@@ -14,35 +15,51 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, migration
+from dbsync.backends.mysql import checksum, extract, key_ranges, migration, privileges
+from dbsync.backends.mysql import cursor as safe_point
+from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import types as mysql_types
-from dbsync.backends.mysql.loader import dbsync_sqlalchemy
+from dbsync.backends.mysql import window as window_sql
+from dbsync.backends.mysql.copy_progress import CopyProgress, Holder
+from dbsync.backends.mysql.key_ranges import range_predicate
+from dbsync.backends.mysql.loader import LoadFile, dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
     add_indexes_sql,
+    column_definition,
     create_table_sql,
     qualified,
     quote,
     read_table,
+    require_source_table,
     target_indexes,
 )
-from dbsync.config.errors import mysql_error_code
+from dbsync.config.errors import ConfigProblem, mysql_error_code
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
     AddIndex,
+    Buckets,
     Clause,
     Column,
     HeldLock,
     Index,
     Key,
     KeySet,
+    Read,
     RowSet,
     Side,
     TableSchema,
+    Window,
+    WindowRows,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
 
 DUPLICATE_ENTRY = 1062  # MySQL: a unique index would hold a value twice
 
@@ -75,12 +92,36 @@ class MySQLDialect:
         """The staging table dlt loads for ``table`` (see dbsync.config.names)."""
         return staging_table(table)
 
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        return qualified(schema, table)
+
     # --- reading ----------------------------------------------------------------------
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         return read_table(conn, schema, table)
 
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        return require_source_table(conn, database, table, key, modifier, read=self.read_table)
+
     def text_expression(self, column: Column) -> str:
         return mysql_types.text_expression(column, quote(column.name))
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        return range_predicate(key, lower, upper, self.placeholder)
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        return row_reads.key_boundaries(self, engine, database, table, key, every)
 
     def named_param(self, name: str) -> str:
         return f"%({name})s"
@@ -116,6 +157,38 @@ class MySQLDialect:
         """Where a table's keys are folded for the delete comparison: on the server."""
         return ServerSide(keys)
 
+    def oldest_activity(self, engine: Engine) -> datetime:
+        return safe_point.oldest_activity(engine)
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        return safe_point.in_writer_zone(engine, moment, zone)
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        source = qualified(self.source_schema(), table)
+        return safe_point.future_rows(engine, source, cursor, zone)
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        return window_sql.window_rows(self, engines, source, target, window)
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        return (
+            window_sql.WindowSide(rows[0], engines[0], key),
+            window_sql.WindowSide(rows[1], engines[1], key),
+        )
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        return window_sql.in_buckets(schema, key, buckets)
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         column = quote(cursor.name)
         expression = f"MAX({column})"
@@ -123,6 +196,14 @@ class MySQLDialect:
             micros = int(lag_seconds * 1_000_000)
             expression = f"MAX({column}) - INTERVAL {micros} MICROSECOND"
         return f"SELECT CAST({expression} AS CHAR) FROM {qualified(schema, table)}"
+
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        return extract.stream_rows(read)
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Computed by the server: only three numbers cross the network."""
@@ -132,6 +213,25 @@ class MySQLDialect:
         self, engine: Engine, rows: RowSet, key: Sequence[str]
     ) -> dict[object, object]:
         return checksum.digests_on_server(engine, rows, key)
+
+    # --- read-ahead ---------------------------------------------------------------------
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        return read_ahead_sql.cursor_index(schema, cursor)
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        return read_ahead_sql.window_keys(engine, table, key, window, limit)
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        read_ahead_sql.read_rows(engine, table, key, index, keys)
 
     # --- writing ----------------------------------------------------------------------
     def ensure_staging(self, engine: Engine) -> None:
@@ -151,6 +251,12 @@ class MySQLDialect:
         finally:
             engine.dispose()
         self._target_ready = True
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.is_empty(engine, schema, table)
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        return tgt.count_rows(engine, schema, table)
 
     def create_staging(
         self,
@@ -292,6 +398,56 @@ class MySQLDialect:
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
+
+    # --- chunked copies -------------------------------------------------------------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        return key_ranges.walk_split_points(engine, database, table, key, every, after)
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        return key_ranges.range_sql(key, lower, upper)
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.table_exists(engine, schema, table)
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        return target_indexes(source, cursor)
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        return column_definition(column)
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        return CopyProgress(engine, database)
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        return Holder(engine)
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        return LoadFile(engine, schema, table, batches)
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        tgt.clear_range(cursor, table, key_range)
+
+    # --- privileges -----------------------------------------------------------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        return privileges.select_problems(engine, database, tables)
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        return privileges.database_problems(conn, databases)
 
     @staticmethod
     def status_schema(database: str) -> str:

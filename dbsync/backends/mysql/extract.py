@@ -16,7 +16,6 @@ import functools
 import logging
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -27,7 +26,7 @@ from sqlalchemy.engine import Engine
 from dbsync.backends.mysql.schema import qualified, quote
 from dbsync.backends.mysql.types import literal
 from dbsync.config.errors import DbsyncError, is_panic, reader_error
-from dbsync.model import Column, TableSchema
+from dbsync.model import Column, ExtractStats, Read, TableSchema, Window
 
 if TYPE_CHECKING:
     from dbsync.dialect import Dialect
@@ -37,38 +36,23 @@ log = logging.getLogger("dbsync.sync_engine")
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
 
-@dataclass
-class Window:
-    """Which rows to read: all of them, or those at/after a cursor value (and NULL ones)."""
-
-    cursor: str | None = None
-    lower_bound: str | None = None
-    key_range: str | None = None  # one chunk of a copy: a key-range predicate, values inlined
-
-    def positional(self, placeholder: str = "%s") -> tuple[str, list[str]]:
-        """The WHERE clause with a positional parameter (empty when reading everything)."""
-        where, params = self.where(placeholder)
-        return where, list(params.values())
-
-    def where(self, param: str = "%(low)s") -> tuple[str, dict[str, str]]:
-        clauses: list[str] = []
-        params: dict[str, str] = {}
-        if self.cursor is not None and self.lower_bound is not None:
-            column = quote(self.cursor)
-            clauses.append(f"({column} >= {param} OR {column} IS NULL)")
-            params["low"] = self.lower_bound
-        if self.key_range is not None:
-            clauses.append(f"({self.key_range})")
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+def window_where(window: Window, param: str = "%(low)s") -> tuple[str, dict[str, str]]:
+    """The window's WHERE clause with a named parameter (empty when reading everything)."""
+    clauses: list[str] = []
+    params: dict[str, str] = {}
+    if window.cursor is not None and window.lower_bound is not None:
+        column = quote(window.cursor)
+        clauses.append(f"({column} >= {param} OR {column} IS NULL)")
+        params["low"] = window.lower_bound
+    if window.key_range is not None:
+        clauses.append(f"({window.key_range})")
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
-@dataclass
-class ExtractStats:
-    rows: int = 0
-    snapshot_rows: int | None = None
-    chunks: int = 0
-    progress_every: int = 500_000
-    _next_report: int = field(default=500_000, repr=False)
+def window_positional(window: Window, placeholder: str = "%s") -> tuple[str, list[str]]:
+    """The window's WHERE clause with a positional parameter (empty when reading everything)."""
+    where, params = window_where(window, placeholder)
+    return where, list(params.values())
 
 
 def select_sql(
@@ -77,7 +61,7 @@ def select_sql(
     expressions = ", ".join(
         f"{dialect.text_expression(c)} AS {quote(c.name)}" for c in schema.columns
     )
-    where, params = window.where(dialect.named_param("low"))
+    where, params = window_where(window, dialect.named_param("low"))
     return f"SELECT {expressions} FROM {qualified(database, schema.name)}{where}", params
 
 
@@ -89,24 +73,6 @@ def _arrow_chunk(names: list[str], rows: list[tuple]) -> pa.Table:
             for name, values in zip(names, columns, strict=True)
         }
     )
-
-
-@dataclass
-class Read:
-    """One extraction: which rows of which table, from where, in what chunks."""
-
-    dialect: Dialect
-    engine: Engine
-    database: str
-    schema: TableSchema
-    window: Window
-    fetch_limit: int
-    stats: ExtractStats
-    count_snapshot: bool  # full copies are counted against their own snapshot
-
-    @property
-    def names(self) -> list[str]:
-        return list(self.schema.column_names)
 
 
 def stream_rows(read: Read) -> Iterator[pa.Table]:
@@ -198,7 +164,7 @@ def _stream_dbapi(read: Read) -> Iterator[pa.Table]:
         cursor = read.dialect.begin_snapshot(raw)
         if read.count_snapshot:
             table = qualified(read.database, read.schema.name)
-            where, _ = read.window.where(read.dialect.named_param("low"))
+            where, _ = window_where(read.window, read.dialect.named_param("low"))
             count = f"SELECT COUNT(*) FROM {table}{where}"
             cursor.execute(count, params) if params else cursor.execute(count)
             read.stats.snapshot_rows = int(cursor.fetchall()[0][0])
@@ -226,19 +192,6 @@ def _report_progress(table: str, stats: ExtractStats) -> None:
     if stats.rows >= stats._next_report:
         log.info("table %s: %s rows extracted so far", table, f"{stats.rows:,}")
         stats._next_report = stats.rows + stats.progress_every
-
-
-def cursor_lower_bound(
-    dialect: Dialect, engine: Engine, table: str, cursor: Column, lag_seconds: float
-) -> str | None:
-    """Where the next incremental read starts: the target's highest cursor value minus lag.
-
-    Reading ``>=`` that value (not ``>``) re-reads rows that share the last seen value, so rows
-    inserted later with the same timestamp are not lost; the lag re-reads rows whose
-    transactions committed late with an older timestamp. Merging by key makes re-reads
-    harmless. Derived from the target's data, it survives any crash or lost state.
-    """
-    return highest_cursor(dialect, engine, dialect.target_schema(), table, cursor, lag_seconds)
 
 
 def highest_cursor(

@@ -9,16 +9,16 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
-from dbsync.backends.mysql.extract import Window
+from dbsync.backends.mysql.extract import window_positional
 from dbsync.backends.mysql.schema import quote
-from dbsync.model import Index, TableSchema
+from dbsync.model import Index, TableSchema, Window
 
 
 def window_keys(
     engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
 ) -> list[tuple[Any, ...]]:
     """At most ``limit`` keys of the rows in ``window`` (from the cursor index: no row read)."""
-    where, params = window.positional()
+    where, params = window_positional(window)
     columns = ", ".join(quote(k) for k in key)
     return fetch_all(engine, f"SELECT {columns} FROM {table}{where} LIMIT {limit}", params)
 

@@ -143,7 +143,7 @@ def key_mismatch(table: str, key: tuple[str, ...], source_key: tuple[str, ...]) 
 
 
 def nullable_key_columns(schema: TableSchema, key: tuple[str, ...]) -> list[str]:
-    return [c for c in key if (col := schema.column(c)) is not None and col.nullable]
+    return schema.nullable_columns(key)
 
 
 def create_table_sql(

@@ -14,7 +14,8 @@ enter the target from that text, so nothing is reinterpreted on the way:
 - **schema evolution** (:func:`widens`): which type changes keep every existing value.
 
 A new column type means a look at each type set below and at these functions. This module
-imports nothing from dbsync at run time (a leaf), so every other module may use it.
+imports nothing from dbsync at run time but :data:`dbsync.model.TEMPORAL` (the model is a
+leaf), so every other module may use it.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import re
 from datetime import datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
+
+from dbsync.model import TEMPORAL
 
 if TYPE_CHECKING:
     from dbsync.model import Column
@@ -56,7 +59,6 @@ BINARY = frozenset(
 )
 """Types whose values are bytes: they travel hex-encoded, never as text."""
 
-TEMPORAL = frozenset({"datetime", "timestamp", "date"})
 """Types a cursor's lag (``lag_seconds``) can be subtracted from."""
 
 BIT = "bit"

@@ -3,34 +3,54 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.key_folds import LocalSide
-from dbsync.backends.mysql import checksum, migration
+from dbsync.backends.mysql import checksum, extract, migration
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
+from dbsync.backends.mysql import window as window_sql
+from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
-from dbsync.backends.mysql.schema import qualified, quote
+from dbsync.backends.mysql.schema import (
+    qualified,
+    quote,
+    require_source_table,
+)
+from dbsync.config.errors import ConfigProblem, SafePointUnavailable
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    Buckets,
     Clause,
     Column,
     HeldLock,
     Index,
     Key,
     KeySet,
+    Read,
     RowSet,
     Side,
     TableSchema,
+    Window,
+    WindowRows,
 )
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
+
+
+NOT_CHUNKED = "SQLite does not copy in chunks (SQLiteDialect.copies_in_chunks is False)"
 
 
 class SQLiteDialect:
@@ -58,6 +78,10 @@ class SQLiteDialect:
     def staging_table(table: str) -> str:
         return staging_table(table)
 
+    @staticmethod
+    def qualified(schema: str, table: str) -> str:
+        return qualified(schema, table)  # SQLite accepts MySQL's backtick quoting
+
     def read_table(self, conn: Connection, schema: str, table: str) -> TableSchema | None:
         exists = conn.execute(
             sa.text(f"SELECT 1 FROM {quote(schema)}.sqlite_master WHERE type='table' AND name=:t"),
@@ -83,8 +107,28 @@ class SQLiteDialect:
             rendered_primary_key=tuple(quote(k) for k in key),
         )
 
+    def require_source_table(
+        self,
+        conn: Connection,
+        database: str,
+        table: str,
+        key: tuple[str, ...],
+        modifier: str | None,
+    ) -> TableSchema:
+        return require_source_table(conn, database, table, key, modifier, read=self.read_table)
+
     def text_expression(self, column: Column) -> str:
         return f"CAST({quote(column.name)} AS TEXT)"
+
+    def range_predicate(
+        self, key: Sequence[str], lower: Key | None, upper: Key | None
+    ) -> tuple[str, list]:
+        return range_predicate(key, lower, upper, self.placeholder)
+
+    def key_boundaries(
+        self, engine: Engine, database: str, table: str, key: Sequence[str], every: int
+    ) -> list[Key]:
+        return row_reads.key_boundaries(self, engine, database, table, key, every)
 
     def arrow_reader_url(self, engine: Engine) -> str | None:
         return None
@@ -102,8 +146,44 @@ class SQLiteDialect:
         cursor.execute("BEGIN")
         return cursor
 
+    def oldest_activity(self, engine: Engine) -> datetime:
+        raise SafePointUnavailable("SQLite keeps no list of open transactions")
+
+    def in_writer_zone(self, engine: Engine, moment: datetime, zone: str | None) -> datetime:
+        raise SafePointUnavailable("SQLite keeps no time zones")
+
+    def future_cursor_rows(
+        self, engine: Engine, table: str, cursor: Column, zone: str | None
+    ) -> int:
+        return 0
+
+    def window_rows(
+        self,
+        engines: tuple[Engine, Engine],
+        source: TableSchema,
+        target: TableSchema,
+        window: Window,
+    ) -> WindowRows | None:
+        return window_sql.window_rows(self, engines, source, target, window)
+
+    def window_sides(
+        self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
+    ) -> tuple[Side, Side] | None:
+        return None  # no MD5: the demo's small windows are read whole
+
+    def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:
+        raise NotImplementedError("SQLite windows are read whole")
+
     def lower_bound_sql(self, schema: str, table: str, cursor: Column, lag_seconds: float) -> str:
         return f"SELECT CAST(MAX({quote(cursor.name)}) AS TEXT) FROM {qualified(schema, table)}"
+
+    def highest_cursor(
+        self, engine: Engine, schema: str, table: str, cursor: Column, lag_seconds: float
+    ) -> str | None:
+        return extract.highest_cursor(self, engine, schema, table, cursor, lag_seconds)
+
+    def stream_rows(self, read: Read) -> Iterator[pa.Table]:
+        return extract.stream_rows(read)
 
     def aggregate(self, engine: Engine, rows: RowSet) -> tuple[int, int, int]:
         """Folded in Python: SQLite lacks MD5."""
@@ -114,11 +194,36 @@ class SQLiteDialect:
     ) -> dict[object, object]:
         return checksum.digests_locally(engine, rows, key, self.text_expression)
 
+    # --- read-ahead: the demo's storage is local, nothing to warm (reads_ahead is False) ---
+    def cursor_index(self, schema: TableSchema, cursor: str) -> Index | None:
+        return None
+
+    def window_keys(
+        self, engine: Engine, table: str, key: Sequence[str], window: Window, limit: int
+    ) -> list[Key]:
+        return []
+
+    def read_ahead_rows(
+        self,
+        engine: Engine,
+        table: str,
+        key: Sequence[str],
+        index: Index | None,
+        keys: Sequence[Key],
+    ) -> None:
+        return None
+
     def ensure_staging(self, engine: Engine) -> None:
         return None  # attached on connect (see engines._sqlite_engine)
 
     def ensure_target(self) -> None:
         return None  # SQLite creates its database file on connect
+
+    def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
+        return tgt.is_empty(engine, schema, table)
+
+    def count_rows(self, engine: Engine, schema: str, table: str) -> int:
+        return tgt.count_rows(engine, schema, table)
 
     @contextmanager
     def first_run_guard(self, engine: Engine) -> Iterator[None]:
@@ -175,10 +280,7 @@ class SQLiteDialect:
 
     @staticmethod
     def _create_sql(schema: TableSchema, database: str, key: tuple[str, ...], name: str) -> str:
-        columns = [
-            f"{quote(c.name)} {c.column_type.upper()}{'' if c.nullable else ' NOT NULL'}"
-            for c in schema.columns
-        ]
+        columns = [SQLiteDialect.column_definition(c) for c in schema.columns]
         key = key or schema.primary_key
         if key:
             columns.append("PRIMARY KEY (" + ", ".join(quote(k) for k in key) + ")")
@@ -226,6 +328,59 @@ class SQLiteDialect:
         return FileLock(
             f"{engine.url.database}.{hashlib.sha256(table.encode()).hexdigest()[:16]}.lock"
         )
+
+    # --- chunked copies: never for the demo (copies_in_chunks is False) --------------------
+    def walk_split_points(
+        self,
+        engine: Engine,
+        database: str,
+        table: str,
+        key: Sequence[str],
+        every: int,
+        after: Key | None = None,
+    ) -> Generator[Key, None, None]:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def range_sql(self, key: Sequence[str], lower: Key | None, upper: Key | None) -> str:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def table_exists(self, engine: Engine, schema: str, table: str) -> bool:
+        with engine.connect() as conn:
+            return self.read_table(conn, schema, table) is not None
+
+    def target_indexes(self, source: TableSchema, cursor: str | None) -> list[Index]:
+        return []  # the demo's tables get their primary key only (see _create_sql)
+
+    @staticmethod
+    def column_definition(column: Column) -> str:
+        return f"{quote(column.name)} {column.column_type.upper()}" + (
+            "" if column.nullable else " NOT NULL"
+        )
+
+    def copy_progress(self, engine: Engine, database: str) -> CopyProgressStore:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def chunk_holder(self, engine: Engine) -> ChunkHolder:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def load_file(
+        self, engine: Engine, schema: str, table: str, batches: Iterable[pa.RecordBatch]
+    ) -> ChunkLoad:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    def clear_range(self, cursor: Any, table: str, key_range: str) -> None:
+        raise NotImplementedError(NOT_CHUNKED)
+
+    # --- privileges: a SQLite file has no users or grants, so no problems -------------------
+    def select_problems(
+        self, engine: Engine, database: str, tables: list[str]
+    ) -> list[ConfigProblem]:
+        return []
+
+    def database_problems(
+        self, conn: Connection, databases: tuple[str, ...]
+    ) -> list[ConfigProblem]:
+        return []
 
     @staticmethod
     def status_schema(database: str) -> str:
