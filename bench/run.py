@@ -12,11 +12,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import db, report
+from bench import db, diff, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
-STEPS = ("full", "chunked", "incremental", "deletes", "boundary", "schema", "dlt", "sling")
+STEPS = ("full", "chunked", "incremental", "deletes", "boundary", "diff", "schema", "dlt", "sling")
 FLEET_WORKERS = 4
 
 
@@ -141,6 +141,7 @@ def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
         "incremental": lambda: step_incremental(bench),
         "deletes": lambda: step_deletes(bench),
         "boundary": lambda: step_boundary(bench),
+        "diff": lambda: diff.step_diff(bench),
         "schema": lambda: step_schema(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
@@ -155,6 +156,7 @@ def finish(bench: sc.Bench, args: argparse.Namespace) -> None:
     version = db.query(bench.server, None, "SELECT VERSION()")[0][0]
     result = report.Report(args=vars(args), server_version=version, runs=bench.runs)
     result.goals = report.evaluate_goals(bench.runs, args.rows, args.small)
+    result.goals += diff.diff_goals(bench.runs, f"{args.rows:,}")
     print(report.format_table(bench.runs))
     print()
     print(report.format_goals(result.goals, bench.runs))

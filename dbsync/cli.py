@@ -62,7 +62,9 @@ def cmd_sync(args: argparse.Namespace) -> int:
             if not args.tables
         ]
         for name in _selected(runtime.tables, args.tables):
-            results.append(run_sync(runtime, name, full_refresh=args.full_refresh))
+            results.append(
+                run_sync(runtime, name, full_refresh=args.full_refresh, reconcile=args.reconcile)
+            )
     finally:
         runtime.dispose()
     print(format_results(results))
@@ -101,6 +103,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
         )
         for diff in report.mismatches:
             print(f"  {diff.describe(report.key)}")
+    differing = [r.table for r in reports if r.error is None and not r.ok]
+    if differing:
+        print(
+            "to repair the differences: dbsync sync --reconcile "
+            + " ".join(differing)
+            + " (compares every row with the source and writes only those that differ)"
+        )
     return EXIT_OK if all(r.ok for r in reports) else EXIT_FAILED
 
 
@@ -245,6 +254,11 @@ def build_parser() -> argparse.ArgumentParser:
     sync = commands.add_parser("sync", help="sync tables now (default: all in tables.json)")
     sync.add_argument("tables", nargs="*", metavar="TABLE")
     sync.add_argument("--full-refresh", action="store_true", help="rebuild from a full copy")
+    sync.add_argument(
+        "--reconcile",
+        action="store_true",
+        help="after the sync, compare every row with the source and repair the differences",
+    )
     sync.add_argument(
         "--parallel",
         type=_positive,

@@ -32,6 +32,7 @@ from dbsync.model import (
     Progress,
     Read,
     RowSet,
+    RowSide,
     Side,
     TableSchema,
     Window,
@@ -54,6 +55,11 @@ class Dialect(Protocol):
       (:mod:`dbsync.sync.read_ahead`); off where storage is local.
     - ``copies_in_chunks``: whether a full copy of a table over ``CHUNK_ROWS`` is split into
       key ranges copied side by side (:mod:`dbsync.copy.chunked`); off for the demo's SQLite.
+    - ``compares_rows``: whether row content is compared and repaired by differences
+      (:mod:`dbsync.compare.reconcile`: :meth:`row_side`, :meth:`table_checksum`,
+      :meth:`read_source_rows`, :meth:`write_target_rows`); off for the demo's SQLite, whose
+      tables without modifier keep the whole copy and whose incremental tables are never
+      reconciled.
     - ``alters_in_place``: whether a table whose definition differs from the source's can
       follow it with ``ALTER TABLE`` (:mod:`dbsync.sync.migration`); otherwise it is rebuilt.
 
@@ -111,6 +117,7 @@ class Dialect(Protocol):
     placeholder: ClassVar[str]
     reads_ahead: ClassVar[bool]
     copies_in_chunks: ClassVar[bool]
+    compares_rows: ClassVar[bool]
     alters_in_place: ClassVar[bool]
     settings: Settings
 
@@ -261,6 +268,36 @@ class Dialect(Protocol):
     ) -> None:
         """Read the rows of ``keys`` (and their ``index`` entries) of ``table`` (qualified)
         into the server's cache."""
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        """Where a table's rows are folded by content (:mod:`dbsync.compare.rowdiff`), over
+        ``columns`` taken by name."""
+
+    def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
+        """The storage engine's own checksum of a whole table; None if it keeps none."""
+
+    def read_source_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        keys: Sequence[Key],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        """The source table's rows with these keys as they are now, every column as exact
+        text (with ``cursor_cap`` = (column, value): only rows whose cursor is at most it, or
+        NULL)."""
+
+    def write_target_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Key],
+    ) -> int:
+        """In one transaction: upsert ``rows`` (exact text of ``schema``'s columns) into the
+        target table and delete the rows with the ``gone`` keys; returns how many went."""
 
     # --- writing ----------------------------------------------------------------------
     def ensure_target(self) -> None:

@@ -180,6 +180,25 @@ class Side(Protocol):
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]: ...
 
 
+class RowSide(Protocol):
+    """One table's rows, bucketed by key and folded by content where they are
+    (:mod:`dbsync.compare.rowdiff`)."""
+
+    def count(self) -> int: ...
+
+    def highest(self, column: str) -> str | None: ...
+
+    def folds(self, buckets: Buckets) -> dict[int, Fold]: ...
+
+    def rows(self, buckets: Buckets) -> list[tuple[Any, ...]]: ...
+
+    def key_bounds(self) -> tuple[int, int] | None: ...
+
+    def ranged(self, low: int, high: int) -> RowSide: ...
+
+    def sizing(self, rows: int) -> int: ...
+
+
 @dataclass(frozen=True)
 class KeySet:
     """The primary keys of one table on one server."""
@@ -237,6 +256,11 @@ class TableStatus:
     consecutive_failures: int
     rows_deleted: int = 0
     last_delete_check_at: datetime | None = None
+    rows_repaired: int = 0
+    repaired_inserted: int = 0
+    repaired_updated: int = 0
+    repaired_deleted: int = 0
+    last_reconcile_at: datetime | None = None
     safe_point: str | None = None
     safe_point_cursor: str | None = None
     cursor_fallback: bool = False

@@ -84,23 +84,27 @@ def _summary(
 # throws: a SyncFailed is an expected outcome, already logged with its reason by the task;
 # Celery records it without printing a second traceback.
 @app.task(name=TASK_NAME, bind=True, max_retries=None, throws=(SyncFailed,))
-def sync_table(self: Task, table: str, full_refresh: bool = False) -> dict[str, Any]:
-    """Sync one table; returns the JSON summary (status ``synced`` or ``skipped``)."""
+def sync_table(
+    self: Task, table: str, full_refresh: bool = False, reconcile: bool = False
+) -> dict[str, Any]:
+    """Sync one table; returns the JSON summary (status ``synced`` or ``skipped``).
+    ``reconcile``: also compare and repair an incremental table's rows after its merge."""
     started = utc_now()
     runtime: Runtime | None = None
     try:
         runtime = get_runtime()
-        result = sync.sync_table(runtime, table, full_refresh=full_refresh)
+        result = sync.sync_table(runtime, table, full_refresh=full_refresh, reconcile=reconcile)
     except Exception as exc:  # every failure is classified below, none is swallowed
         return _on_error(self, runtime, table, full_refresh, started, exc)
     summary = result.to_dict()
     logger.info(
-        "%s %s (%s): %d rows extracted, %d loaded in %.1fs",
+        "%s %s (%s): %d rows extracted, %d loaded, %d repaired in %.1fs",
         table,
         summary["status"],
         summary["mode"],
         summary["rows_extracted"],
         summary["rows_loaded"],
+        summary["rows_repaired"],
         summary["duration_s"],
     )
     return summary

@@ -22,6 +22,7 @@ from dbsync.backends.registry import dialect_class, dialect_for
 from dbsync.backends.sqlite.dialect import SQLiteDialect
 from dbsync.backends.status import (
     last_delete_check,
+    last_reconcile,
     last_target_definition,
     read_status,
     record_result,
@@ -37,6 +38,7 @@ __all__ = [
     "dialect_for",
     "has_room",
     "last_delete_check",
+    "last_reconcile",
     "last_target_definition",
     "ping",
     "pool_numbers",

@@ -52,7 +52,8 @@ class ServerSide:
         self.keys = keys
         self.table = qualified(keys.database, keys.schema.name)
         self.identity = identity_sql(keys.schema, keys.key)
-        self.hash = f"CRC32({self.identity})"
+        self.hash = f"CRC32({self.identity})"  # places a row in a bucket
+        self.fold = f"{self.hash} * {MIX}"  # what a bucket XORs (subclasses: row content)
 
     def _fetch(self, sql: str) -> list[tuple[Any, ...]]:
         """The rows of one statement, in the key set's snapshot if it has one."""
@@ -67,11 +68,11 @@ class ServerSide:
             cursor.close()
 
     def total(self) -> Fold:
-        sql = f"SELECT COUNT(*), COALESCE(BIT_XOR({self.hash} * {MIX}), 0) FROM {self.table}"
+        sql = f"SELECT COUNT(*), COALESCE(BIT_XOR({self.fold}), 0) FROM {self.table}"
         rows, xor = self._fetch(sql)[0]
         return int(rows), int(xor)
 
-    def _where(self, buckets: Buckets) -> str:
+    def where(self, buckets: Buckets) -> str:
         if buckets.within is None:
             return ""
         bits, numbers = buckets.within
@@ -80,15 +81,15 @@ class ServerSide:
 
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
         sql = (
-            f"SELECT {self.hash} & {_mask(buckets.bits)}, COUNT(*), BIT_XOR({self.hash} * {MIX}) "
+            f"SELECT {self.hash} & {_mask(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
             # by position: a name could be one of the table's own columns; unsorted
-            f"FROM {self.table}{self._where(buckets)} GROUP BY 1 ORDER BY NULL"
+            f"FROM {self.table}{self.where(buckets)} GROUP BY 1 ORDER BY NULL"
         )
         return {int(b): (int(n), int(x)) for b, n, x in self._fetch(sql)}
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
         columns = [self.identity, *(quote(k) for k in self.keys.key if with_keys)]
-        sql = f"SELECT {', '.join(columns)} FROM {self.table}{self._where(buckets)}"
+        sql = f"SELECT {', '.join(columns)} FROM {self.table}{self.where(buckets)}"
         return self._fetch(sql)
 
 

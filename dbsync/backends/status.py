@@ -33,6 +33,11 @@ _COLUMNS = """(
   consecutive_failures INT NOT NULL DEFAULT 0,
   rows_deleted BIGINT NOT NULL DEFAULT 0,
   last_delete_check_at DATETIME(6) NULL,
+  rows_repaired BIGINT NOT NULL DEFAULT 0,
+  repaired_inserted BIGINT NOT NULL DEFAULT 0,
+  repaired_updated BIGINT NOT NULL DEFAULT 0,
+  repaired_deleted BIGINT NOT NULL DEFAULT 0,
+  last_reconcile_at DATETIME(6) NULL,
   safe_point VARCHAR(64) NULL,
   safe_point_cursor VARCHAR(200) NULL,
   cursor_fallback TINYINT NOT NULL DEFAULT 0,
@@ -44,6 +49,11 @@ _COLUMNS = """(
 _ADDED_COLUMNS = (
     ("rows_deleted", "BIGINT NOT NULL DEFAULT 0"),
     ("last_delete_check_at", "DATETIME(6) NULL"),
+    ("rows_repaired", "BIGINT NOT NULL DEFAULT 0"),
+    ("repaired_inserted", "BIGINT NOT NULL DEFAULT 0"),
+    ("repaired_updated", "BIGINT NOT NULL DEFAULT 0"),
+    ("repaired_deleted", "BIGINT NOT NULL DEFAULT 0"),
+    ("last_reconcile_at", "DATETIME(6) NULL"),
     ("safe_point", "VARCHAR(64) NULL"),
     ("safe_point_cursor", "VARCHAR(200) NULL"),
     ("cursor_fallback", "TINYINT NOT NULL DEFAULT 0"),
@@ -70,9 +80,16 @@ _FIELDS = [
     "consecutive_failures",
     "rows_deleted",
     "last_delete_check_at",
+    "rows_repaired",
+    "repaired_inserted",
+    "repaired_updated",
+    "repaired_deleted",
+    "last_reconcile_at",
     *_CURSOR_FIELDS,
     "target_definition",
 ]
+
+_KEPT = ("last_delete_check_at", "last_reconcile_at", "target_definition")  # kept when not set
 
 
 def _naive(moment: datetime | None) -> datetime | None:
@@ -122,14 +139,7 @@ def _upsert_sql(engine: Engine, database: str) -> str:
         **{
             f: new(f)
             for f in _FIELDS[1:]
-            if f
-            not in (
-                "last_success_at",
-                "load_id",
-                "consecutive_failures",
-                "last_delete_check_at",
-                "target_definition",
-            )
+            if f not in ("last_success_at", "load_id", "consecutive_failures", *_KEPT)
             and f not in _CURSOR_FIELDS
         },
         **{
@@ -141,10 +151,7 @@ def _upsert_sql(engine: Engine, database: str) -> str:
         "consecutive_failures": (
             f"CASE WHEN {new('status')} = 'failed' THEN consecutive_failures + 1 ELSE 0 END"
         ),
-        "last_delete_check_at": (
-            f"COALESCE({new('last_delete_check_at')}, last_delete_check_at)"
-        ),
-        "target_definition": f"COALESCE({new('target_definition')}, target_definition)",
+        **{f: f"COALESCE({new(f)}, {f})" for f in _KEPT},
     }
     return (
         f"INSERT INTO {_table(engine, database)} ({', '.join(_FIELDS)}) "
@@ -188,6 +195,11 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "consecutive_failures": 1 if result.status == "failed" else 0,
         "rows_deleted": result.rows_deleted,
         "last_delete_check_at": _naive(result.deletes_checked_at),
+        "rows_repaired": result.rows_repaired,
+        "repaired_inserted": result.repaired_inserted,
+        "repaired_updated": result.repaired_updated,
+        "repaired_deleted": result.repaired_deleted,
+        "last_reconcile_at": _naive(result.reconciled_at),
         "safe_point": result.safe_point,
         "safe_point_cursor": result.safe_point_cursor,
         "cursor_fallback": int(result.cursor_fallback),
@@ -213,10 +225,12 @@ def read_status(engine: Engine, database: str, table: str | None = None) -> list
             *(_moment(v) for v in row[3:6]),
             *row[6:14],
             _moment(row[14]),
-            row[15],
-            row[16],
-            bool(row[17]),
-            int(row[18]),
+            *row[15:19],
+            _moment(row[19]),
+            row[20],
+            row[21],
+            bool(row[22]),
+            int(row[23]),
         )
         for row in rows
     ]
@@ -229,8 +243,17 @@ def table_status(engine: Engine, database: str, table: str) -> TableStatus | Non
 
 def last_delete_check(engine: Engine, database: str, table: str) -> datetime | None:
     """When the table's keys were last compared for deletes (None: never), in UTC."""
+    return _last(engine, database, table, "last_delete_check_at")
+
+
+def last_reconcile(engine: Engine, database: str, table: str) -> datetime | None:
+    """When the table's row content was last compared (None: never), in UTC."""
+    return _last(engine, database, table, "last_reconcile_at")
+
+
+def _last(engine: Engine, database: str, table: str, column: str) -> datetime | None:
     ensure_status_table(engine, database)
-    sql = f"SELECT last_delete_check_at FROM {_table(engine, database)} WHERE table_name = :t"
+    sql = f"SELECT {column} FROM {_table(engine, database)} WHERE table_name = :t"
     with engine.connect() as conn:
         found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
     return found.replace(tzinfo=UTC) if found else None

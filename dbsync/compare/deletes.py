@@ -97,11 +97,11 @@ def propagate(
     folds = keydiff.totals(sides)
     (source_rows, _), (target_rows, _) = folds
     # the row counts bound the deletes from below: refuse before looking for them
-    _check_fraction(config, target_rows - source_rows, target_rows, "at least ")
+    check_fraction(config, target_rows - source_rows, target_rows, "at least ")
     diff = keydiff.compare(sides, folds)
     compared = time.perf_counter() - started
-    gone = list(_confirmed_gone(runtime, config, diff.only_in_target))
-    _check_fraction(config, len(gone), target_rows, "")
+    gone = list(confirmed_gone(runtime, config.table, config.primary_key, diff.only_in_target))
+    check_fraction(config, len(gone), target_rows, "")
     before_delete()
     dialect, target = runtime.dialect, runtime.engines.target
     deleted = sum(
@@ -136,7 +136,7 @@ def _sides(
     )
 
 
-def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: str) -> None:
+def check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: str) -> None:
     """The safety valve: refuse to delete more than ``max_delete_fraction`` of the target."""
     if deletes <= 0 or target_rows <= 0:
         return
@@ -153,11 +153,13 @@ def _check_fraction(config: TableConfig, deletes: int, target_rows: int, bound: 
     )
 
 
-def _confirmed_gone(runtime: Runtime, config: TableConfig, keys: Sequence[Key]) -> Iterator[Key]:
+def confirmed_gone(
+    runtime: Runtime, table: str, key: Sequence[str], keys: Sequence[Key]
+) -> Iterator[Key]:
     """The keys the source has no row for right now, by the source server's own equality."""
     dialect, source = runtime.dialect, runtime.engines.source
     for batch in _batches(keys, RECHECK_BATCH):
-        present = dialect.source_has_keys(source, config.table, config.primary_key, batch)
+        present = dialect.source_has_keys(source, table, key, batch)
         yield from (key for key, found in zip(batch, present, strict=True) if not found)
 
 

@@ -41,6 +41,11 @@ class SyncResult:
     chunks_reused: int = 0  # chunks an earlier, interrupted run had already loaded
     workers: list[str] = field(default_factory=list)  # processes that loaded those chunks
     deletes_checked_at: datetime | None = None  # when this run compared keys for deletes
+    rows_repaired: int = 0  # rows a row-content comparison found different and wrote
+    repaired_inserted: int = 0
+    repaired_updated: int = 0
+    repaired_deleted: int = 0
+    reconciled_at: datetime | None = None  # when this run compared row content
     # the cursor's safe point (dbsync.cursor_guard): every row this run's reads could not see
     # has a cursor value at or after it; the next run reads from it (None: none known)
     safe_point: str | None = None
@@ -66,6 +71,8 @@ class SyncResult:
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         checked = self.deletes_checked_at
         data["deletes_checked_at"] = checked.isoformat() if checked else None
+        reconciled = self.reconciled_at
+        data["reconciled_at"] = reconciled.isoformat() if reconciled else None
         return data
 
 
@@ -88,13 +95,14 @@ def format_results(results: Sequence[SyncResult]) -> str:
     """The per-table summary ``dbsync sync`` and ``dbsync demo`` print."""
     header = (
         f"{'table':<24} {'mode':<13} {'status':<8} {'extracted':>10} {'loaded':>10} "
-        f"{'seconds':>8} {'deleted':>8}  error"
+        f"{'seconds':>8} {'deleted':>8} {'repaired':>8}  error"
     )
     lines = [header, "-" * len(header)]
     for r in results:
         lines.append(
             f"{r.table:<24} {r.mode:<13} {r.status:<8} {r.rows_extracted:>10} "
-            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8}  {r.error or ''}"
+            f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8} "
+            f"{r.rows_repaired:>8}  {r.error or ''}"
         )
     changes = [
         f"  {r.table}: {change}"

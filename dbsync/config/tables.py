@@ -41,6 +41,10 @@ class TableConfig(BaseModel):
     deletes: Literal["propagate", "ignore"] = "propagate"
     max_delete_fraction: float = Field(0.5, ge=0, le=1)  # safety valve (dbsync.compare.deletes)
     delete_check_interval: float = Field(0, ge=0)  # seconds between key comparisons; 0: each run
+    # seconds between row-content comparisons of an incremental table (dbsync.reconcile)
+    reconcile_interval: float = Field(86_400, ge=0)
+    # a table without modifier: "diff" syncs its differences, "replace" copies it whole
+    strategy: Literal["diff", "replace"] = "diff"
     # the source's definition changed: "follow" (in place or by a rebuild) or "fail" (refuse)
     on_schema_change: Literal["follow", "fail"] = "follow"
 

@@ -5,7 +5,9 @@ Per-process metrics (written by whichever process ran the sync):
 - ``sync_duration_seconds{table,mode}`` histogram of successful syncs.
 - ``records_processed_total{table,mode}`` rows loaded into the target;
   ``records_extracted_total{table,mode}`` rows read from the source;
-  ``records_deleted_total{table,mode}`` target rows removed because the source deleted them.
+  ``records_deleted_total{table,mode}`` target rows removed because the source deleted them;
+  ``rows_repaired_total{table,mode,change}`` rows a row-content comparison found different
+  and wrote (``change`` = ``inserted`` | ``updated`` | ``deleted``; :mod:`dbsync.reconcile`).
 - ``sync_errors_total{table,mode}`` failed syncs; ``syncs_total{table,mode,status}`` every
   sync outcome (``synced``, ``failed``, ``skipped``).
 - ``chunks_copied_total{table}`` chunks of chunked full copies loaded by these processes
@@ -21,7 +23,8 @@ Derived at scrape time:
 - From the target's ``_dbsync_status`` table (the fleet-wide source of truth):
   ``table_freshness_seconds{table}`` (seconds since the last successful sync),
   ``table_last_success_timestamp_seconds{table}``, ``table_last_sync_success{table}``
-  (1/0), ``table_consecutive_failures{table}``, ``table_stale{table}`` (1/0, the health
+  (1/0), ``table_consecutive_failures{table}``, ``table_last_rows_repaired{table}`` (rows
+  the table's last sync repaired), ``table_stale{table}`` (1/0, the health
   policy's staleness rule, :class:`dbsync.ops.health.Staleness`),
   ``table_cursor_fallback{table}`` (1/0: reads start at a lag, no safe point,
   :mod:`dbsync.sync.cursor_guard`), ``table_future_cursor_rows{table}`` (rows stamped ahead
@@ -88,6 +91,7 @@ class _Metrics:
     records_processed: Counter
     records_extracted: Counter
     records_deleted: Counter
+    rows_repaired: Counter
     sync_errors: Counter
     syncs: Counter
     chunks_copied: Counter
@@ -138,6 +142,12 @@ def _create() -> _Metrics:
             "records_deleted",
             "Target rows removed because the source deleted them",
             by_table,
+            registry=registry,
+        ),
+        rows_repaired=Counter(
+            "rows_repaired",
+            "Rows a row-content comparison found different and wrote",
+            (*by_table, "change"),
             registry=registry,
         ),
         sync_errors=Counter("sync_errors", "Failed table syncs", by_table, registry=registry),
@@ -222,6 +232,14 @@ def record_sync(result: SyncResult) -> None:
     m.records_processed.labels(**labels).inc(max(result.rows_loaded, 0))
     m.records_extracted.labels(**labels).inc(max(result.rows_extracted, 0))
     m.records_deleted.labels(**labels).inc(max(result.rows_deleted, 0))
+    repaired = {
+        "inserted": result.repaired_inserted,
+        "updated": result.repaired_updated,
+        "deleted": result.repaired_deleted,
+    }
+    for change, rows in repaired.items():
+        if rows > 0:
+            m.rows_repaired.labels(change=change, **labels).inc(rows)
     if result.status == "synced":
         m.sync_duration.labels(**labels).observe(max(result.duration_s, 0.0))
     else:
@@ -400,6 +418,11 @@ class StatusCollector(Collector):
                 "Failed syncs since the table's last success",
                 labels=["table"],
             ),
+            "repaired": GaugeMetricFamily(
+                "table_last_rows_repaired",
+                "Rows the table's last sync repaired (a row-content comparison's writes)",
+                labels=["table"],
+            ),
             "cursor_fallback": GaugeMetricFamily(
                 "table_cursor_fallback",
                 "1 if the table's incremental reads run on the fallback lag (no safe point)",
@@ -425,6 +448,7 @@ class StatusCollector(Collector):
                 )
             families["ok"].add_metric([row.table], 1.0 if row.status == "synced" else 0.0)
             families["failures"].add_metric([row.table], float(row.consecutive_failures))
+            families["repaired"].add_metric([row.table], float(row.rows_repaired))
             families["cursor_fallback"].add_metric([row.table], float(row.cursor_fallback))
             families["future_rows"].add_metric([row.table], float(row.future_cursor_rows))
             if self._staleness is not None:

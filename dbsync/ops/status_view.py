@@ -33,12 +33,13 @@ COLUMNS = (
     "AGE",
     "ROWS",
     "DELETED",
+    "REPAIRED",
     "DURATION",
     "FAILS",
     "CURSOR",
     "LAST ERROR",
 )
-RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "DURATION", "FAILS"})
+RIGHT_ALIGNED = frozenset({"AGE", "ROWS", "DELETED", "REPAIRED", "DURATION", "FAILS"})
 DEFAULT_ERROR_WIDTH = 60
 
 
@@ -124,6 +125,13 @@ def status_records(
                 "rows_extracted": row.rows_extracted,
                 "rows_loaded": row.rows_loaded,
                 "rows_deleted": row.rows_deleted,
+                "rows_repaired": row.rows_repaired,
+                "repaired": {
+                    "inserted": row.repaired_inserted,
+                    "updated": row.repaired_updated,
+                    "deleted": row.repaired_deleted,
+                },
+                "last_reconcile_at": iso_utc(row.last_reconcile_at),
                 "duration_s": row.duration_s,
                 "consecutive_failures": row.consecutive_failures,
                 "last_error": redact(row.last_error) if row.last_error else None,
@@ -146,6 +154,9 @@ def status_records(
                     "rows_extracted": None,
                     "rows_loaded": None,
                     "rows_deleted": None,
+                    "rows_repaired": None,
+                    "repaired": None,
+                    "last_reconcile_at": None,
                     "duration_s": None,
                     "consecutive_failures": None,
                     "last_error": None,
@@ -190,7 +201,7 @@ def render_status(
     for name in names:
         row = by_name.get(name)
         if row is None:
-            body.append([name, "never", "-", "-", "-", "-", "-", "-", "-", "-", "-"])
+            body.append([name, "never", *["-"] * (len(COLUMNS) - 2)])
             continue
         body.append(
             [
@@ -201,6 +212,7 @@ def render_status(
                 format_age(row.age_seconds(now)),
                 f"{row.rows_loaded:,}",
                 f"{row.rows_deleted:,}",
+                f"{row.rows_repaired:,}",
                 format_duration(row.duration_s),
                 str(row.consecutive_failures),
                 cursor_guard_label(row),

@@ -5,11 +5,15 @@
 - Incremental (``modifier`` set): rows whose cursor is at or after the target's highest
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
-- Full refresh (no ``modifier``, ``--full-refresh``, a schema change the target cannot
-  follow in place (:mod:`dbsync.sync.schema_follow`), or a missing or empty target table):
-  the whole table is staged from one consistent snapshot, its row count checked against
-  that snapshot, and swapped in with one atomic RENAME. The result's ``mode`` says which of
-  the two really ran.
+- Full refresh (``--full-refresh``, ``"strategy": "replace"``, a keyless table without
+  ``modifier`` whose checksum changed, a schema change the target cannot follow in place
+  (:mod:`dbsync.sync.schema_follow`), or a missing or empty target table): the whole table
+  is staged from one consistent snapshot, its row count checked against that snapshot, and
+  swapped in with one atomic RENAME.
+- Diff (a keyed table without ``modifier``): the rows that differ, found by a comparison
+  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too many
+  differences or a schema change: the full refresh. An incremental table is reconciled the
+  same way after its merge when asked or due. The result's ``mode`` says which really ran.
 """
 
 from __future__ import annotations
@@ -22,7 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from dbsync.backends import record_result
-from dbsync.compare import deletes
+from dbsync.compare import deletes, reconcile
+from dbsync.compare.reconcile import DIFF, Request
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
 from dbsync.config.result import CREATED, SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
@@ -55,6 +60,7 @@ class Plan:
     target: TableSchema | None = None  # the target table an incremental run merges into
     copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
     rereads_copy: bool = False  # first incremental run after a chunked copy
+    by_diff: bool = False  # a table without modifier brought level by its differences
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -65,9 +71,12 @@ def table_config(runtime: Runtime, name: str) -> TableConfig:
     return config
 
 
-def sync_table(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
-    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed."""
-    result, error = _attempt(runtime, table, full_refresh)
+def sync_table(
+    runtime: Runtime, table: str, *, full_refresh: bool = False, reconcile: bool = False
+) -> SyncResult:
+    """Sync one table. Returns a 'synced' or 'skipped' result; raises if the sync failed.
+    ``reconcile``: compare an incremental table's rows after the merge and repair them."""
+    result, error = _attempt(runtime, table, Request(full_refresh, reconcile))
     if error is not None:
         raise attach_result(error, result)
     return result
@@ -88,23 +97,29 @@ def help_copy(runtime: Runtime, table: str, copy_id: str) -> dict[str, Any]:
     return chunked_copy.help_copy(runtime, source, chunked_copy.chunk_key(config, source), copy_id)
 
 
-def run_sync(runtime: Runtime, table: str, *, full_refresh: bool = False) -> SyncResult:
+def run_sync(
+    runtime: Runtime, table: str, *, full_refresh: bool = False, reconcile: bool = False
+) -> SyncResult:
     """Like sync_table, but a failure is returned as a 'failed' result instead of raised."""
-    result, _error = _attempt(runtime, table, full_refresh)
+    result, _error = _attempt(runtime, table, Request(full_refresh, reconcile))
     return result
 
 
-def _attempt(
-    runtime: Runtime, table: str, full_refresh: bool
-) -> tuple[SyncResult, Exception | None]:
-    result = SyncResult(table=table, mode=FULL_REFRESH if full_refresh else INCREMENTAL)
+def _attempt(runtime: Runtime, table: str, request: Request) -> tuple[SyncResult, Exception | None]:
+    result = SyncResult(table=table, mode=FULL_REFRESH if request.full_refresh else INCREMENTAL)
     try:
         config = table_config(runtime, table)
-        result.mode = FULL_REFRESH if full_refresh or not config.incremental else INCREMENTAL
+        result.mode = (
+            FULL_REFRESH if request.full_refresh or not config.incremental else INCREMENTAL
+        )
+        if reconcile.diffs(runtime, config, request):
+            result.mode = DIFF
         log.info("table %s: %s sync started", table, result.mode)
         runtime.dialect.ensure_target()
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
-            _sync_locked(runtime, config, result, lock, full_refresh)
+            _sync_locked(runtime, config, result, lock, request)
+            # what this run leaves the target as: a later difference from it is target drift
+            schema_follow.remember(result, _target_schema(runtime, table))
     except TableBusy as busy:
         result.finish("skipped", str(busy))
         log.info("table %s: skipped, another process is syncing it", table)
@@ -118,12 +133,13 @@ def _attempt(
         return result, exc
     result.finish("synced")
     log.info(
-        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted in %.2fs (%s)",
+        "table %s: synced (%s) %s rows extracted, %s loaded, %s deleted, %s repaired in %.2fs (%s)",
         table,
         result.mode,
         result.rows_extracted,
         result.rows_loaded,
         result.rows_deleted,
+        result.rows_repaired,
         result.duration_s,
         ", ".join(f"{name} {seconds:.2f}s" for name, seconds in result.phases.items()),
     )
@@ -152,12 +168,21 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
 
 
 def _sync_locked(
-    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, requested: bool
+    runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, request: Request
 ) -> None:
     with _phase(result, "schema"):
-        source, plan = _mirror_schema(runtime, config, result, requested)
+        source, plan = _mirror_schema(runtime, config, result, request)
     lock_check: Callable[[], None] = lock.ensure_held
-    compares = plan.target is not None and not plan.replace and deletes.due(runtime, config)
+    if plan.by_diff:
+        with _phase(result, "diff"):
+            levelled = _level(runtime, config, source, plan, result, lock_check, drift=False)
+        if levelled:
+            return
+        plan = _copy_instead(runtime, config, source, result, "many rows differ")
+    merged = plan.target is not None and not plan.replace
+    reconciles = merged and reconcile.due(runtime, config, request)
+    # a reconcile deletes what the source no longer has too: no key comparison before it
+    compares = merged and not reconciles and deletes.due(runtime, config)
     # the keys to compare are the ones this run's read can see: taken before it reads
     with deletes.keys_as_read(runtime) if compares else nullcontext() as snapshot:
         if plan.unchanged:
@@ -171,13 +196,50 @@ def _sync_locked(
                 deletes.propagate(
                     runtime, config, tables, result, before_delete=lock_check, snapshot=snapshot
                 )
+    if reconciles:
+        with _phase(result, "reconcile"):
+            levelled = _level(runtime, config, source, plan, result, lock_check, drift=True)
+        if not levelled:
+            _load(
+                runtime,
+                config,
+                source,
+                _copy_instead(runtime, config, source, result, "many rows differ"),
+                result,
+                lock_check,
+            )
     _reread_done(runtime, config, plan)
-    left = plan.target if not plan.replace else None
-    schema_follow.remember(result, left or _target_schema(runtime, config.table))
+
+
+def _level(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    plan: Plan,
+    result: SyncResult,
+    lock_check: Callable[[], None],
+    *,
+    drift: bool,
+) -> bool:
+    """Compare the rows and repair them in place; False when the table must be copied."""
+    assert plan.target is not None, "a comparison knows its target table"
+    key = reconcile.table_key(config, source)
+    pair = reconcile.Pair(config, source, plan.target, key)
+    return reconcile.level(runtime, pair, result, lock_check, drift=drift)
+
+
+def _copy_instead(
+    runtime: Runtime, config: TableConfig, source: TableSchema, result: SyncResult, reason: str
+) -> Plan:
+    """A whole copy in place of a comparison (too many rows differ)."""
+    _copy_whole(result, reason)
+    plan = Plan(FULL_REFRESH, target_exists=True, replace=True, window=Window())
+    _prepare_full_copy(runtime, config, source, plan, result)
+    return plan
 
 
 def _mirror_schema(
-    runtime: Runtime, config: TableConfig, result: SyncResult, requested: bool
+    runtime: Runtime, config: TableConfig, result: SyncResult, request: Request
 ) -> tuple[TableSchema, Plan]:
     """Read the source definition, mirror it in the target and plan the run."""
     dialect = runtime.dialect
@@ -190,7 +252,7 @@ def _mirror_schema(
             config.modifier,
         )
     dialect.ensure_staging(runtime.engines.target)
-    return source, _plan(runtime, config, source, result, requested)
+    return source, _plan(runtime, config, source, result, request)
 
 
 def _load(
@@ -202,8 +264,8 @@ def _load(
     lock_check: Callable[[], None],
 ) -> None:
     """Stage the rows with dlt, then commit them."""
-    if plan.replace:  # a full copy mirrors deletes: it counts as a key comparison
-        result.deletes_checked_at = utc_now()
+    if plan.replace:  # a full copy mirrors deletes and content: it counts as a comparison
+        result.deletes_checked_at = result.reconciled_at = utc_now()
     with _phase(result, "stage"), _read_ahead(runtime, source, plan):
         if plan.copy is not None:
             key = chunked_copy.chunk_key(config, source)
@@ -283,6 +345,9 @@ def _commit(
         assert plan.target is not None, "an incremental plan knows its target table"
         dialect.merge(target, plan.target, config.primary_key)
         return
+    if plan.target_exists:
+        current = dialect.count_rows(target, dialect.target_schema(), config.table)
+        reconcile.check_whole_copy(config, current, staged)
     if plan.build_indexes:
         dialect.index_staging(target, source, config.modifier)
     if plan.copy is None:
@@ -315,10 +380,9 @@ def _plan(
     config: TableConfig,
     source: TableSchema,
     result: SyncResult,
-    requested: bool = False,
+    request: Request,
 ) -> Plan:
-    """Mirror the schema and decide between a staged swap and an incremental merge
-    (``requested``: the run was asked for with --full-refresh)."""
+    """Mirror the schema and decide between a staged swap and an incremental merge."""
     dialect = runtime.dialect
     engine = runtime.engines.target
     target_db = dialect.target_schema()
@@ -327,6 +391,8 @@ def _plan(
     # before any of the table's rows is read: the safe point of this run's reads
     previous = cursor_guard.observe(runtime, config, source, result) if config.modifier else None
     replace = Plan(FULL_REFRESH, target_exists=current is not None, replace=True, window=Window())
+    if result.mode == DIFF and not reconcile.table_key(config, source):
+        result.mode = FULL_REFRESH  # a keyless table: its rows have no identity to match
     if dialect.copies_in_chunks:
         replace.copy = chunked_copy.resume(runtime, source, chunked_copy.chunk_key(config, source))
         if replace.copy is not None:
@@ -340,8 +406,11 @@ def _plan(
             schema_log.info("table %s: creating target table", config.table)
             result.schema_changes.append(CREATED)
             _copy_whole(result, "the target table does not exist")
-        elif not requested:
+        elif not request.full_refresh:
             schema_follow.before_full_copy(runtime, config, source, current, result)
+        if current is not None and _copy_unneeded(runtime, config, source, current, request):
+            replace.unchanged = True
+            return replace
         _prepare_full_copy(runtime, config, source, replace, result)
         return replace
     followed = schema_follow.follow(runtime, config, source, current, result)
@@ -351,11 +420,15 @@ def _plan(
         return replace
     if followed is Followed.ALTERED:
         current = _target_schema(runtime, config.table)
-        schema_follow.remember(result, current)
+        schema_follow.remember(result, current)  # kept even if this run fails later
     if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
         _prepare_full_copy(runtime, config, source, replace, result)
         return replace
+    if result.mode == DIFF:
+        return Plan(
+            DIFF, target_exists=True, replace=False, window=Window(), target=current, by_diff=True
+        )
     cursor = source.column(config.modifier or "")
     assert cursor is not None
     window = Window(cursor.name, cursor_guard.lower_bound(runtime, config, cursor, previous))
@@ -373,6 +446,24 @@ def _plan(
         plan.window.key_range = verdict.only  # only the rows the target lacks as they are
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
+
+
+def _copy_unneeded(
+    runtime: Runtime,
+    config: TableConfig,
+    source: TableSchema,
+    current: TableSchema,
+    request: Request,
+) -> bool:
+    """A keyless table not forced whole whose whole-table checksums show nothing changed."""
+    if request.full_refresh or config.strategy == "replace" or reconcile.table_key(config, source):
+        return False
+    if schema_follow.compare(runtime, config, source, current, facts=False).needed:
+        return False
+    if not reconcile.checksums_match(runtime, source, current):
+        return False
+    log.info("table %s: the checksums of source and target match", config.table)
+    return True
 
 
 def _prepare_full_copy(

@@ -23,7 +23,7 @@ def _full_table(scratch, table: str = "f", rows: int = 50) -> None:
 
 def test_full_refresh_replaces_the_whole_content(scratch, runtime_factory) -> None:
     _full_table(scratch)
-    scratch.write_tables([{"table": "f", "primary_key": "id"}])
+    scratch.write_tables([{"table": "f", "primary_key": "id", "strategy": "replace"}])
     runtime = runtime_factory()
     sync_table(runtime, "f")
     helpers.execute(

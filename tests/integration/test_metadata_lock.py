@@ -30,7 +30,7 @@ def _prepare(scratch, runtime_factory, scenario: str):
         "updated_at DATETIME(6) NOT NULL)",
         "INSERT INTO t SELECT seq, CONCAT('n', seq), '2026-01-01' FROM seq_1_to_100",
     )
-    table = {"table": "t", "primary_key": "id"}
+    table = {"table": "t", "primary_key": "id", "strategy": "replace"}  # the swap, each sync
     if scenario == "alter":
         table["modifier"] = "updated_at"
     scratch.write_tables([table])

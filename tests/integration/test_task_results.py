@@ -193,7 +193,7 @@ def test_a_committed_sync_is_a_success_although_redis_was_down_when_it_ended(
         "CREATE TABLE t (id INT NOT NULL PRIMARY KEY, v VARCHAR(20) NOT NULL)",
         "INSERT INTO t SELECT seq, CONCAT('v', seq) FROM seq_1_to_100",
     )
-    scratch.write_tables([{"table": "t", "primary_key": "id"}])
+    scratch.write_tables([{"table": "t", "primary_key": "id", "strategy": "replace"}])
     assert run_sync(runtime_factory(), "t").status == "synced"
     client = _client(worker_env)
     holder = helpers.connect(scratch.target)

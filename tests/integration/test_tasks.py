@@ -203,6 +203,7 @@ def test_task_returns_the_summary_of_the_sync(
     assert started.utcoffset() == finished.utcoffset() == timedelta(0)
     assert set(summary.pop("phases")) == {"schema", "stage", "commit"}
     assert datetime.fromisoformat(summary.pop("deletes_checked_at")) >= started  # a full copy
+    assert datetime.fromisoformat(summary.pop("reconciled_at")) >= started  # so is this
     assert datetime.fromisoformat(summary.pop("safe_point")) <= finished.replace(tzinfo=None)
     assert summary == {
         "table": "orders",
@@ -211,6 +212,10 @@ def test_task_returns_the_summary_of_the_sync(
         "rows_extracted": 120,
         "rows_loaded": 120,
         "rows_deleted": 0,
+        "rows_repaired": 0,
+        "repaired_inserted": 0,
+        "repaired_updated": 0,
+        "repaired_deleted": 0,
         "worker": f"{socket.gethostname()}:{os.getpid()}",
         "error": None,
         "schema_changes": ["created"],
@@ -250,6 +255,20 @@ def test_full_refresh_flag_forces_a_full_refresh(
         "full_refresh",
         30,
     )
+
+
+def test_reconcile_keyword_repairs_the_targets_drift(
+    app: Celery, scratch: Scratch, worker: Callable[..., AbstractContextManager[Any]]
+) -> None:
+    create_orders(scratch.source, 30)
+    scratch.write_tables([ORDERS])
+    with worker():
+        app.send_task("dbsync.sync_table", args=["orders"]).get(timeout=120)
+        helpers.execute(scratch.target, "UPDATE orders SET note = 'by hand' WHERE id < 4")
+        summary = app.send_task(
+            "dbsync.sync_table", args=["orders"], kwargs={"reconcile": True}
+        ).get(timeout=120)
+    assert (summary["mode"], summary["repaired_updated"]) == ("incremental", 3)
 
 
 def test_table_already_being_synced_is_skipped_at_once(

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from dbsync.backends.mysql.rows import exists_sql
-from dbsync.compare.deletes import _check_fraction
+from dbsync.compare.deletes import check_fraction
 from dbsync.config.errors import TooManyDeletes
 from dbsync.config.tables import TableConfig
 
@@ -25,18 +25,18 @@ def test_exists_probes_one_flag_per_key_with_the_server_comparison() -> None:
 
 def test_valve_refuses_more_than_the_fraction_and_names_both_numbers() -> None:
     with pytest.raises(TooManyDeletes) as refused:
-        _check_fraction(_config(), 600, 1000, "")
+        check_fraction(_config(), 600, 1000, "")
     assert "600 of the target's 1000 rows (60.0%)" in str(refused.value)
     assert "max_delete_fraction 0.5" in str(refused.value)
 
 
 def test_valve_allows_up_to_the_fraction() -> None:
-    _check_fraction(_config(), 500, 1000, "")
+    check_fraction(_config(), 500, 1000, "")
 
 
 def test_valve_at_one_allows_deleting_everything() -> None:
-    _check_fraction(_config(max_delete_fraction=1.0), 1000, 1000, "")
+    check_fraction(_config(max_delete_fraction=1.0), 1000, 1000, "")
 
 
 def test_valve_ignores_an_empty_target() -> None:
-    _check_fraction(_config(), 0, 0, "")
+    check_fraction(_config(), 0, 0, "")

@@ -206,3 +206,26 @@ def test_each_chunk_loaded_counts_once_with_its_rows() -> None:
     text = metrics.metrics_text()
     assert value(text, "chunks_copied_total", table="big") == 2
     assert value(text, "chunk_rows_copied_total", table="big") == 251_000
+
+
+def test_repaired_rows_are_counted_by_change() -> None:
+    metrics.record_sync(
+        result(mode="diff", repaired_inserted=2, repaired_updated=5, repaired_deleted=1)
+    )
+    text = metrics.metrics_text()
+    counted = {
+        change: value(text, "rows_repaired_total", table="orders", mode="diff", change=change)
+        for change in ("inserted", "updated", "deleted")
+    }
+    assert counted == {"inserted": 2, "updated": 5, "deleted": 1}
+
+
+def test_last_rows_repaired_gauge_comes_from_the_status_table(tmp_path: Path) -> None:
+    from dbsync.backends.status import record_result
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'status.db'}")
+    record_result(engine, "main", result(rows_repaired=9))
+    registry = metrics.collect_registry(status_engine=engine, status_database="main")
+    text = metrics.render(registry).decode()
+    engine.dispose()
+    assert value(text, "table_last_rows_repaired", table="orders") == 9

@@ -58,6 +58,7 @@ def test_header_and_one_line_per_table() -> None:
         "AGE",
         "ROWS",
         "DELETED",
+        "REPAIRED",
         "DURATION",
         "FAILS",
         "CURSOR",
@@ -77,6 +78,7 @@ def test_row_shows_time_age_rows_duration() -> None:
         "09:55:48",
         "4m12s",
         "1,200",
+        "0",
         "0",
         "3.2s",
         "0",
@@ -141,6 +143,20 @@ def test_records_for_json() -> None:
     assert records[1]["age_seconds"] == 252.0
     assert records[1]["last_success_at"] == "2026-11-27T09:55:48Z"
     assert records[0]["status"] == "never"
+
+
+def test_row_shows_the_rows_the_last_sync_repaired() -> None:
+    line = render_status([row("orders", rows_repaired=1234)], NOW).splitlines()[1]
+    assert line.split()[8] == "1,234"
+
+
+def test_json_record_splits_the_repaired_rows() -> None:
+    fields = {"rows_repaired": 6, "repaired_inserted": 1, "repaired_updated": 2}
+    (record,) = status_records([row("orders", repaired_deleted=3, **fields)], NOW)
+    assert (record["rows_repaired"], record["repaired"]) == (
+        6,
+        {"inserted": 1, "updated": 2, "deleted": 3},
+    )
 
 
 @pytest.mark.parametrize(

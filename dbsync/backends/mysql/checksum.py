@@ -32,11 +32,17 @@ def row_hash_sql(schema: TableSchema, columns: Sequence[str]) -> str:
     Each value is prefixed with its length, so text cannot move across the separator
     unnoticed (``'x#', 'y'`` and ``'x', '#y'`` hash differently).
     """
-    chosen = [c for c in schema.columns if c.name in columns]
+    chosen = _by_name(schema, columns)
     texts = [comparable_text(c, quote(c.name)) for c in chosen]
     values = ", ".join(f"CONCAT(CHAR_LENGTH({e}), ':', {e})" for e in texts)
     nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
     return f"MD5(CONCAT_WS('#', {values}, CONCAT({nulls})))"
+
+
+def _by_name(schema: TableSchema, columns: Sequence[str]) -> list[Column]:
+    """``schema``'s columns named in ``columns``, in that order (a column moved in one table
+    only, ``MODIFY ... FIRST``, is not a difference)."""
+    return [c for c in (schema.column(n) for n in columns) if c is not None]
 
 
 _FOLD_SQL = (
@@ -65,7 +71,7 @@ def fold_locally(
     engine: Engine, rows: RowSet, text_expression: Callable[[Column], str]
 ) -> tuple[int, int, int]:
     """The same fold in Python, over the rows' text (``text_expression``) as fetched."""
-    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+    chosen = _by_name(rows.schema, rows.columns)
     values = ", ".join(text_expression(c) for c in chosen)
     sql = f"SELECT {values} FROM {rows.table} WHERE {rows.where}"
     count = low = high = 0
@@ -110,7 +116,7 @@ def digests_locally(
     text_expression: Callable[[Column], str],
 ) -> dict[object, object]:
     """The same identities and digests in Python, over the rows' text as fetched."""
-    chosen = [c for c in rows.schema.columns if c.name in rows.columns]
+    chosen = _by_name(rows.schema, rows.columns)
     keys = [rows.schema.column(k) for k in key]
     texts = [text_expression(c) for c in [*keys, *chosen] if c is not None]
     sql = f"SELECT {', '.join(texts)} FROM {rows.table} WHERE {rows.where}"

@@ -15,7 +15,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, extract, key_ranges, migration, privileges
+from dbsync.backends.mysql import checksum, extract, key_ranges, migration, privileges, rowdiff
 from dbsync.backends.mysql import cursor as safe_point
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
@@ -50,6 +50,7 @@ from dbsync.model import (
     KeySet,
     Read,
     RowSet,
+    RowSide,
     Side,
     TableSchema,
     Window,
@@ -72,6 +73,7 @@ class MySQLDialect:
     reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
     copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
     alters_in_place: ClassVar[bool] = True
+    compares_rows: ClassVar[bool] = True  # reconcile and diff syncs (dbsync.compare.reconcile)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -470,6 +472,35 @@ class MySQLDialect:
     ) -> list[bool]:
         qualified_table = qualified(self.source_schema(), table)
         return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        """Rows folded by content on the server."""
+        return rowdiff.ServerRowSide(keys, columns)
+
+    def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
+        return rowdiff.table_checksum(engine, qualified(schema, table))
+
+    def read_source_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        keys: Sequence[Key],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        table = qualified(self.source_schema(), schema.name)
+        return rowdiff.read_rows(engine, schema, table, key, keys, cursor_cap)
+
+    def write_target_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Key],
+    ) -> int:
+        table = qualified(self.target_schema(), schema.name)
+        return rowdiff.write_rows(engine, schema, table, key, rows, gone)
 
     def delete_target_keys(
         self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]

@@ -38,6 +38,7 @@ from dbsync.model import (
     KeySet,
     Read,
     RowSet,
+    RowSide,
     Side,
     TableSchema,
     Window,
@@ -61,6 +62,7 @@ class SQLiteDialect:
     reads_ahead: ClassVar[bool] = False
     copies_in_chunks: ClassVar[bool] = False
     alters_in_place: ClassVar[bool] = False  # SQLite's ALTER TABLE cannot modify columns
+    compares_rows: ClassVar[bool] = False  # tables without modifier: the whole copy
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -403,6 +405,32 @@ class SQLiteDialect:
     ) -> list[bool]:
         qualified_table = qualified(self.source_schema(), table)
         return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
+
+    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
+    def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
+        return None  # no engine checksum: a keyless table is copied whenever it is synced
+
+    def read_source_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        keys: Sequence[Key],
+        cursor_cap: tuple[str, str] | None,
+    ) -> list[tuple[Any, ...]]:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
+
+    def write_target_rows(
+        self,
+        engine: Engine,
+        schema: TableSchema,
+        key: Sequence[str],
+        rows: Sequence[Sequence[Any]],
+        gone: Sequence[Key],
+    ) -> int:
+        raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
 
     def delete_target_keys(
         self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]

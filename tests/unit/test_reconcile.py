@@ -1,0 +1,117 @@
+"""Row-content comparison and reconcile policy without a server (dbsync.rowdiff,
+dbsync.rowdiff_sql, dbsync.reconcile)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dbsync.backends.mysql.checksum import row_hash_sql
+from dbsync.backends.mysql.rowdiff import fingerprint_sql, read_rows_sql, upsert_sql
+from dbsync.compare import reconcile, rowdiff
+from dbsync.config.tables import TableConfig
+from dbsync.model import Column, TableSchema
+
+ID = Column("id", "int(11)", "int", False)
+V = Column("v", "varchar(5)", "varchar", True, "utf8mb4", "utf8mb4_general_ci")
+B = Column("b", "blob", "blob", True)
+F = Column("f", "float", "float", True)
+
+
+def _schema(*columns: Column) -> TableSchema:
+    return TableSchema(name="t", columns=columns, primary_key=("id",))
+
+
+def test_matching_rows_by_identity_sorts_them_into_missing_changed_and_only_in_target() -> None:
+    diff = rowdiff.RowDiff()
+    source = [("1", 10, 1), ("2", 20, 2), ("3", 30, 3)]
+    target = [("1", 10, 1), ("2", 21, 2), ("4", 40, 4)]
+    rowdiff._match(source, target, diff)
+    assert (diff.missing, diff.changed, diff.only_in_target) == ([(3,)], [(2,)], [(4,)])
+
+
+def test_a_key_spelled_differently_is_missing_on_one_side_and_extra_on_the_other() -> None:
+    diff = rowdiff.RowDiff()
+    rowdiff._match([("a", 1, "a")], [("A", 1, "A")], diff)
+    assert (diff.missing, diff.only_in_target) == ([("a",)], [("A",)])
+
+
+def test_the_first_fold_expects_one_difference_in_a_thousand_rows_or_the_count_gap() -> None:
+    hints = [rowdiff.differences_hint(*c) for c in ((0, 0), (1_000_000, 1_000_000), (10, 5000))]
+    assert hints == [1, 1000, 4990]
+
+
+@pytest.mark.parametrize(
+    ("rows", "limit"), [(1000, 10_000), (1_000_000, 20_000), (100_000_000, 200_000)]
+)
+def test_the_diff_limit_is_a_share_of_the_rows_within_bounds(rows: int, limit: int) -> None:
+    assert reconcile.diff_limit(rows) == limit
+
+
+def test_a_moved_column_is_not_the_same_layout_for_the_engines_checksum() -> None:
+    assert not reconcile.same_layout(_schema(ID, V), _schema(V, ID))
+    assert reconcile.same_layout(_schema(ID, V), _schema(ID, V))
+
+
+def test_the_fingerprint_takes_columns_by_name_in_the_order_given() -> None:
+    assert fingerprint_sql(_schema(ID, V), ["id", "v"]) == fingerprint_sql(
+        _schema(V, ID), ["id", "v"]
+    )
+
+
+def test_the_fingerprint_prefixes_text_and_bytes_with_their_length_and_keeps_nulls_apart() -> None:
+    sql = fingerprint_sql(_schema(ID, V, B, F), ["id", "v", "b", "f"])
+    assert "LENGTH(`v`), ':', `v`" in sql and "LENGTH(`b`), ':', `b`" in sql
+    assert "ISNULL(`v`)" in sql and "CAST(CAST(`f` AS DOUBLE) AS CHAR)" in sql
+
+
+def test_verify_hashes_columns_by_name_so_a_moved_column_hashes_alike() -> None:
+    assert row_hash_sql(_schema(ID, V), ["id", "v"]) == row_hash_sql(_schema(V, ID), ["id", "v"])
+
+
+def test_repaired_rows_are_upserted_from_their_text_with_bytes_unhexed() -> None:
+    sql = upsert_sql(_schema(ID, B), "`d`.`t`", 2, "%s")
+    assert sql.count("(%s, UNHEX(%s))") == 2 and "`b` = VALUES(`b`)" in sql
+
+
+def test_an_incremental_reread_leaves_rows_newer_than_the_cap_to_the_next_read() -> None:
+    sql = read_rows_sql(_schema(ID, V), "`s`.`t`", ["id"], 3, "%s", cursor_cap="m")
+    assert sql.endswith("WHERE `id` IN (%s, %s, %s) AND (`m` <= %s OR `m` IS NULL)")
+
+
+def test_strategy_and_reconcile_interval_are_validated() -> None:
+    config = TableConfig.model_validate({"table": "t", "strategy": "replace"})
+    assert (config.strategy, config.reconcile_interval) == ("replace", 86_400)
+    with pytest.raises(ValueError, match="strategy"):
+        TableConfig.model_validate({"table": "t", "strategy": "merge"})
+
+
+def test_consecutive_bucket_numbers_merge_into_runs() -> None:
+    from dbsync.backends.mysql.rowdiff import _runs
+
+    assert _runs([7, 1, 3, 2]) == [(1, 3), (7, 7)]
+
+
+def _ranged(low: int, high: int):
+    from dbsync.backends.mysql.rowdiff import RangeRowSide
+    from dbsync.model import KeySet
+
+    keys = KeySet(None, "d", _schema(ID, V), ("id",))  # type: ignore[arg-type]
+    return RangeRowSide(keys, ["id", "v"], low, high)
+
+
+def test_range_buckets_read_only_their_key_ranges() -> None:
+    from dbsync.model import Buckets
+
+    side = _ranged(100, 100 + 1023)  # 10 bits of offsets
+    where = side.where(Buckets(4, (2, (1, 2))))  # depth 2: quarters of 256 keys
+    assert where == " WHERE (`id` >= 356 AND `id` < 868)"
+
+
+def test_range_buckets_deeper_than_the_keys_are_single_keys() -> None:
+    from dbsync.model import Buckets
+
+    side = _ranged(0, 7)  # 3 bits
+    assert (side.bucket_sql(5), side.where(Buckets(5, (5, (4,))))) == (
+        "((`id` - 0) >> 0)",
+        " WHERE (`id` >= 4 AND `id` < 5)",
+    )
