@@ -300,3 +300,35 @@ def test_a_change_the_target_cannot_take_in_place_is_rebuilt(scratch, runtime_fa
         "widened from varchar(150) to varchar(250)"
     ]
     _converged(scratch, runtime)
+
+
+@pytest.mark.parametrize("case", ["int-to-varchar", "moved-column", "unique-index-added"])
+def test_a_table_copied_whole_every_run_says_what_its_copy_took_over(
+    scratch, runtime_factory, case: str
+) -> None:
+    _synced_table(scratch, runtime_factory, incremental=False, strategy="replace")
+    _migrate(scratch, case, False, strategy="replace")
+    runtime = runtime_factory()
+
+    result = sync_table(runtime, "t")
+
+    assert result.schema_changes and all(
+        line.startswith("rebuilt by the full copy: the source changed: ")
+        for line in result.schema_changes
+    ), result.schema_changes
+    _converged(scratch, runtime)
+
+
+def test_a_table_copied_whole_every_run_under_fail_refuses_a_changed_definition(
+    scratch, runtime_factory
+) -> None:
+    _synced_table(
+        scratch, runtime_factory, incremental=False, strategy="replace", on_schema_change="fail"
+    )
+    helpers.execute(scratch.source, "ALTER TABLE t ADD KEY by_code (code)")
+
+    failed = run_sync(runtime_factory(), "t")
+
+    assert failed.status == "failed"
+    assert "index 'by_code' (`code`) added" in failed.error
+    assert "dbsync sync t --full-refresh" in failed.error
