@@ -11,9 +11,10 @@
   is staged from one consistent snapshot, its row count checked against that snapshot, and
   swapped in with one atomic RENAME.
 - Diff (a keyed table without ``modifier``): the rows that differ, found by a comparison
-  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too many
-  differences or a schema change: the full refresh. An incremental table is reconciled the
-  same way after its merge when asked or due. The result's ``mode`` says which really ran.
+  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too
+  many differences or a schema change not followed in place: the full refresh. An
+  incremental table is reconciled the same way after its merge when asked or due. The
+  result's ``mode`` says which really ran.
 """
 
 from __future__ import annotations
