@@ -35,6 +35,8 @@ RUN groupadd --system --gid 10001 dbsync \
 COPY --from=build /opt/venv /opt/venv
 WORKDIR /app
 COPY tables.json /app/tables.json
+# Flower's task list columns and their formatting (celery ... flower --conf=/app/flowerconfig.py)
+COPY workers/flowerconfig.py /app/flowerconfig.py
 USER 10001:10001
 EXPOSE 8089
 # Workers answer on 8089; in containers that serve nothing there (beat) the check falls back

@@ -8,6 +8,7 @@ from typing import Any
 
 from dbsync.config.tables import TableConfig
 from workers.config import TASK_NAME
+from workers.pending import pending_ttl_s
 
 ENTRY_PREFIX = "sync:"
 
@@ -26,8 +27,11 @@ def build_schedule(
 ) -> dict[str, dict[str, Any]]:
     """One ``dbsync.sync_table`` entry per table, for Celery's ``beat_schedule``.
 
-    Each message expires after one interval: by then the next one is on its way, so a
-    message stuck behind a slow table is dropped instead of piling up with its successors.
+    Beat sends a table's next message only once the previous one ended (its pending marker,
+    ``workers.pending``), so messages never pile up. Each message expires with its table's
+    pending marker (``PENDING_INTERVALS`` intervals, at least a minute): a message that
+    waited that long is dropped and the table's next one is sent; long before that the
+    wait shows in health and metrics.
     """
     if default_interval < 1:
         raise ValueError(f"default_interval must be >= 1 second, not {default_interval}")
@@ -38,6 +42,6 @@ def build_schedule(
             "task": TASK_NAME,
             "schedule": timedelta(seconds=seconds),
             "args": (config.table,),
-            "options": {"expires": float(seconds)},
+            "options": {"expires": float(pending_ttl_s(seconds))},
         }
     return schedule

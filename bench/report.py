@@ -121,9 +121,31 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
               median(runs, "dbsync_full_p1"), 1.1 * base if base else None, " s"),
         *delete_goals(runs, big),
         *boundary_goals(runs, little),
+        *many_goals(runs),
         _goal(f"rebuild after a type change of {big} rows <= 1.1x --full-refresh of it",
               _ratio(runs, "dbsync_rebuild", "dbsync_full")[0], 1.1, "x"),
     ]
+
+
+def many_goals(runs: Sequence[Run]) -> list[Goal]:
+    """Issue 20's goals: small syncs of many small tables cost milliseconds."""
+    one_row = median(runs, "many_one_row", "task_s")
+    nothing = median(runs, "many_nothing", "task_s")
+    fleet = median(runs, "many_fleet")
+    alone = median(runs, "many_one_row")
+    goals = [
+        _goal("many small tables, one row changed in each: whole dbsync sync per table <= 50 ms",
+              one_row * 1000 if one_row else None, 50.0, " ms"),
+        _goal("many small tables, nothing changed: whole dbsync sync per table <= 25 ms",
+              nothing * 1000 if nothing else None, 25.0, " ms"),
+    ]
+    if one_row and nothing:
+        goals.append(Goal("one row changed / nothing changed, per table",
+                          f"x{one_row / nothing:.2f}", None))
+    if fleet and alone:
+        goals.append(Goal("the same round through 4 workers: round time (vs one process)",
+                          f"{fleet:.1f} s vs {alone:.1f} s, x{fleet / alone:.2f}", None))
+    return goals
 
 
 def _ratio(runs: Sequence[Run], scenario: str, reference: str) -> tuple[float | None, ...]:

@@ -12,11 +12,16 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import db, diff, report
+from bench import db, diff, many, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
-STEPS = ("full", "chunked", "incremental", "deletes", "boundary", "diff", "schema", "dlt", "sling")
+STEPS = (
+    "full", "chunked", "incremental", "deletes", "boundary", "diff", "schema", "dlt", "sling",
+    "many",
+)
+# steps that need the generated large/small tables (``many`` makes its own)
+TABLE_STEPS = frozenset(STEPS) - {"many"}
 FLEET_WORKERS = 4
 
 
@@ -35,8 +40,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--only", action="append", choices=STEPS, metavar="STEP",
         help=f"run only these steps (repeatable; any of {', '.join(STEPS)}). "
         "'full' is the baseline and dbsync full refreshes, 'chunked' the baseline, the CLI "
-        "with --parallel 1 and a fleet of 4 workers (needs Redis: BENCH_REDIS_URL)",
+        "with --parallel 1 and a fleet of 4 workers (needs Redis: BENCH_REDIS_URL); 'many' "
+        "--many tables of 100 rows: one row changed, nothing changed, and a fleet round",
     )
+    parser.add_argument("--many", type=int, default=300,
+                        help="tables of 100 rows the 'many' step syncs (issue 20)")
     parser.add_argument("--peer-size", choices=("small", "large"), default="small",
                         help="table the dlt and Sling peers sync (default: small)")
     parser.add_argument("--peer-timeout", type=float, default=600,
@@ -55,9 +63,11 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def setup(bench: sc.Bench) -> None:
+def setup(bench: sc.Bench, steps: Sequence[str]) -> None:
     for name in (bench.source, bench.database("dump"), bench.database("dbsync")):
         db.create_database(bench.server, name)
+    if not TABLE_STEPS & set(steps):
+        return
     for table, rows in bench.sizes.items():
         start = time.perf_counter()
         db.generate_table(bench.server, bench.source, table, rows)
@@ -134,7 +144,9 @@ def step_schema(bench: sc.Bench) -> None:
         sc.dbsync_rebuild(bench, repeat, sc.LARGE)
 
 
-def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
+def run_steps(
+    bench: sc.Bench, steps: Sequence[str], peer_table: str, many_tables: int = 300
+) -> None:
     actions: dict[str, Callable[[], None]] = {
         "full": lambda: step_full(bench),
         "chunked": lambda: step_chunked(bench),
@@ -145,6 +157,7 @@ def run_steps(bench: sc.Bench, steps: Sequence[str], peer_table: str) -> None:
         "schema": lambda: step_schema(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
+        "many": lambda: many.step(bench, many_tables, FLEET_WORKERS),
     }
     for step in STEPS:
         if step in steps:
@@ -178,8 +191,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     bench = sc.Bench(server, db.unique_prefix(), sizes, args.repeat, tmp, args.peer_timeout)
     bench.log(f"scratch databases {bench.prefix}*, temp dir {tmp}")
     try:
-        setup(bench)
-        run_steps(bench, args.only or STEPS, sc.LARGE if args.peer_size == "large" else sc.SMALL)
+        steps = args.only or STEPS
+        setup(bench, steps)
+        peer_table = sc.LARGE if args.peer_size == "large" else sc.SMALL
+        run_steps(bench, steps, peer_table, args.many)
         finish(bench, args)
         return 0
     except KeyboardInterrupt:

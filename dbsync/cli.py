@@ -167,7 +167,29 @@ def cmd_status(args: argparse.Namespace) -> int:
         print(render_status(rows, now, configured=configured, staleness=staleness))
         if copies:
             print("\n" + render_copies(copies))
+        slots = _read_slot_usage(settings, configured)
+        if slots is not None:
+            print("\n" + slots)
     return EXIT_OK
+
+
+def _read_slot_usage(settings: Settings, tables: list[str]) -> str | None:
+    """``source reads: 4 of 4 slots in use; waiting for a slot: orders`` (None: no cap, or
+    the source does not answer)."""
+    from dbsync.backends import create_engine, dialect_for
+    from dbsync.config.errors import describe
+    from dbsync.ops.health import clean_error
+
+    if not settings.source.is_mysql or settings.source_max_concurrent_reads <= 0:
+        return None
+    engine = create_engine(settings.source, settings, target=False)
+    try:
+        usage = dialect_for(settings).read_slot_usage(engine, tables)
+    except Exception as exc:  # noqa: BLE001 - status shows the rest anyway
+        return f"source reads: unknown ({clean_error(describe(exc))})"
+    finally:
+        engine.dispose()
+    return usage.describe() if usage is not None else None
 
 
 def cmd_serve(args: argparse.Namespace) -> int:

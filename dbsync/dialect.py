@@ -34,6 +34,7 @@ from dbsync.model import (
     RowSet,
     RowSide,
     Side,
+    SlotUsage,
     TableSchema,
     Window,
     WindowRows,
@@ -376,6 +377,13 @@ class Dialect(Protocol):
 
     def table_lock(self, engine: Engine, table: str) -> HeldLock:
         """The table's lock (raises TableBusy on entering when another process holds it)."""
+
+    def read_slot(self, engine: Engine, table: str) -> AbstractContextManager[None]:
+        """Held while ``table`` is read from the source ``engine``: one of the source
+        server's SOURCE_MAX_CONCURRENT_READS slots (raises SourceBusy after waiting)."""
+
+    def read_slot_usage(self, engine: Engine, tables: Sequence[str]) -> SlotUsage | None:
+        """Read slots in use on the source server and the tables waiting (None: no cap)."""
 
     def dlt_destination(self, engine: Engine) -> Any:
         """dlt's destination the staged rows load through, on ``engine`` (the target's)."""

@@ -328,3 +328,17 @@ class Progress:
 
 
 RunningCopy = tuple[str, datetime, float, Progress]
+
+@dataclass(frozen=True)
+class SlotUsage:
+    """Read slots in use on the source server, and the tables waiting for one."""
+
+    slots: int
+    in_use: int
+    waiting: list[str]
+
+    def describe(self) -> str:
+        line = f"source reads: {self.in_use} of {self.slots} slots in use"
+        if self.waiting:
+            line += f"; waiting for a slot: {', '.join(self.waiting)}"
+        return line

@@ -10,15 +10,19 @@ into Celery's terms:
 - transient error (connection lost, deadlock, pool exhausted...): retry with exponential
   backoff and jitter, at most RETRY_MAX times, then fail;
 - anything else (bad configuration, missing table, schema, data): fail at once, no retry.
+
+While it runs, the table's pending marker (``workers.pending``) says so; it goes when the
+task ends for good, so beat sends the table's next sync only then.
 """
 
 from __future__ import annotations
 
 import logging
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import SoftTimeLimitExceeded
 
 from dbsync.config.errors import Outcome, classify, describe
@@ -26,6 +30,7 @@ from dbsync.config.result import Status, SyncResult, result_of, utc_now
 from dbsync.config.retry import backoff_delay, should_retry
 from dbsync.sync import run as sync
 from dbsync.sync.runtime import Runtime
+from workers import pending
 from workers.app import app
 from workers.config import CHUNK_TASK_NAME, TASK_NAME, load_fleet_settings
 from workers.worker import get_runtime
@@ -89,13 +94,31 @@ def sync_table(
 ) -> dict[str, Any]:
     """Sync one table; returns the JSON summary (status ``synced`` or ``skipped``).
     ``reconcile``: also compare and repair an incremental table's rows after its merge."""
+    with _pending_marker(self, table):
+        return _sync(self, table, full_refresh, reconcile)
+
+
+def _pending_marker(task: Task, table: str) -> AbstractContextManager[None]:
+    """The table's pending marker while this task runs (none without settings)."""
+    try:
+        runtime = get_runtime()
+    except Exception:  # noqa: BLE001 - the sync reports the same failure
+        return nullcontext()
+    config, settings = runtime.tables.get(table), runtime.settings
+    interval = config.interval if config is not None and config.interval else settings.interval
+    return pending.tracking(
+        task.app, task.request.id, table, interval, settings.lock_stale_seconds
+    )
+
+
+def _sync(task: Task, table: str, full_refresh: bool, reconcile: bool) -> dict[str, Any]:
     started = utc_now()
     runtime: Runtime | None = None
     try:
         runtime = get_runtime()
         result = sync.sync_table(runtime, table, full_refresh=full_refresh, reconcile=reconcile)
     except Exception as exc:  # every failure is classified below, none is swallowed
-        return _on_error(self, runtime, table, full_refresh, started, exc)
+        return _on_error(task, runtime, table, full_refresh, started, exc)
     summary = result.to_dict()
     logger.info(
         "%s %s (%s): %d rows extracted, %d loaded, %d repaired in %.1fs",
@@ -156,6 +179,17 @@ def _on_error(
     logger.error("%s failed: %s", table, message)
     summary = _summary(table, mode, started, "failed", message, exc)
     raise SyncFailed(f"{table}: {message}", summary)
+
+
+@signals.task_revoked.connect
+def _on_revoked(request: Any = None, **_: Any) -> None:
+    """An expired or revoked sync message never runs: its table is no longer pending."""
+    if request is None or request.task_name != TASK_NAME or not request.args:
+        return
+    try:
+        pending.pending_of(app).release(str(request.args[0]), request.id)
+    except Exception as exc:  # noqa: BLE001 - the marker's TTL frees the table anyway
+        logger.warning("pending marker of revoked task %s not removed: %s", request.id, exc)
 
 
 @app.task(name=CHUNK_TASK_NAME, bind=True, throws=(SyncFailed,))

@@ -8,9 +8,12 @@ only process gets ``worker_process_init`` too. Threads (and other in-process poo
 thread-safe) and ``worker_shutdown`` disposes it.
 
 The parent process (``worker_init``) checks the configuration before any message is taken
-(and exits with the list of problems if it is invalid), prepares multiprocess metrics and
-starts the health endpoint; each process that syncs wires the metrics listener into its
-Runtime. Observability never stops a worker: its failures are logged and syncing goes on.
+(and exits with the list of problems if it is invalid), prepares multiprocess metrics,
+starts the health endpoint and the heartbeat of the pending markers of the syncs it runs
+(``workers.pending``); once connected (``worker_ready``) it records the tasks of dead
+workers as lost and frees their tables. Each process that syncs wires the metrics listener
+into its Runtime. Observability never stops a worker: its failures are logged and syncing
+goes on.
 """
 
 from __future__ import annotations
@@ -26,13 +29,17 @@ from dbsync.config.settings import Settings, load_settings
 from dbsync.config.tables import load_tables
 from dbsync.ops import health_server, metrics
 from dbsync.ops.logs import configure_logging, register_settings_secrets
+from dbsync.sync.pipeline import remove_dead_work_dirs
 from dbsync.sync.runtime import Runtime
+from workers import pending
+from workers.config import TASK_NAME
 
 logger = logging.getLogger(__name__)
 
 _runtime: Runtime | None = None
 _instrumentation: metrics.Instrumentation | None = None
 _health: health_server.HealthServer | None = None
+_heartbeat: pending.Heartbeat | None = None
 _guard = threading.Lock()
 
 # Pools whose tasks run in forked children (each child gets worker_process_init).
@@ -103,11 +110,12 @@ def check_configuration() -> Settings:
     return settings
 
 
-def _start_health(settings: Settings) -> None:
+def _start_health(settings: Settings, app: Any) -> None:
     global _health
     try:
         metrics.setup_multiprocess(wipe=True)
-        _health = health_server.start_in_background(settings)
+        waits = pending.pending_of(app).waits if app is not None else None
+        _health = health_server.start_in_background(settings, queue_waits=waits)
     except Exception:  # noqa: BLE001 - observability must never stop a worker
         logger.exception("health endpoint not started")
 
@@ -117,6 +125,22 @@ def _stop_health() -> None:
     server, _health = _health, None
     if server is not None:
         server.stop()
+
+
+def _start_heartbeat(settings: Settings, app: Any) -> None:
+    global _heartbeat
+    if app is None:
+        return
+    _heartbeat = pending.Heartbeat(
+        app, settings.lock_heartbeat_seconds, settings.lock_stale_seconds, TASK_NAME
+    ).start()
+
+
+def _stop_heartbeat() -> None:
+    global _heartbeat
+    beat, _heartbeat = _heartbeat, None
+    if beat is not None:
+        beat.stop()
 
 
 @signals.setup_logging.connect
@@ -134,9 +158,32 @@ def _on_worker_init(sender: Any = None, **_: Any) -> None:
         # SystemExit passes through Celery's signal dispatch, which swallows Exceptions.
         raise SystemExit(f"dbsync worker: invalid configuration: {exc}") from None
     register_settings_secrets(settings)
-    _start_health(settings)
+    app = getattr(sender, "app", None)
+    _start_health(settings, app)
+    _start_heartbeat(settings, app)
     if pool_name(getattr(sender, "pool_cls", "prefork")) not in _FORKING_POOLS:
         start_runtime()
+
+
+@signals.worker_ready.connect
+def _on_worker_ready(sender: Any = None, **_: Any) -> None:
+    """Tasks of workers that died (this host's earlier processes, or silent ones) are
+    recorded as lost, and their tables freed for their next sync; the dlt working
+    directories this host's dead processes left are removed."""
+    settings = load_settings()
+    removed = remove_dead_work_dirs(settings.work_dir)
+    if removed:
+        logger.info("removed %d dlt working directories of dead processes", len(removed))
+    app = getattr(sender, "app", None)
+    if app is None:
+        return
+    try:
+        reaped = pending.reap_dead(app, settings.lock_stale_seconds)
+    except Exception:  # noqa: BLE001 - never stops a worker
+        logger.exception("tasks of dead workers not checked")
+        return
+    if reaped:
+        logger.info("recorded %d task(s) of dead workers as lost", len(reaped))
 
 
 @signals.worker_process_init.connect
@@ -154,3 +201,4 @@ def _on_worker_process_shutdown(pid: int | None = None, **_: Any) -> None:
 def _on_worker_shutdown(**_: Any) -> None:
     stop_runtime()
     _stop_health()
+    _stop_heartbeat()

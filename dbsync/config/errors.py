@@ -83,6 +83,10 @@ class LockLost(TransientError):
     """The table lock's connection died during the sync; the result is not committed."""
 
 
+class SourceBusy(TransientError):
+    """Every source read slot (SOURCE_MAX_CONCURRENT_READS) stayed taken: retry later."""
+
+
 class MetadataLockTimeout(TransientError):
     """A target DDL kept timing out waiting for a table's metadata lock (another session
     holds it, typically an open transaction that read the table)."""

@@ -149,6 +149,12 @@ class Settings(BaseSettings):
     target_lock_wait_timeout: int = Field(
         5, ge=1, description="seconds a target statement waits for a metadata lock"
     )
+    source_max_concurrent_reads: int = Field(
+        4, ge=0, description="fleet-wide cap on concurrent reads of the source server (0: none)"
+    )
+    source_read_wait_seconds: float = Field(
+        60, gt=0, description="a read waits this long for a slot, then its sync is retried"
+    )
 
     @model_validator(mode="after")
     def _require_databases(self) -> Settings:

@@ -12,6 +12,8 @@ databases and reads the status table); no I/O here. The one staleness rule below
     its interval (the table's ``interval`` from tables.json, else ``INTERVAL``), see
     ``stale_tables``, or
   - never synced successfully although this server has been up longer than that, or
+  - has a scheduled sync that waited for a worker longer than its interval (a fleet gives
+    the waits, see ``QueueWaits``; ``queued_tables``), or
   the status table or tables.json cannot be read (see ``reasons``).
 - ``healthy`` (HTTP 200): otherwise.
 
@@ -20,7 +22,7 @@ Every string in a health document passes through :func:`dbsync.ops.logs.redact`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -37,6 +39,10 @@ STALE_INTERVALS = 3
 MAX_ERROR_CHARS = 500
 DATABASES = ("source", "target")
 
+# Seconds each table's scheduled sync has waited for a worker, for the tables whose message
+# is queued and not yet started: given by a fleet (workers/ reads its broker), else absent.
+QueueWaits = Callable[[], Mapping[str, float]]
+
 
 @dataclass(frozen=True)
 class Staleness:
@@ -52,8 +58,12 @@ class Staleness:
         entries = tables.tables if tables is not None else ()
         return cls(default_interval, {t.table: t.interval for t in entries})
 
+    def interval_s(self, table: str) -> int:
+        """Seconds between scheduled syncs of ``table``."""
+        return self.intervals.get(table) or self.default_interval
+
     def max_age_s(self, table: str) -> int:
-        return STALE_INTERVALS * (self.intervals.get(table) or self.default_interval)
+        return STALE_INTERVALS * self.interval_s(table)
 
     def is_stale(self, table: str, age_s: float | None) -> bool:
         """True when the last success (``age_s`` seconds ago) is older than allowed."""
@@ -90,6 +100,7 @@ class Facts:
     staleness: Staleness
     problems: Sequence[str] = ()
     config_problems: int = 0
+    queued: Mapping[str, float] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,6 +109,7 @@ class Findings:
 
     failed: list[dict[str, Any]] = field(default_factory=list)
     stale: list[dict[str, Any]] = field(default_factory=list)
+    queued: list[dict[str, Any]] = field(default_factory=list)
     synced: int = 0
     judged: int = 0
 
@@ -160,7 +172,21 @@ def table_findings(facts: Facts) -> Findings:
             findings.stale.append(
                 {"table": name, "age_seconds": round(age, 1), "max_age_seconds": max_age}
             )
+    findings.queued = queued_too_long(facts)
     return findings
+
+
+def queued_too_long(facts: Facts) -> list[dict[str, Any]]:
+    """Tables whose scheduled sync has waited for a worker longer than their interval."""
+    return [
+        {
+            "table": table,
+            "queued_seconds": round(waited, 1),
+            "interval_seconds": facts.staleness.interval_s(table),
+        }
+        for table, waited in sorted(facts.queued.items())
+        if waited > facts.staleness.interval_s(table)
+    ]
 
 
 def _failed_entry(row: TableStatus) -> dict[str, Any]:
@@ -182,6 +208,10 @@ def finding_reasons(facts: Facts, findings: Findings) -> list[str]:
     if findings.stale:
         reasons.append(
             f"{len(findings.stale)} table(s) not synced for over {STALE_INTERVALS} intervals"
+        )
+    if findings.queued:
+        reasons.append(
+            f"{len(findings.queued)} table(s) waited for a worker longer than their interval"
         )
     return reasons
 
@@ -219,6 +249,7 @@ def health_document(facts: Facts) -> tuple[dict[str, Any], int]:
         "sync_errors": len(findings.failed),
         "failed_tables": findings.failed,
         "stale_tables": findings.stale,
+        "queued_tables": findings.queued,
         "reasons": reasons,
     }
     return body, http_status(status)

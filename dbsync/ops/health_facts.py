@@ -20,7 +20,15 @@ from dbsync.config.errors import describe
 from dbsync.config.tables import TablesFile, load_tables
 from dbsync.model import TableStatus
 from dbsync.ops import metrics
-from dbsync.ops.health import DATABASES, Facts, Probe, Staleness, clean_error, health_document
+from dbsync.ops.health import (
+    DATABASES,
+    Facts,
+    Probe,
+    QueueWaits,
+    Staleness,
+    clean_error,
+    health_document,
+)
 
 if TYPE_CHECKING:
 
@@ -83,9 +91,10 @@ def gather_facts(
     tables: TablesFile | None = None,
     now: datetime | None = None,
     timeout_s: float = PROBE_TIMEOUT_S,
+    queue_waits: QueueWaits | None = None,
 ) -> Facts:
-    """Probe both databases, read the status table and tables.json; failures to read become
-    ``problems``, never exceptions."""
+    """Probe both databases, read the status table and tables.json (and the fleet's queue,
+    given ``queue_waits``); failures to read become ``problems``, never exceptions."""
     now = now or datetime.now(UTC)
     problems: list[str] = []
     probes = probe_databases(engines, timeout_s)
@@ -95,6 +104,7 @@ def gather_facts(
             rows = read_status(engines.target, settings.target.database)
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             problems.append(f"cannot read sync status: {clean_error(describe(exc))}")
+    queued = read_queue(queue_waits, problems)
     configured: TablesFile | None = None
     try:
         configured = configured_tables(settings, tables)
@@ -110,7 +120,19 @@ def gather_facts(
         staleness=Staleness.of(settings.interval, configured),
         problems=problems,
         config_problems=len(configured.problems) if configured is not None else 0,
+        queued=queued,
     )
+
+
+def read_queue(queue_waits: QueueWaits | None, problems: list[str]) -> dict[str, float]:
+    """The fleet's queue waits (none without a fleet); an unreadable queue is a problem."""
+    if queue_waits is None:
+        return {}
+    try:
+        return dict(queue_waits())
+    except Exception as exc:  # noqa: BLE001 - reported, not raised
+        problems.append(f"cannot read the fleet's queue: {clean_error(describe(exc))}")
+        return {}
 
 
 def build_health(
@@ -121,7 +143,16 @@ def build_health(
     tables: TablesFile | None = None,
     now: datetime | None = None,
     timeout_s: float = PROBE_TIMEOUT_S,
+    queue_waits: QueueWaits | None = None,
 ) -> tuple[dict[str, Any], int]:
     """The health document and its HTTP status (200 healthy/degraded, 503 unhealthy)."""
-    facts = gather_facts(settings, engines, started_at, tables=tables, now=now, timeout_s=timeout_s)
+    facts = gather_facts(
+        settings,
+        engines,
+        started_at,
+        tables=tables,
+        now=now,
+        timeout_s=timeout_s,
+        queue_waits=queue_waits,
+    )
     return health_document(facts)

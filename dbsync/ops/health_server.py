@@ -31,6 +31,7 @@ from dbsync.ops.logs import redact
 if TYPE_CHECKING:
     from dbsync.config.settings import Settings
     from dbsync.config.tables import TablesFile
+    from dbsync.ops.health import QueueWaits
 
 HEALTH_POOL_SIZE = 2
 
@@ -53,9 +54,11 @@ class HealthServer:
         port: int | None = None,
         engines: Engines | None = None,
         tables: TablesFile | None = None,
+        queue_waits: QueueWaits | None = None,
     ) -> None:
         self.settings = settings
         self.tables = tables
+        self.queue_waits = queue_waits
         self.started_at = datetime.now(UTC)
         self._own_engines = engines is None
         self.engines = engines or Engines.create(
@@ -86,7 +89,11 @@ class HealthServer:
     def health(self) -> tuple[dict[str, Any], int]:
         try:
             body, code = build_health(
-                self.settings, self.engines, self.started_at, tables=self.tables
+                self.settings,
+                self.engines,
+                self.started_at,
+                tables=self.tables,
+                queue_waits=self.queue_waits,
             )
         except Exception as exc:  # noqa: BLE001 - the endpoint must answer
             log.exception("health check failed")
@@ -108,6 +115,7 @@ class HealthServer:
             self.settings.target.database,
             pool_engines=self._pool_engines,
             staleness=staleness_for(self.settings, self.tables),
+            queue_waits=self.queue_waits,
         )
         return metrics.render(registry)
 
@@ -175,16 +183,21 @@ def start_in_background(
     host: str = "0.0.0.0",
     engines: Engines | None = None,
     tables: TablesFile | None = None,
+    queue_waits: QueueWaits | None = None,
 ) -> HealthServer | None:
     """Start the endpoint in a daemon thread; None (and a WARNING) if the port is taken.
 
     A Celery worker calls this once, in its parent process (``worker_init`` signal), after
     :func:`dbsync.ops.metrics.setup_multiprocess`: the parent lives as long as the worker and
     merges the metrics its forked children write. A second worker on the same host finds
-    the port taken and runs without its own endpoint instead of failing.
+    the port taken and runs without its own endpoint instead of failing. ``queue_waits``:
+    how long each table's queued sync has waited (the worker reads its broker).
     """
     try:
-        return HealthServer(settings, host=host, port=port, engines=engines, tables=tables).start()
+        server = HealthServer(
+            settings, host=host, port=port, engines=engines, tables=tables, queue_waits=queue_waits
+        )
+        return server.start()
     except OSError as exc:
         log.warning(
             "health endpoint not started: port %s unavailable (%s)",

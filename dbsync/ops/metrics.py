@@ -28,7 +28,11 @@ Derived at scrape time:
   policy's staleness rule, :class:`dbsync.ops.health.Staleness`),
   ``table_cursor_fallback{table}`` (1/0: reads start at a lag, no safe point,
   :mod:`dbsync.sync.cursor_guard`), ``table_future_cursor_rows{table}`` (rows stamped ahead
-  of the source's clock) and ``sync_status_readable`` (1/0).
+  of the source's clock), ``table_interval_seconds{table}`` (the table's schedule, for
+  alert rules) and ``sync_status_readable`` (1/0).
+- From the fleet's queue (given by the worker, which knows the broker):
+  ``table_sync_queued_seconds{table}``, how long the table's scheduled sync has waited for
+  a worker (only tables whose message is queued and not yet started).
 
 Multiprocess mode: when ``PROMETHEUS_MULTIPROC_DIR`` is set (or :func:`setup_multiprocess`
 was called before the worker forks), every process writes its values to files in that
@@ -70,7 +74,7 @@ if TYPE_CHECKING:
 
     from dbsync.backends import Engines
     from dbsync.config.result import SyncResult
-    from dbsync.ops.health import Staleness
+    from dbsync.ops.health import QueueWaits, Staleness
     from dbsync.sync.runtime import Runtime
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -457,6 +461,40 @@ class StatusCollector(Collector):
         if self._staleness is None:
             del families["stale"]
         yield from families.values()
+        if self._staleness is not None:
+            yield interval_family(self._staleness, [row.table for row in rows])
+
+
+def interval_family(staleness: Staleness, tables: Iterable[str]) -> GaugeMetricFamily:
+    """``table_interval_seconds``: each configured (or recorded) table's schedule."""
+    family = GaugeMetricFamily(
+        "table_interval_seconds", "Seconds between scheduled syncs of the table", labels=["table"]
+    )
+    for table in sorted({*staleness.intervals, *tables}):
+        family.add_metric([table], float(staleness.interval_s(table)))
+    return family
+
+
+class QueueCollector(Collector):
+    """``table_sync_queued_seconds`` from the fleet's queue (a callable the worker gives)."""
+
+    def __init__(self, waits: QueueWaits) -> None:
+        self._waits = waits
+
+    def collect(self) -> Iterable[Metric]:
+        family = GaugeMetricFamily(
+            "table_sync_queued_seconds",
+            "Seconds the table's scheduled sync has waited for a worker (queued, not started)",
+            labels=["table"],
+        )
+        try:
+            waits = self._waits()
+        except Exception as exc:  # noqa: BLE001 - a scrape must answer when Redis is down
+            log.warning("cannot read the fleet's queue: %s", exc)
+            waits = {}
+        for table, seconds in sorted(waits.items()):
+            family.add_metric([table], max(seconds, 0.0))
+        yield family
 
 
 def collect_registry(
@@ -465,18 +503,22 @@ def collect_registry(
     *,
     pool_engines: Engines | None = None,
     staleness: Staleness | None = None,
+    queue_waits: QueueWaits | None = None,
 ) -> CollectorRegistry:
     """A registry holding everything ``/metrics`` shows.
 
     ``status_engine``/``status_database``: where ``_dbsync_status`` lives (the target), for
     the freshness metrics. ``pool_engines``: engines of this very process whose pools should
     be published at each scrape (a process that syncs itself, e.g. a solo worker).
-    ``staleness``: the rule behind ``table_stale`` (omitted without it).
+    ``staleness``: the rule behind ``table_stale`` (omitted without it). ``queue_waits``:
+    how long each table's queued sync has waited (a fleet's worker gives it).
     """
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_ProcessCollector(pool_engines))
     if status_engine is not None and status_database:
         registry.register(StatusCollector(status_engine, status_database, staleness))
+    if queue_waits is not None:
+        registry.register(QueueCollector(queue_waits))
     return registry
 
 

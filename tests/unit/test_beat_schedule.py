@@ -54,12 +54,13 @@ def test_table_interval_overrides_the_default() -> None:
     assert schedule[entry_name("order_lines")]["schedule"] == timedelta(seconds=3600)
 
 
-def test_each_message_expires_after_one_interval_of_its_table() -> None:
-    schedule = schedule_for(TABLES, 300)
+def test_each_message_expires_with_its_pending_marker_four_intervals_at_least_a_minute() -> None:
+    schedule = schedule_for([*TABLES, {"table": "hot", "primary_key": "id", "interval": 5}], 300)
     assert {name: e["options"]["expires"] for name, e in schedule.items()} == {
-        entry_name("orders"): 300.0,
-        entry_name("customers"): 60.0,
-        entry_name("order_lines"): 3600.0,
+        entry_name("orders"): 1200.0,
+        entry_name("customers"): 240.0,
+        entry_name("order_lines"): 14400.0,
+        entry_name("hot"): 60.0,
     }
 
 

@@ -39,7 +39,71 @@ def instructions(name: str) -> list[str]:
 
 
 def test_compose_has_the_fleet_services() -> None:
-    assert set(SERVICES) == {"mysql_source", "mysql_target", "redis", "beat", "worker", "flower"}
+    assert set(SERVICES) == {
+        "mysql_source",
+        "mysql_target",
+        "redis",
+        "beat",
+        "worker",
+        "flower",
+        "prometheus",
+    }
+
+
+def _mounts(service: str) -> dict[str, str]:
+    """Container path -> host path of a service's bind mounts."""
+    found = {}
+    for volume in SERVICES[service].get("volumes", []):
+        host, container = str(volume).split(":")[:2]
+        found[container] = host
+    return found
+
+
+def test_prometheus_loads_the_rules_and_the_scrape_config_from_the_repo() -> None:
+    cmd = command("prometheus")
+    config_path = next(a.split("=", 1)[1] for a in cmd if a.startswith("--config.file="))
+    mounts = _mounts("prometheus")
+    config = yaml.safe_load((ROOT / mounts[config_path]).read_text(encoding="utf-8"))
+    config_dir = config_path.rsplit("/", 1)[0]
+    for rule_file in config["rule_files"]:
+        assert (ROOT / mounts[f"{config_dir}/{rule_file}"]).is_file(), rule_file
+
+
+def test_prometheus_scrapes_every_worker_on_the_health_port() -> None:
+    config = yaml.safe_load((ROOT / "monitoring" / "prometheus.yml").read_text(encoding="utf-8"))
+    job = next(j for j in config["scrape_configs"] if j["job_name"] == "dbsync-workers")
+    (dns,) = job["dns_sd_configs"]
+    assert dns["names"] == ["worker"] and dns["port"] == 8089
+    assert "8089" in SERVICES["worker"]["expose"]
+
+
+def test_prometheus_is_published_on_loopback_only() -> None:
+    assert all(str(p).startswith("127.0.0.1:") for p in SERVICES["prometheus"]["ports"])
+
+
+def _flower_options() -> dict[str, Any]:
+    conf = next(a.split("=", 1)[1] for a in command("flower") if a.startswith("--conf="))
+    copied = [c.split() for c in instructions("COPY") if c.split()[-1] == conf]
+    assert copied, f"the image has no {conf}"
+    import flower.options  # noqa: F401 - defines Flower's options on tornado's parser
+    from tornado.options import OptionParser
+
+    parser = OptionParser()  # a parser of our own: Flower's global one stays untouched
+    for name in ("tasks_columns", "format_task"):
+        option = flower.options.options._options[name.replace("_", "-")]
+        parser.define(name, default=option.default, type=option.type)
+    parser.parse_config_file(str(ROOT / copied[0][-2]), final=False)
+    return {name: getattr(parser, name) for name in ("tasks_columns", "format_task")}
+
+
+def test_flower_task_list_shows_the_table_and_row_counts() -> None:
+    from flower.views.tasks import TASK_COLUMNS
+
+    options = _flower_options()
+    columns = [c.strip() for c in options["tasks_columns"].split(",")]
+    assert set(columns) <= set(TASK_COLUMNS)
+    assert {"args", "result", "state"} <= set(columns)  # args: the table; result: the rows
+    assert callable(options["format_task"])
 
 
 def test_worker_scales() -> None:

@@ -71,3 +71,23 @@ def test_unreachable_database_is_unhealthy_whatever_the_tables_say() -> None:
     assert verdict({"source": UP, "target": down}, []) == "unhealthy"
     assert verdict({"source": UP, "target": UP}, ["1 table(s) failed"]) == "degraded"
     assert verdict({"source": UP, "target": UP}, []) == "healthy"
+
+
+def test_a_table_waiting_for_a_worker_longer_than_its_interval_degrades_health() -> None:
+    rule = Staleness(default_interval=300, intervals={"fast": 60})
+    waiting = facts([synced("fast", 10), synced("other", 10)], rule)
+    waiting = Facts(**{**waiting.__dict__, "queued": {"fast": 61.0, "other": 200.0}})
+    body, code = health_document(waiting)
+    assert (code, body["status"]) == (200, "degraded")
+    assert body["queued_tables"] == [
+        {"table": "fast", "queued_seconds": 61.0, "interval_seconds": 60}
+    ]
+    assert "1 table(s) waited for a worker longer than their interval" in body["reasons"]
+
+
+def test_a_short_wait_in_the_queue_is_healthy() -> None:
+    rule = Staleness(default_interval=300)
+    waiting = facts([synced("orders", 10)], rule)
+    waiting = Facts(**{**waiting.__dict__, "queued": {"orders": 30.0}})
+    body, _ = health_document(waiting)
+    assert (body["status"], body["queued_tables"]) == ("healthy", [])

@@ -208,6 +208,33 @@ def test_each_chunk_loaded_counts_once_with_its_rows() -> None:
     assert value(text, "chunk_rows_copied_total", table="big") == 251_000
 
 
+def test_queue_waits_are_exported_per_table() -> None:
+    text = metrics.metrics_text(queue_waits=lambda: {"orders": 42.0, "items": 3.5})
+    assert value(text, "table_sync_queued_seconds", table="orders") == 42.0
+    assert value(text, "table_sync_queued_seconds", table="items") == 3.5
+
+
+def test_an_unreadable_queue_exports_no_waits_and_the_scrape_answers() -> None:
+    def broken() -> dict[str, float]:
+        raise ConnectionError("redis down")
+
+    text = metrics.metrics_text(queue_waits=broken)
+    assert "table_sync_queued_seconds" in text
+    assert not [key for key in samples(text) if key[0] == "table_sync_queued_seconds"]
+
+
+def test_each_configured_table_exports_its_interval(tmp_path: Path) -> None:
+    from dbsync.ops.health import Staleness
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path / 'status.db'}")
+    staleness = Staleness(300, {"orders": 60, "items": None})
+    text = metrics.metrics_text(
+        status_engine=engine, status_database="main", staleness=staleness
+    )
+    assert value(text, "table_interval_seconds", table="orders") == 60
+    assert value(text, "table_interval_seconds", table="items") == 300
+
+
 def test_repaired_rows_are_counted_by_change() -> None:
     metrics.record_sync(
         result(mode="diff", repaired_inserted=2, repaired_updated=5, repaired_deleted=1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -15,7 +15,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, extract, key_ranges, migration, privileges, rowdiff
+from dbsync.backends.mysql import (
+    checksum,
+    extract,
+    key_ranges,
+    migration,
+    privileges,
+    read_slots,
+    rowdiff,
+)
 from dbsync.backends.mysql import cursor as safe_point
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
@@ -52,6 +60,7 @@ from dbsync.model import (
     RowSet,
     RowSide,
     Side,
+    SlotUsage,
     TableSchema,
     Window,
     WindowRows,
@@ -400,6 +409,22 @@ class MySQLDialect:
         return TableLock(
             engine, self.target_schema(), table, s.lock_heartbeat_seconds, s.lock_stale_seconds
         )
+
+    def read_slot(self, engine: Engine, table: str) -> AbstractContextManager[None]:
+        s = self.settings
+        return read_slots.read_slot(
+            engine,
+            self.source_schema(),
+            table,
+            s.source_max_concurrent_reads,
+            s.source_read_wait_seconds,
+        )
+
+    def read_slot_usage(self, engine: Engine, tables: Sequence[str]) -> SlotUsage | None:
+        slots = self.settings.source_max_concurrent_reads
+        if slots <= 0:
+            return None
+        return read_slots.slot_usage(engine, self.source_schema(), tables, slots)
 
     # --- chunked copies -------------------------------------------------------------------
     def walk_split_points(

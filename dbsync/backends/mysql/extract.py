@@ -82,14 +82,16 @@ def stream_rows(read: Read) -> Iterator[pa.Table]:
     ends the stream as a TransientError or FatalError naming the table and the cause.
     """
     try:
-        reader_url = read.dialect.arrow_reader_url(read.engine)
-        if reader_url is not None:
-            yield from _stream_arrow(reader_url, read)
-            if read.count_snapshot:
-                # one SELECT is one consistent read: what it returned is the snapshot's content
-                read.stats.snapshot_rows = read.stats.rows
-            return
-        yield from _stream_dbapi(read)
+        # one of the source server's read slots (SOURCE_MAX_CONCURRENT_READS) while reading
+        with read.dialect.read_slot(read.engine, read.schema.name):
+            reader_url = read.dialect.arrow_reader_url(read.engine)
+            if reader_url is not None:
+                yield from _stream_arrow(reader_url, read)
+                if read.count_snapshot:
+                    # one SELECT is one consistent read: what it returned is the snapshot's
+                    read.stats.snapshot_rows = read.stats.rows
+                return
+            yield from _stream_dbapi(read)
     except DbsyncError:
         raise
     except BaseException as exc:

@@ -9,6 +9,7 @@ the source's own text representation, so nothing is reinterpreted on the way.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import tempfile
@@ -241,8 +242,23 @@ class DbsyncJobClient(SqlalchemyJobClient):
 
 
 class dbsync_sqlalchemy(SqlalchemyDestination):  # noqa: N801 (dlt names destinations in lowercase)
-    """dlt's sqlalchemy destination, loading parquet through LOAD DATA on MySQL/MariaDB."""
+    """dlt's sqlalchemy destination, loading parquet through LOAD DATA on MySQL/MariaDB.
+
+    A pipeline asks for the destination's capabilities a dozen times a run, each time
+    resolving the destination's configuration from scratch; they depend only on the
+    destination and the naming convention, so each answer is computed once per destination
+    object (a copy is handed out: dlt adjusts what it gets).
+    """
 
     @property
     def client_class(self) -> type[SqlalchemyJobClient]:
         return DbsyncJobClient
+
+    def capabilities(self, config: Any = None, naming: Any = None) -> Any:
+        if config is not None:
+            return super().capabilities(config, naming)
+        cache: dict[object, Any] = self.__dict__.setdefault("_dbsync_caps", {})
+        key = (type(naming), getattr(naming, "max_length", None)) if naming else None
+        if key not in cache:
+            cache[key] = super().capabilities(None, naming)
+        return copy.copy(cache[key])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Generator, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -40,6 +40,7 @@ from dbsync.model import (
     RowSet,
     RowSide,
     Side,
+    SlotUsage,
     TableSchema,
     Window,
     WindowRows,
@@ -325,6 +326,12 @@ class SQLiteDialect:
                 )
             )
             conn.execute(sa.text(f"DROP TABLE {staging}"))
+
+    def read_slot(self, engine: Engine, table: str) -> AbstractContextManager[None]:
+        return nullcontext()  # the demo's embedded source has no server to protect
+
+    def read_slot_usage(self, engine: Engine, tables: Sequence[str]) -> SlotUsage | None:
+        return None
 
     def table_lock(self, engine: Engine, table: str) -> HeldLock:
         return FileLock(
