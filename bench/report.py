@@ -122,6 +122,8 @@ def evaluate_goals(runs: Sequence[Run], rows: int, small: int) -> list[Goal]:
         *delete_goals(runs, big),
         *boundary_goals(runs, little),
         *many_goals(runs),
+        _goal(f"rebuild after a type change of {big} rows <= 1.1x --full-refresh of it",
+              _ratio(runs, "dbsync_rebuild", "dbsync_full")[0], 1.1, "x"),
     ]
 
 

@@ -16,7 +16,10 @@ from bench import db, diff, many, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
-STEPS = ("full", "chunked", "incremental", "deletes", "boundary", "diff", "dlt", "sling", "many")
+STEPS = (
+    "full", "chunked", "incremental", "deletes", "boundary", "diff", "schema", "dlt", "sling",
+    "many",
+)
 # steps that need the generated large/small tables (``many`` makes its own)
 TABLE_STEPS = frozenset(STEPS) - {"many"}
 FLEET_WORKERS = 4
@@ -133,6 +136,14 @@ def step_boundary(bench: sc.Bench) -> None:
             sc.dbsync_boundary(bench, repeat, table)
 
 
+def step_schema(bench: sc.Bench) -> None:
+    """A rebuild forced by a type change next to --full-refresh of the same table."""
+    sc.ensure_dbsync_target(bench, sc.LARGE)
+    for repeat in range(1, bench.repeat + 1):
+        sc.dbsync_full(bench, repeat, sc.LARGE)
+        sc.dbsync_rebuild(bench, repeat, sc.LARGE)
+
+
 def run_steps(
     bench: sc.Bench, steps: Sequence[str], peer_table: str, many_tables: int = 300
 ) -> None:
@@ -143,6 +154,7 @@ def run_steps(
         "deletes": lambda: step_deletes(bench),
         "boundary": lambda: step_boundary(bench),
         "diff": lambda: diff.step_diff(bench),
+        "schema": lambda: step_schema(bench),
         "dlt": lambda: sc.run_peer(bench, "dlt", peer_table),
         "sling": lambda: sc.run_peer(bench, "sling", peer_table),
         "many": lambda: many.step(bench, many_tables, FLEET_WORKERS),

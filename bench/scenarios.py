@@ -260,6 +260,28 @@ def dbsync_noop(bench: Bench, repeat: int, table: str) -> Run:
     return dbsync_sync(bench, run, table)
 
 
+# --- schema migrations (issue 19) ---------------------------------------------------------
+
+# each repeat's source migration: a type change no target can follow in place (a rebuild)
+TYPE_CHANGES = (
+    "ALTER TABLE `{table}` MODIFY `quantity` VARCHAR(20) NOT NULL",
+    "ALTER TABLE `{table}` MODIFY `quantity` INT NOT NULL",
+)
+
+
+def dbsync_rebuild(bench: Bench, repeat: int, table: str = LARGE) -> Run:
+    """A plain sync after a type change in the source (a rebuild; the ALTER is untimed)."""
+    rows = bench.sizes[table]
+    statement = TYPE_CHANGES[(repeat - 1) % len(TYPE_CHANGES)].format(table=table)
+    start = time.perf_counter()
+    db.execute(bench.server, bench.source, statement)
+    bench.change_round += 1  # the source's checksums change with the column's type
+    bench.log(f"source: {statement} in {time.perf_counter() - start:.1f} s (untimed)")
+    run = Run("dbsync_rebuild", f"dbsync rebuild after a type change ({rows:,})", rows, rows,
+              repeat)
+    return dbsync_sync(bench, run, table)
+
+
 # --- boundary windows (issue 17) ---------------------------------------------------------
 
 BOUNDARY = {

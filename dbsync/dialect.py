@@ -22,6 +22,7 @@ from dbsync.config.settings import Settings
 from dbsync.model import (
     Buckets,
     Chunk,
+    Clause,
     Column,
     Copy,
     HeldLock,
@@ -60,6 +61,8 @@ class Dialect(Protocol):
       :meth:`read_source_rows`, :meth:`write_target_rows`); off for the demo's SQLite, whose
       tables without modifier keep the whole copy and whose incremental tables are never
       reconciled.
+    - ``alters_in_place``: whether a table whose definition differs from the source's can
+      follow it with ``ALTER TABLE`` (:mod:`dbsync.sync.migration`); otherwise it is rebuilt.
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
@@ -86,10 +89,11 @@ class Dialect(Protocol):
     :meth:`cursor_index`, :meth:`window_keys` (from the source), :meth:`read_ahead_rows` (in
     the target).
 
-    Writing the target: :meth:`ensure_target`, :meth:`plan_alter`, :meth:`adds_columns` and
-    :meth:`alter_target` (the schema mirror), :meth:`is_empty`, :meth:`count_rows`,
+    Writing the target: :meth:`ensure_target`, :meth:`is_empty`, :meth:`count_rows`,
     :meth:`ensure_staging`, :meth:`create_staging`,
     :meth:`index_staging`, :meth:`stage_like_target`, :meth:`swap_into_place` (full copy),
+    :meth:`alter_table` and :meth:`columns_holding` (schema migrations, with :meth:`widens`
+    and :meth:`secondary_indexes` for the rules),
     :meth:`merge` (incremental), :meth:`delete_target_keys` (propagated deletes),
     :meth:`first_run_guard` (around dlt's first run),
     :meth:`dlt_destination` (what dlt loads the staging table through) on
@@ -115,6 +119,7 @@ class Dialect(Protocol):
     reads_ahead: ClassVar[bool]
     copies_in_chunks: ClassVar[bool]
     compares_rows: ClassVar[bool]
+    alters_in_place: ClassVar[bool]
     settings: Settings
 
     # --- names ------------------------------------------------------------------------
@@ -299,22 +304,6 @@ class Dialect(Protocol):
     def ensure_target(self) -> None:
         """Make the target database exist (once per process)."""
 
-    def plan_alter(
-        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
-    ) -> str | None:
-        """The statement bringing ``target`` (in ``database``) up to ``source``; None when
-        nothing differs. Raises IncompatibleSchema when the target cannot follow without a
-        rebuild."""
-
-    @staticmethod
-    def adds_columns(alter: str) -> bool:
-        """Whether a statement planned by :meth:`plan_alter` adds columns (existing rows then
-        need the new columns' values: the table is copied whole)."""
-
-    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
-        """Apply a statement planned by :meth:`plan_alter` to the target ``table``, with a
-        bounded wait for its metadata lock."""
-
     def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
         """Whether ``schema``.``table`` holds no row."""
 
@@ -338,6 +327,28 @@ class Dialect(Protocol):
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         """Build the secondary indexes a fully loaded staging table still lacks."""
+
+    # --- schema migrations (dbsync.sync.migration decides, these apply) -------------
+    @staticmethod
+    def widens(new: str, old: str) -> bool:
+        """Whether every value of column type ``old`` fits column type ``new`` unchanged."""
+
+    @staticmethod
+    def secondary_indexes(source: TableSchema, cursor: str | None) -> list[Index]:
+        """The secondary indexes a target table of ``source`` gets (the source's, plus one
+        on the cursor column unless an index already starts with it)."""
+
+    def alter_table(
+        self, engine: Engine, schema: str, table: str, clauses: Sequence[Clause]
+    ) -> list[str]:
+        """Apply in-place migration steps in one statement; returns the unique indexes that
+        had to be added as plain ones because the table holds duplicates in them (a chunked
+        copy's rows from several snapshots, set right by the next merge)."""
+
+    def columns_holding(
+        self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
+    ) -> set[str]:
+        """Those of ``columns`` in which some row holds a NULL (``nulls``) or a value."""
 
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         """(rows, bytes of secondary indexes) of a table, as the server estimates them

@@ -44,6 +44,7 @@ class Column:
 class Index:
     name: str
     columns: tuple[str, ...]  # each already rendered, with a prefix length if any
+    unique: bool = False
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,45 @@ class Read:
     @property
     def names(self) -> list[str]:
         return list(self.schema.column_names)
+
+
+# --- in-place schema migration steps (decided by dbsync.sync.migration, applied by
+# Dialect.alter_table in one statement, in this order of kinds) ---------------------
+
+
+@dataclass(frozen=True)
+class AddColumn:
+    column: Column
+    after: str | None  # None: FIRST
+
+
+@dataclass(frozen=True)
+class ModifyColumn:
+    column: Column
+    after: str | None  # None: FIRST
+
+
+@dataclass(frozen=True)
+class DropColumn:
+    name: str
+
+
+@dataclass(frozen=True)
+class DropIndex:
+    name: str
+
+
+@dataclass(frozen=True)
+class AddIndex:
+    index: Index
+
+
+@dataclass(frozen=True)
+class TableCollation:
+    collation: str
+
+
+Clause = AddColumn | ModifyColumn | DropColumn | DropIndex | AddIndex | TableCollation
 
 
 @dataclass(frozen=True)

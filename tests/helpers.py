@@ -212,3 +212,28 @@ def waiting_for_metadata_lock(info_like: str, timeout: float = 120) -> int:
             return int(rows[0][0])
         assert time.monotonic() < deadline, f"no statement like {info_like!r} is waiting"
         time.sleep(0.02)
+
+
+def definition(database: str, table: str) -> dict[str, object]:
+    """What dbsync mirrors of a table, from information_schema: columns (name, type,
+    nullability, character set, collation, in order), primary key, secondary and unique
+    indexes (name, uniqueness, columns with prefix lengths) and the table's collation."""
+    indexes = query(
+        "information_schema",
+        "SELECT INDEX_NAME, NON_UNIQUE, GROUP_CONCAT(CONCAT(COLUMN_NAME, '(', "
+        "COALESCE(SUB_PART, ''), ')') ORDER BY SEQ_IN_INDEX) FROM STATISTICS "
+        "WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s AND INDEX_NAME <> 'PRIMARY' "
+        "GROUP BY INDEX_NAME, NON_UNIQUE ORDER BY INDEX_NAME",
+        (database, table),
+    )
+    collation = query(
+        "information_schema",
+        "SELECT TABLE_COLLATION FROM TABLES WHERE TABLE_SCHEMA=%s AND TABLE_NAME=%s",
+        (database, table),
+    )
+    return {
+        "columns": column_types(database, table),
+        "primary_key": primary_key(database, table),
+        "indexes": indexes,
+        "collation": collation,
+    }

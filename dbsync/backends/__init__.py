@@ -23,6 +23,7 @@ from dbsync.backends.sqlite.dialect import SQLiteDialect
 from dbsync.backends.status import (
     last_delete_check,
     last_reconcile,
+    last_target_definition,
     read_status,
     record_result,
     table_status,
@@ -38,6 +39,7 @@ __all__ = [
     "has_room",
     "last_delete_check",
     "last_reconcile",
+    "last_target_definition",
     "ping",
     "pool_numbers",
     "pool_status",

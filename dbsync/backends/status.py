@@ -41,7 +41,8 @@ _COLUMNS = """(
   safe_point VARCHAR(64) NULL,
   safe_point_cursor VARCHAR(200) NULL,
   cursor_fallback TINYINT NOT NULL DEFAULT 0,
-  future_cursor_rows BIGINT NOT NULL DEFAULT 0
+  future_cursor_rows BIGINT NOT NULL DEFAULT 0,
+  target_definition VARCHAR(64) NULL
 )"""
 
 # columns added after the first release: (name, definition), added to older status tables
@@ -57,6 +58,7 @@ _ADDED_COLUMNS = (
     ("safe_point_cursor", "VARCHAR(200) NULL"),
     ("cursor_fallback", "TINYINT NOT NULL DEFAULT 0"),
     ("future_cursor_rows", "BIGINT NOT NULL DEFAULT 0"),
+    ("target_definition", "VARCHAR(64) NULL"),
 )
 # what the cursor's last successful sync learned (dbsync.sync.cursor_guard): a failed sync
 # keeps it
@@ -84,9 +86,10 @@ _FIELDS = [
     "repaired_deleted",
     "last_reconcile_at",
     *_CURSOR_FIELDS,
+    "target_definition",
 ]
 
-_KEPT = ("last_delete_check_at", "last_reconcile_at")  # a run that did not check keeps them
+_KEPT = ("last_delete_check_at", "last_reconcile_at", "target_definition")  # kept when not set
 
 
 def _naive(moment: datetime | None) -> datetime | None:
@@ -201,6 +204,7 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "safe_point_cursor": result.safe_point_cursor,
         "cursor_fallback": int(result.cursor_fallback),
         "future_cursor_rows": result.future_cursor_rows,
+        "target_definition": result.target_definition,
     }
     with engine.begin() as conn:
         conn.execute(sa.text(_upsert_sql(engine, database)), params)
@@ -253,3 +257,12 @@ def _last(engine: Engine, database: str, table: str, column: str) -> datetime | 
     with engine.connect() as conn:
         found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
     return found.replace(tzinfo=UTC) if found else None
+
+
+def last_target_definition(engine: Engine, database: str, table: str) -> str | None:
+    """The fingerprint of the target table's definition as the last sync left it (None:
+    never recorded)."""
+    ensure_status_table(engine, database)
+    sql = f"SELECT target_definition FROM {_table(engine, database)} WHERE table_name = :t"
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), {"t": table}).scalar()

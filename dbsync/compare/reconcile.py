@@ -17,8 +17,9 @@ When it runs:
   it then stands in for that run's key comparison (:mod:`dbsync.compare.deletes`): the rows only
   in the target it deletes are counted in ``rows_deleted`` too (unless the table keeps the
   source's deletes, ``"deletes": "ignore"``: then they stay);
-- when more rows differ than :func:`diff_limit` allows, or the schema changed, the table is
-  copied whole instead (staged and swapped in atomically).
+- when more rows differ than :func:`diff_limit` allows, or the schema changed in a way the
+  target cannot follow in place (:mod:`dbsync.sync.migration`), the table is copied whole
+  instead (staged and swapped in atomically).
 
 Why concurrent source writes never leave a wrong row: nothing found by the comparison is
 written as found. Every row to upsert is read again from the source at the moment of the

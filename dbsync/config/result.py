@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 Status = Literal["synced", "skipped", "failed"]
+CREATED = "created"  # schema_changes of a run that created the target table
 
 
 def utc_now() -> datetime:
@@ -55,6 +56,9 @@ class SyncResult:
     # interval no other sync of the table can overlap, narrower than started/finished
     held_from: datetime | None = None
     held_until: datetime | None = None
+    # what the target's definition was left as (dbsync.migration.fingerprint): kept in the
+    # status table to tell a target changed by hand; not part of the summary
+    target_definition: str | None = field(default=None, repr=False)
 
     def finish(self, status: Status, error: str | None = None) -> SyncResult:
         self.status = status
@@ -66,6 +70,7 @@ class SyncResult:
     def to_dict(self) -> dict[str, Any]:
         """JSON-serialisable form (ISO 8601 UTC times)."""
         data = asdict(self)
+        del data["target_definition"]
         data["started_at"] = self.started_at.isoformat()
         data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
         checked = self.deletes_checked_at
@@ -106,4 +111,12 @@ def format_results(results: Sequence[SyncResult]) -> str:
             f"{r.rows_loaded:>10} {r.duration_s:>8.2f} {r.rows_deleted:>8} "
             f"{r.rows_repaired:>8}  {r.error or ''}"
         )
+    changes = [
+        f"  {r.table}: {change}"
+        for r in results
+        for change in r.schema_changes
+        if change != CREATED  # the first sync's full copy says enough
+    ]
+    if changes:
+        lines += ["", "schema changes:", *changes]
     return "\n".join(lines)

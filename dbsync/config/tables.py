@@ -45,6 +45,8 @@ class TableConfig(BaseModel):
     reconcile_interval: float = Field(86_400, ge=0)
     # a table without modifier: "diff" syncs its differences, "replace" copies it whole
     strategy: Literal["diff", "replace"] = "diff"
+    # the source's definition changed: "follow" (in place or by a rebuild) or "fail" (refuse)
+    on_schema_change: Literal["follow", "fail"] = "follow"
 
     @field_validator("table", "modifier")
     @classmethod

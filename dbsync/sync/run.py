@@ -6,13 +6,15 @@
   cursor value (minus ``lag_seconds``), plus rows whose cursor is NULL, are staged and
   upserted by primary key in a single statement.
 - Full refresh (``--full-refresh``, ``"strategy": "replace"``, a keyless table without
-  ``modifier`` whose checksum changed, columns added in the source, or a missing or empty
-  target table): the whole table is staged from one consistent snapshot, its row count
-  checked against that snapshot, and swapped in with one atomic RENAME.
+  ``modifier`` whose checksum changed, a schema change the target cannot follow in place
+  (:mod:`dbsync.sync.schema_follow`), or a missing or empty target table): the whole table
+  is staged from one consistent snapshot, its row count checked against that snapshot, and
+  swapped in with one atomic RENAME.
 - Diff (a keyed table without ``modifier``): the rows that differ, found by a comparison
-  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too many
-  differences or a schema change: the full refresh. An incremental table is reconciled the
-  same way after its merge when asked or due. The result's ``mode`` says which really ran.
+  both servers compute, repaired in one transaction (:mod:`dbsync.compare.reconcile`); too
+  many differences or a schema change not followed in place: the full refresh. An
+  incremental table is reconciled the same way after its merge when asked or due. The
+  result's ``mode`` says which really ran.
 """
 
 from __future__ import annotations
@@ -28,15 +30,16 @@ from dbsync.backends import record_result
 from dbsync.compare import deletes, reconcile
 from dbsync.compare.reconcile import DIFF, Request
 from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, TableBusy, describe
-from dbsync.config.result import SyncResult, attach_result, utc_now
+from dbsync.config.result import CREATED, SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
 from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
 from dbsync.ops.logs import redact
-from dbsync.sync import cursor_guard, window_diff
+from dbsync.sync import cursor_guard, schema_follow, window_diff
 from dbsync.sync.pipeline import run_pipeline
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
+from dbsync.sync.schema_follow import Followed
 
 log = logging.getLogger("dbsync.sync_engine")
 schema_log = logging.getLogger("dbsync.schema_sync")
@@ -118,6 +121,8 @@ def _attempt(runtime: Runtime, table: str, request: Request) -> tuple[SyncResult
             result.held_from = utc_now()
             try:
                 _sync_locked(runtime, config, result, lock, request)
+                # what this run leaves the target as: a later difference from it is target drift
+                schema_follow.remember(result, _target_schema(runtime, table))
             finally:
                 result.held_until = utc_now()
     except TableBusy as busy:
@@ -404,34 +409,23 @@ def _plan(
     if result.mode == FULL_REFRESH or current is None:
         if current is None:
             schema_log.info("table %s: creating target table", config.table)
-            result.schema_changes.append("created")
+            result.schema_changes.append(CREATED)
             _copy_whole(result, "the target table does not exist")
+        elif not request.full_refresh:
+            schema_follow.before_full_copy(runtime, config, source, current, result)
         if current is not None and _copy_unneeded(runtime, config, source, current, request):
             replace.unchanged = True
             return replace
         _prepare_full_copy(runtime, config, source, replace, result)
         return replace
-    alter = dialect.plan_alter(source, current, target_db, config.primary_key)
-    if alter and result.mode == DIFF:
-        schema_log.info("table %s: the schema changed: %s", config.table, alter)
-        result.schema_changes.append(alter)
-        _copy_whole(result, "the schema changed")
+    followed = schema_follow.follow(runtime, config, source, current, result)
+    if followed is Followed.REBUILD:
+        _copy_whole(result, "the schema changed in a way the target cannot follow in place")
         _prepare_full_copy(runtime, config, source, replace, result)
         return replace
-    if alter and dialect.adds_columns(alter):
-        # existing rows need the new column's values: stage them all, swap in the result
-        schema_log.info(
-            "table %s: columns added in the source, rebuilding: %s", config.table, alter
-        )
-        result.schema_changes.append(alter)
-        _copy_whole(result, "columns were added in the source")
-        _prepare_full_copy(runtime, config, source, replace, result)
-        return replace
-    if alter:
-        schema_log.info("table %s: %s", config.table, alter)
-        dialect.alter_target(engine, config.table, alter)
-        result.schema_changes.append(alter)
+    if followed is Followed.ALTERED:
         current = _target_schema(runtime, config.table)
+        schema_follow.remember(result, current)  # kept even if this run fails later
     if dialect.is_empty(engine, target_db, config.table):
         _copy_whole(result, "the target table is empty")
         _prepare_full_copy(runtime, config, source, replace, result)
@@ -469,8 +463,7 @@ def _copy_unneeded(
     """A keyless table not forced whole whose whole-table checksums show nothing changed."""
     if request.full_refresh or config.strategy == "replace" or reconcile.table_key(config, source):
         return False
-    dialect = runtime.dialect
-    if dialect.plan_alter(source, current, dialect.target_schema(), config.primary_key):
+    if schema_follow.compare(runtime, config, source, current, facts=False).needed:
         return False
     if not reconcile.checksums_match(runtime, source, current):
         return False

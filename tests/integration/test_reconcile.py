@@ -254,13 +254,30 @@ def test_full_refresh_still_forces_the_whole_copy(scratch, runtime_factory) -> N
     assert (result.mode, result.rows_loaded) == ("full_refresh", 2000)
 
 
-def test_a_schema_change_of_a_diff_table_copies_it_whole(scratch, runtime_factory) -> None:
+def test_a_schema_change_of_a_diff_table_the_target_cannot_follow_copies_it_whole(
+    scratch, runtime_factory
+) -> None:
     runtime = _synced(scratch, runtime_factory, incremental=False)
-    helpers.execute(scratch.source, "ALTER TABLE t MODIFY v VARCHAR(40) NOT NULL")
+    helpers.execute(scratch.source, "ALTER TABLE t MODIFY v VARCHAR(15) NOT NULL")  # narrowed
 
     result = sync_table(runtime, "t")
 
     assert (result.mode, _same(scratch)) == ("full_refresh", True)
+
+
+def test_a_schema_change_of_a_diff_table_followed_in_place_keeps_the_diff(
+    scratch, runtime_factory
+) -> None:
+    runtime = _synced(scratch, runtime_factory, incremental=False)
+    helpers.execute(
+        scratch.source,
+        "ALTER TABLE t MODIFY v VARCHAR(40) NOT NULL",  # widened: followed in place
+        "UPDATE t SET v = REPEAT('w', 40) WHERE id = 3",
+    )
+
+    result = sync_table(runtime, "t")
+
+    assert (result.mode, _same(scratch)) == ("diff", True)
 
 
 def test_a_keyless_table_is_not_copied_when_its_checksum_did_not_change(

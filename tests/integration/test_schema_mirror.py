@@ -137,14 +137,15 @@ INCOMPATIBLE = {
 
 
 @pytest.mark.parametrize("case", list(INCOMPATIBLE))
-def test_incompatible_change_fails_the_table_until_a_full_refresh(
+def test_under_fail_a_change_stops_the_table_until_a_full_refresh(
     scratch, runtime_factory, case: str
 ) -> None:
     runtime = _evolving_table(scratch, runtime_factory)
     alter, key, column = INCOMPATIBLE[case]
     helpers.execute(scratch.source, "UPDATE e SET v = LEFT(v, 5)", alter)
     helpers.execute(scratch.source, "UPDATE e SET n = -1, m = '2025-01-01' WHERE id = 1")
-    scratch.write_tables([{"table": "e", "primary_key": key, "modifier": "m"}])
+    entry = {"table": "e", "primary_key": key, "modifier": "m", "on_schema_change": "fail"}
+    scratch.write_tables([entry])
     runtime = runtime_factory()
     before_types = helpers.column_types(scratch.target, "e")
     before_rows = helpers.exact_rows(scratch.target, "e")

@@ -1,13 +1,12 @@
-"""Schema evolution rules: which type changes the target may follow, and the ALTER it gets."""
+"""Schema rules: which type changes keep every value, and the CREATE TABLE a target gets."""
 
 from __future__ import annotations
 
 import pytest
 
-from dbsync.backends.mysql.schema import create_table_sql, plan_alter
+from dbsync.backends.mysql.schema import add_indexes_sql, create_table_sql
 from dbsync.backends.mysql.types import widens as _widens
-from dbsync.config.errors import IncompatibleSchema
-from dbsync.model import Column, TableSchema
+from dbsync.model import Column, Index, TableSchema
 
 WIDENINGS = [
     ("varchar(50)", "varchar(10)"),
@@ -89,75 +88,6 @@ def table(*columns: Column, key: tuple[str, ...] = ("id",)) -> TableSchema:
 BASE = (col("id"), col("v", "varchar(10)", **VARCHAR), col("m", "datetime", nullable=True))
 
 
-def test_identical_tables_need_no_alter() -> None:
-    assert plan_alter(table(*BASE), table(*BASE), "db", ("id",)) is None
-
-
-def test_an_added_column_is_added_in_source_position() -> None:
-    source = table(BASE[0], BASE[1], col("score", "decimal(6,2)"), BASE[2])
-    assert plan_alter(source, table(*BASE), "db", ("id",)) == (
-        "ALTER TABLE `db`.`t` ADD COLUMN `score` decimal(6,2) NOT NULL AFTER `v`"
-    )
-
-
-def test_a_column_added_first_goes_first() -> None:
-    source = table(col("before", "int(11)", nullable=True), *BASE)
-    assert plan_alter(source, table(*BASE), "db", ("id",)) == (
-        "ALTER TABLE `db`.`t` ADD COLUMN `before` int(11) NULL FIRST"
-    )
-
-
-def test_a_widened_column_is_modified_with_charset_and_collation() -> None:
-    source = table(BASE[0], col("v", "varchar(50)", **VARCHAR), BASE[2])
-    assert plan_alter(source, table(*BASE), "db", ("id",)) == (
-        "ALTER TABLE `db`.`t` MODIFY COLUMN `v` varchar(50) CHARACTER SET utf8mb4 "
-        "COLLATE utf8mb4_general_ci NOT NULL AFTER `id`"
-    )
-
-
-def test_a_nullability_change_is_followed() -> None:
-    source = table(BASE[0], BASE[1], col("m", "datetime", nullable=False))
-    assert plan_alter(source, table(*BASE), "db", ("id",)) == (
-        "ALTER TABLE `db`.`t` MODIFY COLUMN `m` datetime NOT NULL AFTER `v`"
-    )
-
-
-def _refusal(source: TableSchema, target: TableSchema, key: tuple[str, ...] = ("id",)) -> str:
-    with pytest.raises(IncompatibleSchema) as caught:
-        plan_alter(source, target, "db", key)
-    message = str(caught.value)
-    assert "'t'" in message and "dbsync sync t --full-refresh" in message
-    return message
-
-
-def test_a_narrowed_column_is_refused_naming_it() -> None:
-    target = table(BASE[0], col("v", "varchar(50)", **VARCHAR), BASE[2])
-    message = _refusal(table(*BASE), target)
-    assert "column 'v' changed from varchar(50) to varchar(10)" in message
-
-
-def test_a_dropped_column_is_refused_naming_it() -> None:
-    message = _refusal(table(BASE[0], BASE[1]), table(*BASE))
-    assert "['m']" in message
-
-
-def test_a_changed_primary_key_is_refused() -> None:
-    source = table(*BASE, key=("id", "v"))
-    message = _refusal(source, table(*BASE), key=("id", "v"))
-    assert "primary key changed from ['id'] to ['id', 'v']" in message
-
-
-def test_a_reordered_primary_key_is_refused() -> None:
-    source, target = table(*BASE, key=("v", "id")), table(*BASE, key=("id", "v"))
-    _refusal(source, target, key=("id", "v"))
-
-
-def test_a_unique_key_used_as_key_is_not_a_primary_key_change() -> None:
-    source = table(*BASE, key=("id",))
-    target = table(*BASE, key=("v",))
-    assert plan_alter(source, target, "db", ("v",)) is None
-
-
 def test_created_table_mirrors_columns_key_and_adds_a_cursor_index() -> None:
     sql = create_table_sql(table(*BASE), "stage", "t", ("id",), "m")
     assert sql == (
@@ -194,3 +124,26 @@ def test_a_keyless_source_gives_a_table_without_a_primary_key() -> None:
 def test_an_omitted_key_takes_the_sources_own_primary_key() -> None:
     sql = create_table_sql(table(*BASE, key=("v", "id")), "stage", "t", (), None)
     assert "  PRIMARY KEY (`v`, `id`)\n" in sql
+
+
+def test_unique_indexes_are_created_unique_unless_asked_otherwise() -> None:
+    source = TableSchema(
+        "t",
+        BASE,
+        ("id",),
+        indexes=(Index("u", ("`v`",), unique=True),),
+        rendered_primary_key=("`id`",),
+    )
+    assert "  UNIQUE KEY `u` (`v`)" in create_table_sql(source, "s", "t", ("id",), None)
+    plain = create_table_sql(source, "s", "t", ("id",), None, unique_indexes=False)
+    assert "  KEY `u` (`v`)" in plain and "UNIQUE" not in plain
+
+
+def test_a_plain_index_that_should_be_unique_is_made_unique() -> None:
+    unique = Index("u", ("`v`",), unique=True)
+    source = TableSchema("t", BASE, ("id",), indexes=(unique,))
+    present = [Index("u", ("`v`",)), Index("dbsync_cursor", ("`m`",))]
+    assert add_indexes_sql(source, "s", "t", "m", present) == (
+        "ALTER TABLE `s`.`t` DROP KEY `u`, ADD UNIQUE KEY `u` (`v`)"
+    )
+    assert add_indexes_sql(source, "s", "t", "m", present, unique=False) is None

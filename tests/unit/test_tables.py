@@ -190,3 +190,20 @@ def test_a_name_with_4_byte_characters_is_a_problem(entry: dict, path: str) -> N
 
 def test_a_name_with_3_byte_characters_is_fine() -> None:
     assert _problems([{"table": "表€", "primary_key": "ключ"}]) == []
+
+
+def test_schema_changes_are_followed_unless_the_table_says_fail() -> None:
+    parsed = parse_tables(
+        json.dumps(
+            [
+                {"table": "a", "primary_key": "id"},
+                {"table": "b", "primary_key": "id", "on_schema_change": "fail"},
+            ]
+        )
+    )
+    assert [t.on_schema_change for t in parsed.tables] == ["follow", "fail"]
+
+
+def test_an_unknown_on_schema_change_is_one_problem_with_its_path() -> None:
+    problems = _problems([{"table": "t", "primary_key": "id", "on_schema_change": "evolve"}])
+    assert problems == ["$[0].on_schema_change: Input should be 'follow' or 'fail'"]

@@ -15,7 +15,15 @@ from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.engines import server_engine, uses_tls
 from dbsync.backends.key_folds import ServerSide
-from dbsync.backends.mysql import checksum, extract, key_ranges, privileges, read_slots, rowdiff
+from dbsync.backends.mysql import (
+    checksum,
+    extract,
+    key_ranges,
+    migration,
+    privileges,
+    read_slots,
+    rowdiff,
+)
 from dbsync.backends.mysql import cursor as safe_point
 from dbsync.backends.mysql import read_ahead as read_ahead_sql
 from dbsync.backends.mysql import rows as row_reads
@@ -28,21 +36,21 @@ from dbsync.backends.mysql.loader import LoadFile, dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import TableLock, lock_name
 from dbsync.backends.mysql.schema import (
     add_indexes_sql,
-    adds_columns,
     column_definition,
     create_table_sql,
-    plan_alter,
     qualified,
     quote,
     read_table,
     require_source_table,
     target_indexes,
 )
-from dbsync.config.errors import ConfigProblem
+from dbsync.config.errors import ConfigProblem, mysql_error_code
 from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
+    AddIndex,
     Buckets,
+    Clause,
     Column,
     HeldLock,
     Index,
@@ -63,6 +71,8 @@ if TYPE_CHECKING:
 
     from dbsync.dialect import ChunkHolder, ChunkLoad, CopyProgressStore
 
+DUPLICATE_ENTRY = 1062  # MySQL: a unique index would hold a value twice
+
 
 class MySQLDialect:
     """MySQL and MariaDB: the production dialect."""
@@ -71,6 +81,7 @@ class MySQLDialect:
     placeholder: ClassVar[str] = "%s"
     reads_ahead: ClassVar[bool] = True  # warm the target's pages before a merge
     copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
+    alters_in_place: ClassVar[bool] = True
     compares_rows: ClassVar[bool] = True  # reconcile and diff syncs (dbsync.compare.reconcile)
 
     def __init__(self, settings: Settings) -> None:
@@ -252,18 +263,6 @@ class MySQLDialect:
             engine.dispose()
         self._target_ready = True
 
-    def plan_alter(
-        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
-    ) -> str | None:
-        return plan_alter(source, target, database, key)
-
-    @staticmethod
-    def adds_columns(alter: str) -> bool:
-        return adds_columns(alter)
-
-    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
-        tgt.execute_ddl(engine, qualified(self.target_schema(), table), alter)
-
     def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
         return tgt.is_empty(engine, schema, table)
 
@@ -284,19 +283,71 @@ class MySQLDialect:
         staged = self.staging_table(source.name)
         tgt.drop_table(engine, self.staging_schema(), staged)
         sql = create_table_sql(
-            source, self.staging_schema(), staged, key, cursor, secondary_indexes=with_indexes
+            source,
+            self.staging_schema(),
+            staged,
+            key,
+            cursor,
+            secondary_indexes=with_indexes,
+            unique_indexes=False,  # chunks load from several snapshots: see index_staging
         )
         tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
-        """Build the secondary indexes a fully loaded staging table lacks (one sorted pass)."""
+        """Build the secondary indexes a fully loaded staging table lacks (one sorted pass),
+        and make unique those a chunked copy kept plain while loading. Rows copied in chunks
+        come from several snapshots and may hold a unique value twice until the next merge:
+        then those indexes stay plain and the next sync makes them unique."""
         staged = self.staging_table(source.name)
+        name = qualified(self.staging_schema(), staged)
         with engine.connect() as conn:
             current = read_table(conn, self.staging_schema(), staged)
-        present = [i.name for i in current.indexes] if current is not None else []
+        present = current.indexes if current is not None else ()
         sql = add_indexes_sql(source, self.staging_schema(), staged, cursor, present)
-        if sql:
-            tgt.execute_ddl(engine, qualified(self.staging_schema(), staged), sql)
+        if not sql:
+            return
+        try:
+            tgt.execute_ddl(engine, name, sql)
+        except sa.exc.DBAPIError as exc:
+            if mysql_error_code(exc) != DUPLICATE_ENTRY:
+                raise
+            plain = add_indexes_sql(source, self.staging_schema(), staged, cursor, present, False)
+            if plain:
+                tgt.execute_ddl(engine, name, plain)
+
+    # --- schema migrations ------------------------------------------------------------
+    @staticmethod
+    def widens(new: str, old: str) -> bool:
+        return mysql_types.widens(new, old)
+
+    @staticmethod
+    def secondary_indexes(source: TableSchema, cursor: str | None) -> list[Index]:
+        return target_indexes(source, cursor)
+
+    def alter_table(
+        self, engine: Engine, schema: str, table: str, clauses: Sequence[Clause]
+    ) -> list[str]:
+        name = qualified(schema, table)
+        try:
+            tgt.execute_ddl(engine, name, migration.alter_sql(schema, table, clauses))
+        except sa.exc.DBAPIError as exc:
+            unique = [c.index.name for c in clauses if isinstance(c, AddIndex) and c.index.unique]
+            if mysql_error_code(exc) != DUPLICATE_ENTRY or not unique:
+                raise
+            tgt.execute_ddl(engine, name, migration.alter_sql(schema, table, clauses, False))
+            return unique
+        return []
+
+    def columns_holding(
+        self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
+    ) -> set[str]:
+        if not columns:
+            return set()
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(migration.holding_sql(schema, table, columns, nulls))
+            ).one()
+        return {column for column, held in zip(columns, found, strict=True) if held}
 
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         """From ``information_schema.TABLES`` (InnoDB's statistics: estimates, maybe stale)."""
@@ -322,7 +373,13 @@ class MySQLDialect:
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
         staging = (self.staging_schema(), self.staging_table(schema.name))
-        tgt.execute(engine, tgt.merge_sql(schema, staging, self.target_schema()))
+        try:
+            tgt.execute(engine, tgt.merge_sql(schema, staging, self.target_schema()))
+        except sa.exc.DBAPIError as exc:
+            if not schema.unique_keys or mysql_error_code(exc) != DUPLICATE_ENTRY:
+                raise
+            # unique values moved between rows: see target.replace_sql
+            tgt.execute(engine, tgt.replace_sql(schema, staging, self.target_schema()))
         tgt.drop_table(engine, *staging)
 
     @contextmanager

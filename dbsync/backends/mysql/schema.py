@@ -2,9 +2,11 @@
 
 The target gets the source's column names and order, exact ``COLUMN_TYPE`` (ENUM/SET values,
 UNSIGNED, DECIMAL(p,s), lengths, fractional seconds, TINYINT(1), YEAR, BLOB/TEXT sizes, JSON,
-GEOMETRY), nullability, character set and collation, primary key and (non-unique) secondary
-indexes. Foreign keys, triggers, defaults and AUTO_INCREMENT are not copied: the target is a
-replica that only dbsync writes.
+GEOMETRY), nullability, character set and collation, primary key, secondary and unique
+indexes and the table's default collation. Foreign keys, triggers, defaults, comments,
+AUTO_INCREMENT and the engine are not copied: the target is an InnoDB replica that only dbsync
+writes. What the target does when the definitions differ later is decided by
+:mod:`dbsync.sync.migration` and applied by :mod:`dbsync.backends.mysql.migration`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ from collections.abc import Callable, Sequence
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from dbsync.backends.mysql.types import widens
 from dbsync.config.errors import IncompatibleSchema, SourceTableMissing
 from dbsync.config.names import storable_name
 from dbsync.model import Column, Index, TableSchema
@@ -35,6 +36,13 @@ def column_definition(column: Column) -> str:
         parts.append(f"CHARACTER SET {column.charset} COLLATE {column.collation}")
     parts.append("NULL" if column.nullable else "NOT NULL")
     return " ".join(parts)
+
+
+def index_definition(index: Index, unique: bool = True) -> str:
+    """``[UNIQUE] KEY name (columns)``; ``unique=False`` gives a plain KEY whatever the index
+    is (a staging table loaded from several snapshots, see :meth:`MySQLDialect.index_staging`)."""
+    kind = "UNIQUE KEY" if index.unique and unique else "KEY"
+    return f"{kind} {quote(index.name)} ({', '.join(index.columns)})"
 
 
 _COLUMNS_SQL = sa.text(
@@ -89,7 +97,7 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
         collation=info[0],
         unique_keys=tuple(tuple(c for c, _ in cols) for n, cols in keys.items() if unique[n]),
         indexes=tuple(
-            Index(name, tuple(r for _, r in cols))
+            Index(name, tuple(r for _, r in cols), unique[name])
             for name, cols in keys.items()
             if kinds[name] == "BTREE"
         ),
@@ -113,10 +121,7 @@ def require_source_table(
         names = ", ".join(repr(c) for c in missing)
         raise SourceTableMissing(f"table {table!r} has no column {names} in the source")
     if key and set(key) != set(schema.primary_key) and set(key) not in map(set, schema.unique_keys):
-        raise IncompatibleSchema(
-            f"primary_key {list(key)} of table {table!r} is neither the source's primary key "
-            f"{list(schema.primary_key)} nor a unique key: rows could not be merged safely"
-        )
+        raise IncompatibleSchema(key_mismatch(table, key, schema.primary_key))
     nullable = nullable_key_columns(schema, key)
     if nullable:
         raise IncompatibleSchema(
@@ -124,6 +129,17 @@ def require_source_table(
             "and rows with a NULL key cannot be merged by key; use a NOT NULL unique key"
         )
     return schema
+
+
+def key_mismatch(table: str, key: tuple[str, ...], source_key: tuple[str, ...]) -> str:
+    """One line for a tables.json key the source no longer has as primary or unique key."""
+    wanted = "[" + ", ".join(f'"{c}"' for c in source_key) + "]"
+    return (
+        f"table {table!r}: the source's primary key is {list(source_key)} but tables.json "
+        f'(the entry "table": "{table}") names primary_key {list(key)}, which is neither the '
+        f"source's primary key nor a unique key, so rows could not be merged safely; update "
+        f'that entry to "primary_key": {wanted} (the target was left as it was)'
+    )
 
 
 def nullable_key_columns(schema: TableSchema, key: tuple[str, ...]) -> list[str]:
@@ -137,13 +153,16 @@ def create_table_sql(
     key: tuple[str, ...],
     cursor: str | None,
     secondary_indexes: bool = True,
+    unique_indexes: bool = True,
 ) -> str:
     """CREATE TABLE for a target table that mirrors ``source`` (InnoDB, for atomic merges).
 
     The primary key is ``key`` (the merge key); without one (a keyless full-refresh table),
     the source's own primary key if it has one, else none: no key is invented.
     Without ``secondary_indexes`` only the primary key is created: a bulk load followed by
-    ``add_indexes_sql`` builds the other indexes by sorting, instead of row by row.
+    ``add_indexes_sql`` builds the other indexes by sorting, instead of row by row. Without
+    ``unique_indexes`` unique secondary indexes are created as plain ones (a staging table
+    loaded from several snapshots may hold a value twice until the copy is complete).
     """
     lines = [column_definition(c) for c in source.columns]
     if not key or set(key) == set(source.primary_key):
@@ -153,10 +172,7 @@ def create_table_sql(
     if pk:
         lines.append("PRIMARY KEY (" + ", ".join(pk) + ")")
     if secondary_indexes:
-        lines += [
-            f"KEY {quote(i.name)} ({', '.join(i.columns)})"
-            for i in target_indexes(source, cursor)
-        ]
+        lines += [index_definition(i, unique_indexes) for i in target_indexes(source, cursor)]
     collation = f" COLLATE={source.collation}" if source.collation else ""
     body = ",\n  ".join(lines)
     return f"CREATE TABLE {qualified(database, name)} (\n  {body}\n) ENGINE=InnoDB{collation}"
@@ -167,15 +183,24 @@ def add_indexes_sql(
     database: str,
     name: str,
     cursor: str | None,
-    present: Sequence[str] = (),
+    present: Sequence[Index] = (),
+    unique: bool = True,
 ) -> str | None:
-    """ALTER TABLE adding to table ``name`` the secondary indexes ``create_table_sql`` would
-    have created, except those ``present`` (by name)."""
-    indexes = [i for i in target_indexes(source, cursor) if i.name not in present]
-    if not indexes:
+    """ALTER TABLE giving table ``name`` the secondary indexes ``create_table_sql`` would have
+    created: those missing from ``present`` are added, a plain one that should be unique is
+    made unique (without ``unique``, unique ones are added as plain ones and left so)."""
+    have = {i.name: i for i in present}
+    clauses: list[str] = []
+    for index in target_indexes(source, cursor):
+        current = have.get(index.name)
+        if current is not None and (current.unique or not unique or not index.unique):
+            continue
+        if current is not None:
+            clauses.append(f"DROP KEY {quote(index.name)}")
+        clauses.append("ADD " + index_definition(index, unique))
+    if not clauses:
         return None
-    clauses = ", ".join(f"ADD KEY {quote(i.name)} ({', '.join(i.columns)})" for i in indexes)
-    return f"ALTER TABLE {qualified(database, name)} {clauses}"
+    return f"ALTER TABLE {qualified(database, name)} " + ", ".join(clauses)
 
 
 def target_indexes(source: TableSchema, cursor: str | None) -> list[Index]:
@@ -185,56 +210,3 @@ def target_indexes(source: TableSchema, cursor: str | None) -> list[Index]:
     if cursor and not any(i.columns[0].startswith(quote(cursor)) for i in indexes):
         indexes.append(Index("dbsync_cursor", (quote(cursor),)))
     return indexes
-
-
-# --- schema evolution ---------------------------------------------------------------------
-
-
-def plan_alter(
-    source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
-) -> str | None:
-    """ALTER TABLE that brings ``target`` up to ``source``; None when nothing differs.
-
-    Raises IncompatibleSchema when the target cannot follow without a rebuild.
-    """
-    rebuild = f"run `dbsync sync {source.name} --full-refresh` to rebuild the target table"
-    extra = [c.name for c in target.columns if source.column(c.name) is None]
-    if extra:
-        raise IncompatibleSchema(
-            f"table {source.name!r}: column(s) {extra} exist in the target but not in the source "
-            f"(dropped or renamed); {rebuild}"
-        )
-    if set(target.primary_key) != set(key) or (
-        set(key) == set(source.primary_key) and target.primary_key != source.primary_key
-    ):
-        raise IncompatibleSchema(
-            f"table {source.name!r}: primary key changed from {list(target.primary_key)} to "
-            f"{list(source.primary_key or key)}; {rebuild}"
-        )
-    clauses: list[str] = []
-    previous: str | None = None
-    for column in source.columns:
-        position = f"AFTER {quote(previous)}" if previous else "FIRST"
-        current = target.column(column.name)
-        if current is None:
-            clauses.append(f"ADD COLUMN {column_definition(column)} {position}")
-        elif current != column:
-            if current.column_type != column.column_type and not widens(
-                column.column_type, current.column_type
-            ):
-                raise IncompatibleSchema(
-                    f"table {source.name!r}: column {column.name!r} changed from "
-                    f"{current.column_type} to {column.column_type}, which does not hold every "
-                    f"existing value; {rebuild}"
-                )
-            clauses.append(f"MODIFY COLUMN {column_definition(column)} {position}")
-        previous = column.name
-    if not clauses:
-        return None
-    return f"ALTER TABLE {qualified(database, target.name)} " + ", ".join(clauses)
-
-
-def adds_columns(alter: str) -> bool:
-    """Whether an ALTER planned by :func:`plan_alter` adds columns (existing rows then need
-    the new columns' values)."""
-    return "ADD COLUMN" in alter

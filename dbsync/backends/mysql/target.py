@@ -183,7 +183,8 @@ def delete_keys(
 
 def merge_sql(schema: TableSchema, staging: tuple[str, str], target: str) -> str:
     """Upsert the staged rows (``staging``: database, table) by primary key: one statement,
-    touching only the staged keys.
+    touching only the staged keys (when it fails on a unique secondary index, see
+    :func:`replace_sql`).
 
     The key columns are updated too: under a case-insensitive collation ``'Key-1'`` and
     ``'KEY-1'`` are the same key, and the target must take the source's exact spelling (an
@@ -196,6 +197,27 @@ def merge_sql(schema: TableSchema, staging: tuple[str, str], target: str) -> str
         f"INSERT INTO {qualified(target, schema.name)} ({columns}) "
         f"SELECT {columns} FROM {qualified(*staging)} "
         "ON DUPLICATE KEY UPDATE " + ", ".join(updates)
+    )
+
+
+def replace_sql(schema: TableSchema, staging: tuple[str, str], target: str) -> str:
+    """The merge for when :func:`merge_sql` fails on a unique secondary index: ``REPLACE``
+    removes every row a staged row collides with, by primary key or by any unique index,
+    before inserting it.
+
+    ``ON DUPLICATE KEY UPDATE`` updates the one row a staged row collides with first: when
+    the source swapped two rows' unique values, that update collides again and the statement
+    fails with a duplicate entry (rolled back whole). The rows ``REPLACE`` removes by a
+    unique value hold that value no more in the source (else the source's own index would
+    refuse the staged row): they are in the same staged snapshot with their new values, or
+    deleted in the source. It is the fallback, not the rule: it deletes and re-inserts every
+    staged row that exists, which made a merge of 20,000 changed rows into 1,000,000 cost
+    1.6x the upsert.
+    """
+    columns = ", ".join(quote(c) for c in schema.column_names)
+    return (
+        f"REPLACE INTO {qualified(target, schema.name)} ({columns}) "
+        f"SELECT {columns} FROM {qualified(*staging)}"
     )
 
 

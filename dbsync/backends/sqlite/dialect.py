@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
 from dbsync.backends.key_folds import LocalSide
-from dbsync.backends.mysql import checksum, extract
+from dbsync.backends.mysql import checksum, extract, migration
 from dbsync.backends.mysql import rows as row_reads
 from dbsync.backends.mysql import target as tgt
 from dbsync.backends.mysql import window as window_sql
@@ -21,8 +21,6 @@ from dbsync.backends.mysql.key_ranges import range_predicate
 from dbsync.backends.mysql.loader import dbsync_sqlalchemy
 from dbsync.backends.mysql.lock import FileLock
 from dbsync.backends.mysql.schema import (
-    adds_columns,
-    plan_alter,
     qualified,
     quote,
     require_source_table,
@@ -32,6 +30,7 @@ from dbsync.config.names import staging_table
 from dbsync.config.settings import Settings
 from dbsync.model import (
     Buckets,
+    Clause,
     Column,
     HeldLock,
     Index,
@@ -63,6 +62,7 @@ class SQLiteDialect:
     placeholder: ClassVar[str] = "?"
     reads_ahead: ClassVar[bool] = False
     copies_in_chunks: ClassVar[bool] = False
+    alters_in_place: ClassVar[bool] = False  # SQLite's ALTER TABLE cannot modify columns
     compares_rows: ClassVar[bool] = False  # tables without modifier: the whole copy
 
     def __init__(self, settings: Settings) -> None:
@@ -222,18 +222,6 @@ class SQLiteDialect:
     def ensure_target(self) -> None:
         return None  # SQLite creates its database file on connect
 
-    def plan_alter(
-        self, source: TableSchema, target: TableSchema, database: str, key: tuple[str, ...]
-    ) -> str | None:
-        return plan_alter(source, target, database, key)
-
-    @staticmethod
-    def adds_columns(alter: str) -> bool:
-        return adds_columns(alter)
-
-    def alter_target(self, engine: Engine, table: str, alter: str) -> None:
-        tgt.execute_ddl(engine, qualified(self.target_schema(), table), alter)
-
     def is_empty(self, engine: Engine, schema: str, table: str) -> bool:
         return tgt.is_empty(engine, schema, table)
 
@@ -262,6 +250,30 @@ class SQLiteDialect:
 
     def index_staging(self, engine: Engine, source: TableSchema, cursor: str | None) -> None:
         return None
+
+    @staticmethod
+    def widens(new: str, old: str) -> bool:
+        return False  # never asked: every difference is a rebuild (alters_in_place)
+
+    @staticmethod
+    def secondary_indexes(source: TableSchema, cursor: str | None) -> list[Index]:
+        return []  # the demo's tables keep no secondary indexes
+
+    def alter_table(
+        self, engine: Engine, schema: str, table: str, clauses: Sequence[Clause]
+    ) -> list[str]:
+        raise NotImplementedError("SQLite tables are rebuilt, never altered (alters_in_place)")
+
+    def columns_holding(
+        self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
+    ) -> set[str]:
+        if not columns:
+            return set()
+        with engine.connect() as conn:
+            found = conn.execute(
+                sa.text(migration.holding_sql(schema, table, columns, nulls))
+            ).one()
+        return {column for column, held in zip(columns, found, strict=True) if held}
 
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         return 0, 0  # no statistics kept; the demo never chunks
