@@ -72,16 +72,16 @@ class SyncResult:
         data = asdict(self)
         del data["target_definition"]
         data["started_at"] = self.started_at.isoformat()
-        data["finished_at"] = self.finished_at.isoformat() if self.finished_at else None
-        checked = self.deletes_checked_at
-        data["deletes_checked_at"] = checked.isoformat() if checked else None
-        reconciled = self.reconciled_at
-        data["reconciled_at"] = reconciled.isoformat() if reconciled else None
-        for moment in ("held_from", "held_until"):
+        for moment in _OPTIONAL_MOMENTS:
             value = getattr(self, moment)
             data[moment] = value.isoformat() if value else None
         return data
 
+
+# the summary's times that may be unset, written as ISO 8601 or None
+_OPTIONAL_MOMENTS = (
+    "finished_at", "deletes_checked_at", "reconciled_at", "held_from", "held_until"
+)
 
 _ATTRIBUTE = "dbsync_result"
 
