@@ -57,7 +57,7 @@ class Dialect(Protocol):
     - ``copies_in_chunks``: whether a full copy of a table over ``CHUNK_ROWS`` is split into
       key ranges copied side by side (:mod:`dbsync.copy.chunked`); off for the demo's SQLite.
     - ``compares_rows``: whether row content is compared and repaired by differences
-      (:mod:`dbsync.compare.reconcile`: :meth:`row_side`, :meth:`table_checksum`,
+      (:mod:`dbsync.compare.reconcile`: :meth:`row_sides`, :meth:`table_checksum`,
       :meth:`read_source_rows`, :meth:`write_target_rows`); off for the demo's SQLite, whose
       tables without modifier keep the whole copy and whose incremental tables are never
       reconciled.
@@ -270,9 +270,11 @@ class Dialect(Protocol):
         """Read the rows of ``keys`` (and their ``index`` entries) of ``table`` (qualified)
         into the server's cache."""
 
-    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
-        """Where a table's rows are folded by content (:mod:`dbsync.compare.rowdiff`), over
-        ``columns`` taken by name."""
+    def row_sides(
+        self, source: KeySet, target: KeySet, columns: Sequence[str]
+    ) -> tuple[RowSide, RowSide]:
+        """Where both tables' rows are folded by content (:mod:`dbsync.compare.rowdiff`), over
+        ``columns`` taken by name, each row's content formed alike on both sides."""
 
     def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
         """The storage engine's own checksum of a whole table; None if it keeps none."""

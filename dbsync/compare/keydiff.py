@@ -82,6 +82,7 @@ class Narrowed:
 
     bits: int
     rows: dict[int, int]
+    counts: tuple[int, int] = (0, 0)  # rows of each side, from the first (whole-table) fold
 
     def batches(self, limit: int | None = None) -> Iterator[Buckets]:
         """The buckets in groups of about ``limit`` rows (default ``BATCH_ROWS``), so memory
@@ -111,15 +112,21 @@ def narrow(
     ``fetch_limit``; or cannot usefully be split further)."""
     enough = fetch_limit(rows) if enough is None else enough
     buckets = Buckets(first_bits(rows, differences))
+    counts: tuple[int, int] | None = None
     while True:
         source, target = _both(sides, lambda side, at=buckets: side.folds(at))
+        counts = counts or (_rows(source), _rows(target))
         changed = differing(source, target)
         deeper = deeper_bits(buckets.bits, len(changed))
         behind = rows_behind(changed, source, target)
         if not changed or deeper is None or behind <= enough:
             held = {b: rows_behind((b,), source, target) for b in changed}
-            return Narrowed(buckets.bits, held)
+            return Narrowed(buckets.bits, held, counts)
         buckets = Buckets(deeper, (buckets.bits, changed))
+
+
+def _rows(folds: dict[int, Fold]) -> int:
+    return sum(rows for rows, _ in folds.values())
 
 
 def _both(sides: tuple[Side, Side], work: Callable[[Side], Any]) -> tuple[Any, Any]:

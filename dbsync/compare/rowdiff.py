@@ -33,6 +33,8 @@ class RowDiff:
     missing: list[Key] = field(default_factory=list)  # source keys the target lacks
     changed: list[Key] = field(default_factory=list)  # source keys held differently
     only_in_target: list[Key] = field(default_factory=list)  # target keys the source lacks
+    counts: tuple[int, int] = (0, 0)  # rows of source and target (the first fold's)
+    too_many: bool = False  # more rows differ than the limit: the lists are incomplete
 
     @property
     def size(self) -> int:
@@ -49,16 +51,21 @@ def differences_hint(source_rows: int, target_rows: int) -> int:
     return max(abs(source_rows - target_rows), max(source_rows, target_rows) // 1000, 1)
 
 
-def compare(sides: tuple[RowSide, RowSide], rows: int, hint: int, limit: int) -> RowDiff | None:
-    """The rows that differ; None as soon as more than ``limit`` rows are known to differ
-    (a caller then copies the table whole instead)."""
+def compare(
+    sides: tuple[RowSide, RowSide], rows: int, hint: int, limit: Callable[[int], int]
+) -> RowDiff:
+    """The rows that differ; ``too_many`` as soon as more than ``limit(rows)`` rows (of the
+    larger side, as the first fold counts them) are known to differ (a caller then copies the
+    table whole instead). The first fold gives the row counts: no separate count is needed."""
     narrowed = keydiff.narrow(sides, rows, hint)  # type: ignore[arg-type]
-    diff = RowDiff()
+    diff = RowDiff(counts=narrowed.counts)
+    most = limit(max(narrowed.counts))
     for buckets in narrowed.batches():
         source, target = _both(sides, lambda side, at=buckets: side.rows(at))
         _match(source, target, diff)
-        if diff.size > limit:
-            return None
+        if diff.size > most:
+            diff.too_many = True
+            return diff
     return diff
 
 

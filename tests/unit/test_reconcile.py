@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from dbsync.backends.mysql.checksum import row_hash_sql
-from dbsync.backends.mysql.rowdiff import fingerprint_sql, read_rows_sql, upsert_sql
+from dbsync.backends.mysql.rowdiff import (
+    Fingerprint,
+    fingerprint_sql,
+    plan_fingerprint,
+    read_rows_sql,
+    upsert_sql,
+)
 from dbsync.compare import reconcile, rowdiff
 from dbsync.config.tables import TableConfig
 from dbsync.model import Column, TableSchema
@@ -53,15 +59,33 @@ def test_a_moved_column_is_not_the_same_layout_for_the_engines_checksum() -> Non
 
 
 def test_the_fingerprint_takes_columns_by_name_in_the_order_given() -> None:
-    assert fingerprint_sql(_schema(ID, V), ["id", "v"]) == fingerprint_sql(
-        _schema(V, ID), ["id", "v"]
-    )
+    plan = Fingerprint(("id", "v"), frozenset({"v"}))
+    assert fingerprint_sql(_schema(ID, V), plan) == fingerprint_sql(_schema(V, ID), plan)
 
 
 def test_the_fingerprint_prefixes_text_and_bytes_with_their_length_and_keeps_nulls_apart() -> None:
-    sql = fingerprint_sql(_schema(ID, V, B, F), ["id", "v", "b", "f"])
+    plan = Fingerprint(("id", "v", "b", "f"), frozenset({"v", "b", "f"}))
+    sql = fingerprint_sql(_schema(ID, V, B, F), plan)
     assert "LENGTH(`v`), ':', `v`" in sql and "LENGTH(`b`), ':', `b`" in sql
     assert "ISNULL(`v`)" in sql and "CAST(CAST(`f` AS DOUBLE) AS CHAR)" in sql
+    assert "ISNULL(`id`)" not in sql  # NOT NULL on both sides: no flag
+
+
+def test_floats_enter_the_fingerprint_as_shortest_double_text_where_both_servers_can() -> None:
+    plan = Fingerprint(("id", "f"), frozenset({"f"}), short_floats=True)
+    sql = fingerprint_sql(_schema(ID, F), plan)
+    assert "SFORMAT('{}', CAST(`f` AS DOUBLE))" in sql
+
+
+def test_a_column_nullable_on_one_side_only_is_flagged_on_both() -> None:
+    from dbsync.model import KeySet
+
+    strict = Column("v", "varchar(5)", "varchar", False, "utf8mb4", "utf8mb4_general_ci")
+    source = KeySet(None, "s", _schema(ID, strict), ("id",))  # type: ignore[arg-type]
+    target = KeySet(None, "t", _schema(ID, V), ("id",))  # type: ignore[arg-type]
+    plan = plan_fingerprint(source, target, ["id", "v"])
+    assert plan.nullable == {"v"} and not plan.short_floats
+    assert fingerprint_sql(source.schema, plan) == fingerprint_sql(target.schema, plan)
 
 
 def test_verify_hashes_columns_by_name_so_a_moved_column_hashes_alike() -> None:
@@ -96,7 +120,7 @@ def _ranged(low: int, high: int):
     from dbsync.model import KeySet
 
     keys = KeySet(None, "d", _schema(ID, V), ("id",))  # type: ignore[arg-type]
-    return RangeRowSide(keys, ["id", "v"], low, high)
+    return RangeRowSide(keys, Fingerprint(("id", "v"), frozenset({"v"})), low, high)
 
 
 def test_range_buckets_read_only_their_key_ranges() -> None:

@@ -498,9 +498,12 @@ class MySQLDialect:
         qualified_table = qualified(self.source_schema(), table)
         return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
 
-    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
-        """Rows folded by content on the server."""
-        return rowdiff.ServerRowSide(keys, columns)
+    def row_sides(
+        self, source: KeySet, target: KeySet, columns: Sequence[str]
+    ) -> tuple[RowSide, RowSide]:
+        """Rows folded by content on each server, by one fingerprint."""
+        plan = rowdiff.plan_fingerprint(source, target, columns)
+        return rowdiff.ServerRowSide(source, plan), rowdiff.ServerRowSide(target, plan)
 
     def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
         return rowdiff.table_checksum(engine, qualified(schema, table))

@@ -4,19 +4,26 @@ and of applying its repairs (:mod:`dbsync.compare.reconcile`).
 A row's fingerprint is ``CRC32`` over its exact text form: every compared column's
 :func:`dbsync.backends.mysql.types.comparable_text` (the text extraction reads, in utf8mb4), in the
 order of the names given (the source's), joined with ``#``; textual values are prefixed
-with their byte length (only they can hold a ``#``), and a NULL map ends the text, so NULL
-and ``''`` differ. Buckets are placed by the key's hash exactly as :mod:`dbsync.compare.keydiff`
-places them, so a row lands in the same bucket on both sides whatever its content; a bucket
-XORs ``fingerprint * MIX`` (the multiplication breaks CRC32's linearity: a bulk
+with their byte length (only they can hold a ``#``), and a map of the columns that may be NULL
+(on either side) ends the text, so NULL and ``''`` differ. Both sides build their fingerprint
+from one :class:`Fingerprint`, so their texts are formed alike. Buckets are placed by the key's
+hash exactly as :mod:`dbsync.compare.keydiff` places them, or by key ranges
+(:class:`RangeRowSide`), so a row lands in the same bucket on both sides whatever its content;
+a bucket XORs ``fingerprint * MIX`` (the multiplication breaks CRC32's linearity: a bulk
 ``SET x = x + 1`` flips the same bits in many rows, and plain CRC32s of such rows XOR alike).
 
-Measured (1,000,000 rows of the bench's events table, 10 columns, this shared machine): the
-fingerprint fold into 32,768 buckets ~2.3 to 3 s a side, ``CHECKSUM TABLE`` ~0.9 s.
+Measured (1,000,000 rows of the bench's events table, 10 columns, this 2-core machine, one
+side alone): a clustered scan ~0.45 s; the fingerprint fold 1.8 s with ``CAST(double AS
+CHAR)`` (0.55 s of it the DOUBLE column's text, whose shortest round-trip digits the server
+finds slowly) and a NULL flag for every column; 1.2 s with ``SFORMAT('{}', double)`` (the same
+shortest round-trip digits, by the {fmt} library, nearly free) and flags only for the columns
+that may be NULL; ``CHECKSUM TABLE`` 0.6-1.1 s.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -26,6 +33,7 @@ from dbsync.backends.key_folds import MIX, ServerSide
 from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
+    DOUBLE,
     FLOAT,
     INTEGER_RANK,
     TEXTUAL,
@@ -36,23 +44,66 @@ from dbsync.backends.mysql.types import (
 )
 from dbsync.model import Buckets, Column, Fold, Key, KeySet, TableSchema
 
+# Doubles whose shortest round-trip text tests a server's SFORMAT (MariaDB 10.7+, the {fmt}
+# library): both servers must print them alike for the fingerprints to use it.
+FLOAT_PROBE = (
+    "SELECT SFORMAT('{}|{}|{}|{}|{}|{}|{}', 0.1e0, 1e300, 5e-324, -0e0, 1.7976931348623157e308, "
+    "123456789012345680000e0, CAST(CAST(0.1 AS FLOAT) AS DOUBLE))"
+)
 
-def fingerprint_sql(schema: TableSchema, columns: Sequence[str]) -> str:
-    """CRC32 of a row's exact text over ``columns``, taken by name in the order given."""
-    chosen = [c for c in (schema.column(n) for n in columns) if c is not None]
-    parts = [_fingerprint_part(c) for c in chosen]
-    nulls = ", ".join(f"ISNULL({quote(c.name)})" for c in chosen)
-    return f"CRC32(CONCAT_WS('#', {', '.join(parts)}, CONCAT({nulls})))"
+
+@dataclass(frozen=True)
+class Fingerprint:
+    """What a row's fingerprint covers, one for both sides so that their texts compare."""
+
+    columns: tuple[str, ...]  # by name, in this order (the source's)
+    nullable: frozenset[str]  # columns that may be NULL on either side: in the NULL map
+    short_floats: bool = False  # both servers print FLOAT/DOUBLE with SFORMAT('{}') alike
 
 
-def _fingerprint_part(column: Column) -> str:
+def plan_fingerprint(source: KeySet, target: KeySet, columns: Sequence[str]) -> Fingerprint:
+    """The fingerprint both sides of a comparison use (asks both servers about SFORMAT only
+    when a compared column is FLOAT or DOUBLE)."""
+    chosen = [c for s in (source.schema, target.schema) for c in _by_name(s, columns)]
+    nullable = frozenset(c.name for c in chosen if c.nullable)
+    floats = any(c.data_type in (FLOAT, DOUBLE) for c in chosen)
+    short = floats and _prints_floats_alike(source.engine, target.engine)
+    return Fingerprint(tuple(columns), nullable, short)
+
+
+def _prints_floats_alike(source: Engine, target: Engine) -> bool:
+    texts = []
+    for engine in (source, target):
+        try:
+            texts.append(fetch_all(engine, FLOAT_PROBE)[0][0])
+        except Exception:  # noqa: BLE001 - no SFORMAT (MySQL, MariaDB before 10.7)
+            return False
+    return texts[0] is not None and texts[0] == texts[1]
+
+
+def _by_name(schema: TableSchema, columns: Sequence[str]) -> list[Column]:
+    return [c for c in (schema.column(n) for n in columns) if c is not None]
+
+
+def fingerprint_sql(schema: TableSchema, plan: Fingerprint) -> str:
+    """CRC32 of a row's exact text over ``plan``'s columns, taken by name in its order."""
+    chosen = _by_name(schema, plan.columns)
+    parts = [_fingerprint_part(c, plan.short_floats) for c in chosen]
+    flags = [f"ISNULL({quote(c.name)})" for c in chosen if c.name in plan.nullable]
+    if flags:
+        parts.append(f"CONCAT({', '.join(flags)})")
+    return f"CRC32(CONCAT_WS('#', {', '.join(parts)}))"
+
+
+def _fingerprint_part(column: Column, short_floats: bool) -> str:
     """A column's exact value in a row's fingerprint text.
 
-    Numbers, DECIMAL, DOUBLE and temporal values enter as the column itself: CONCAT_WS
-    turns them into the very text ``CAST(... AS CHAR)`` gives, without the cast (a third
-    of the fold's time at 10 columns). Bytes (and BIT) enter as they are, textual values in
-    utf8mb4, both prefixed with their byte length (only they can hold a ``#``); FLOAT
-    through its DOUBLE text (:func:`dbsync.backends.mysql.types.text_expression`).
+    Numbers, DECIMAL and temporal values enter as the column itself: CONCAT_WS turns them
+    into the very text ``CAST(... AS CHAR)`` gives, without the cast. Bytes (and BIT) enter
+    as they are, textual values in utf8mb4, both prefixed with their byte length (only they
+    can hold a ``#``). DOUBLE and FLOAT: their shortest round-trip text through SFORMAT when
+    both servers print it alike (a FLOAT as the DOUBLE it widens to), else the column (DOUBLE)
+    or its DOUBLE text (FLOAT, :func:`dbsync.backends.mysql.types.text_expression`).
     """
     operand = quote(column.name)
     if is_binary(column.data_type, column.charset) or column.data_type == BIT:
@@ -60,6 +111,10 @@ def _fingerprint_part(column: Column) -> str:
     if column.data_type in TEXTUAL:
         text = comparable_text(column, operand)
         return f"LENGTH({text}), ':', {text}"
+    if short_floats and column.data_type == DOUBLE:
+        return f"SFORMAT('{{}}', {operand})"
+    if short_floats and column.data_type == FLOAT:
+        return f"SFORMAT('{{}}', CAST({operand} AS DOUBLE))"
     if column.data_type == FLOAT:
         return text_expression(column, operand)
     return operand
@@ -72,10 +127,10 @@ RANGES_PER_STATEMENT = 64  # key ranges one statement of a range-bucketed side r
 class ServerRowSide(ServerSide):
     """One table's rows, bucketed by key and folded by content, on its own server."""
 
-    def __init__(self, keys: KeySet, columns: Sequence[str]) -> None:
+    def __init__(self, keys: KeySet, plan: Fingerprint) -> None:
         super().__init__(keys)
-        self.columns = tuple(columns)
-        self.fingerprint = fingerprint_sql(keys.schema, columns)
+        self.plan = plan
+        self.fingerprint = fingerprint_sql(keys.schema, plan)
         self.fold = f"{self.fingerprint} * {MIX}"
 
     def count(self) -> int:
@@ -114,7 +169,7 @@ class ServerRowSide(ServerSide):
     def ranged(self, low: int, high: int) -> ServerRowSide:
         """The same rows bucketed by key ranges of ``[low, high]`` (both sides must be given
         the same bounds)."""
-        return RangeRowSide(self.keys, self.columns, low, high)
+        return RangeRowSide(self.keys, self.plan, low, high)
 
 
 class RangeRowSide(ServerRowSide):
@@ -126,8 +181,8 @@ class RangeRowSide(ServerRowSide):
     table (1,000 differences in 1,000,000 rows: 1,000 short range reads instead of a scan).
     """
 
-    def __init__(self, keys: KeySet, columns: Sequence[str], low: int, high: int) -> None:
-        super().__init__(keys, columns)
+    def __init__(self, keys: KeySet, plan: Fingerprint, low: int, high: int) -> None:
+        super().__init__(keys, plan)
         self.low = low
         self.span_bits = max((high - low).bit_length(), 1)
         self.key = quote(keys.key[0])

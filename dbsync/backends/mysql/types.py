@@ -63,6 +63,7 @@ BINARY = frozenset(
 
 BIT = "bit"
 FLOAT = "float"
+DOUBLE = "double"
 
 INTEGER_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
 TEXT_RANK = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4}

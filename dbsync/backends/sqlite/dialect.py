@@ -413,7 +413,9 @@ class SQLiteDialect:
         qualified_table = qualified(self.source_schema(), table)
         return row_reads.keys_present(engine, qualified_table, key, keys, self.placeholder)
 
-    def row_side(self, keys: KeySet, columns: Sequence[str]) -> RowSide:
+    def row_sides(
+        self, source: KeySet, target: KeySet, columns: Sequence[str]
+    ) -> tuple[RowSide, RowSide]:
         raise NotImplementedError("SQLite does not compare rows (compares_rows is False)")
 
     def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
