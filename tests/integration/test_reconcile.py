@@ -389,6 +389,39 @@ def test_four_byte_keys_are_repaired(scratch, runtime_factory, incremental) -> N
     assert (_repaired(result), _same(scratch, "e")) == ((3, 1, 1, 1), True)
 
 
+@pytest.mark.parametrize("incremental", [True, False], ids=["reconcile", "diff"])
+def test_the_smallest_differences_in_values_are_found(
+    scratch, runtime_factory, incremental
+) -> None:
+    """A DOUBLE and a FLOAT one step apart (the fingerprint prints them by SFORMAT), NULL
+    against '', a case change under a case-insensitive collation, one 4-byte character for
+    another. Row 6 holds the newest cursor value, so an incremental read takes only it."""
+    helpers.execute(
+        scratch.source,
+        "CREATE TABLE x (id INT NOT NULL PRIMARY KEY, f DOUBLE NOT NULL, g FLOAT NULL, "
+        "s VARCHAR(10) COLLATE utf8mb4_general_ci NULL, m DATETIME NULL)",
+        "INSERT INTO x VALUES (1, 0.1, 0.1, 'a', '2024-01-01'), (2, 2, 0.1, 'a', '2024-01-01'), "
+        "(3, 3, 0.1, '', '2024-01-01'), (4, 4, 0.1, 'abc', '2024-01-01'), "
+        "(5, 5, 0.1, '🚀', '2024-01-01'), (6, 6, 0.1, 'b', '2024-01-02')",
+    )
+    entry = {"table": "x", "primary_key": "id"}
+    scratch.write_tables([{**entry, "modifier": "m"} if incremental else entry])
+    runtime = runtime_factory()
+    sync_table(runtime, "x")
+    helpers.execute(
+        scratch.target,
+        "UPDATE x SET f = 0.10000000000000002 WHERE id = 1",
+        "UPDATE x SET g = 0.10000001 WHERE id = 2",
+        "UPDATE x SET s = NULL WHERE id = 3",
+        "UPDATE x SET s = 'ABC' WHERE id = 4",
+        "UPDATE x SET s = '😀' WHERE id = 5",
+    )
+
+    result = sync_table(runtime, "x", reconcile=True)
+
+    assert (_repaired(result), _same(scratch, "x")) == ((5, 0, 5, 0), True)
+
+
 # --- the valve -----------------------------------------------------------------------------
 
 
