@@ -139,3 +139,19 @@ def test_range_buckets_deeper_than_the_keys_are_single_keys() -> None:
         "((`id` - 0) >> 0)",
         " WHERE (`id` >= 4 AND `id` < 5)",
     )
+
+
+def test_the_whole_table_is_folded_in_key_ranges_cut_at_bucket_boundaries_open_at_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from dbsync.backends.mysql import rowdiff as sql
+
+    monkeypatch.setattr(sql, "FOLD_PIECES", 4)
+    side = _ranged(100, 100 + 1023)  # 10 bits of offsets: 16 buckets of 64 keys at 4 bits
+    assert side._pieces(4) == [
+        " WHERE `id` < 356",
+        " WHERE `id` >= 356 AND `id` < 612",
+        " WHERE `id` >= 612 AND `id` < 868",
+        " WHERE `id` >= 868",
+    ]
+    assert side._pieces(1) == [" WHERE `id` < 612", " WHERE `id` >= 612"]

@@ -23,6 +23,7 @@ that may be NULL; ``CHECKSUM TABLE`` 0.6-1.1 s.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -122,6 +123,14 @@ def _fingerprint_part(column: Column, short_floats: bool) -> str:
 
 SPAN_LIMIT = 1 << 62  # key offsets stay far inside a signed BIGINT on the server
 RANGES_PER_STATEMENT = 64  # key ranges one statement of a range-bucketed side reads
+# Statements of one side's fold running at once, each on its own connection, and the key
+# ranges the whole table is folded in (more than run at once: over sparse keys some ranges
+# hold few rows, and a connection done with one takes the next). Measured on one 2-core server
+# holding both sides of 1,000,000 rows: the first fold 2.2-2.5 s in one statement a side,
+# 1.8 s in two, 1.6 s in four (a side that finishes first no longer leaves a core idle); on
+# two servers each side's ranges run on as many cores.
+FOLD_PARTS = 4
+FOLD_PIECES = 16
 
 
 class ServerRowSide(ServerSide):
@@ -222,15 +231,33 @@ class RangeRowSide(ServerRowSide):
         ]
 
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
+        """The buckets' folds, ``FOLD_PARTS`` statements at once (the whole table: in
+        ``FOLD_PIECES`` key ranges, see :meth:`_pieces`)."""
+        parts = self._pieces(buckets.bits) if buckets.within is None else self._parts(buckets)
+        statements = [
+            f"SELECT {self.bucket_sql(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
+            f"FROM {self.table}{where} GROUP BY 1 ORDER BY NULL"
+            for where in parts
+        ]
         found: dict[int, Fold] = {}
-        for where in self._parts(buckets):
-            sql = (
-                f"SELECT {self.bucket_sql(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
-                f"FROM {self.table}{where} GROUP BY 1 ORDER BY NULL"
-            )
-            rows = fetch_all(self.keys.engine, sql)
+        for rows in _at_once(self.keys.engine, statements):
             found.update((int(b), (int(n), int(x))) for b, n, x in rows)
         return found
+
+    def _pieces(self, bits: int) -> list[str]:
+        """The whole table as ``FOLD_PIECES`` key ranges cut at bucket boundaries, the first
+        and the last open-ended (rows written since the key bounds were read are folded
+        too): one server folds them on as many cores, and a side that finishes early leaves
+        its core to the other side's pieces (both sides on one server)."""
+        count = 1 << bits
+        cuts = sorted({count * i // FOLD_PIECES for i in range(1, FOLD_PIECES)} - {0})
+        bounds = [None, *(self.low + (c << self._shift(bits)) for c in cuts), None]
+        return [self._between(a, b) for a, b in zip(bounds, bounds[1:], strict=False)]
+
+    def _between(self, first: int | None, end: int | None) -> str:
+        conditions = [f"{self.key} >= {first}"] if first is not None else []
+        conditions += [f"{self.key} < {end}"] if end is not None else []
+        return " WHERE " + " AND ".join(conditions) if conditions else ""
 
     def rows(self, buckets: Buckets) -> list[tuple[Any, ...]]:
         columns = [self.identity, self.fingerprint, *(quote(k) for k in self.keys.key)]
@@ -239,6 +266,15 @@ class RangeRowSide(ServerRowSide):
             sql = f"SELECT {', '.join(columns)} FROM {self.table}{where}"
             found += fetch_all(self.keys.engine, sql)
         return found
+
+
+def _at_once(engine: Engine, statements: Sequence[str]) -> list[list[tuple[Any, ...]]]:
+    """Each statement's rows, up to ``FOLD_PARTS`` statements running at once."""
+    if len(statements) <= 1:
+        return [fetch_all(engine, sql) for sql in statements]
+    workers = min(len(statements), FOLD_PARTS)
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbsync-fold") as pool:
+        return list(pool.map(lambda sql: fetch_all(engine, sql), statements))
 
 
 def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
