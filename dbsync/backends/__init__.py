@@ -22,6 +22,7 @@ from dbsync.backends.registry import dialect_class, dialect_for
 from dbsync.backends.sqlite.dialect import SQLiteDialect
 from dbsync.backends.status import (
     last_delete_check,
+    last_diff_repaired,
     last_reconcile,
     last_target_definition,
     read_status,
@@ -38,6 +39,7 @@ __all__ = [
     "dialect_for",
     "has_room",
     "last_delete_check",
+    "last_diff_repaired",
     "last_reconcile",
     "last_target_definition",
     "ping",

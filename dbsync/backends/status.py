@@ -259,6 +259,18 @@ def _last(engine: Engine, database: str, table: str, column: str) -> datetime | 
     return found.replace(tzinfo=UTC) if found else None
 
 
+def last_diff_repaired(engine: Engine, database: str, table: str) -> bool:
+    """Whether the table's last sync was a diff that repaired rows (its rows change between
+    syncs: a whole-table checksum would most likely differ again)."""
+    ensure_status_table(engine, database)
+    sql = (
+        f"SELECT 1 FROM {_table(engine, database)} WHERE table_name = :t AND mode = 'diff' "
+        "AND status = 'synced' AND rows_repaired > 0"
+    )
+    with engine.connect() as conn:
+        return conn.execute(sa.text(sql), {"t": table}).scalar() is not None
+
+
 def last_target_definition(engine: Engine, database: str, table: str) -> str | None:
     """The fingerprint of the target table's definition as the last sync left it (None:
     never recorded)."""

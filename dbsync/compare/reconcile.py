@@ -47,7 +47,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from dbsync.backends import last_reconcile
+from dbsync.backends import last_diff_repaired, last_reconcile
 from dbsync.compare import deletes, keydiff, rowdiff
 from dbsync.config.result import SyncResult, utc_now
 from dbsync.config.tables import TableConfig
@@ -155,10 +155,11 @@ def level(
 ) -> bool:
     """Compare and repair; False when too many rows differ (the caller copies the table
     whole). ``drift``: a reconcile (differences mean something bypassed the sync, logged as a
-    warning; one is asked for when drift is suspected, so the whole-table checksum, which
-    only pays when nothing differs, is skipped)."""
+    warning)."""
     started, at = time.perf_counter(), utc_now()
-    if not drift and checksums_match(runtime, pair.source, pair.target):
+    if _checksum_first(runtime, pair, drift) and checksums_match(
+        runtime, pair.source, pair.target
+    ):
         log.info("table %s: checksums match, nothing to repair", pair.config.table)
         result.reconciled_at = at
         return True
@@ -176,6 +177,16 @@ def level(
     result.reconciled_at = at
     _report(pair.config.table, repaired, found, compared, time.perf_counter() - started, drift)
     return True
+
+
+def _checksum_first(runtime: Runtime, pair: Pair, drift: bool) -> bool:
+    """Whether the whole-table checksums are compared before the fold: they only pay when
+    nothing differs. Not for a reconcile (asked for when drift is suspected), nor for a table
+    whose last diff repaired rows (its rows change between syncs)."""
+    if drift:
+        return False
+    engine, database = runtime.engines.target, runtime.dialect.target_schema()
+    return not last_diff_repaired(engine, database, pair.config.table)
 
 
 def _compare(sides: tuple[RowSide, RowSide]) -> rowdiff.RowDiff:

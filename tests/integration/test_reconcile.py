@@ -215,6 +215,24 @@ def test_a_table_without_modifier_that_did_not_change_is_left_alone(
     assert (result.mode, result.rows_repaired, result.rows_loaded) == ("diff", 0, 0)
 
 
+def test_the_whole_table_checksum_is_skipped_after_a_diff_that_repaired_rows(
+    scratch, runtime_factory, caplog
+) -> None:
+    runtime = _synced(scratch, runtime_factory, incremental=False)
+    helpers.execute(scratch.source, "UPDATE t SET v = 'changed' WHERE id % 400 = 1")
+    caplog.set_level("INFO", logger="dbsync.reconcile")
+    sync_table(runtime, "t")  # checksums differ, then the fold repairs 5 rows
+
+    caplog.clear()
+    skipped = sync_table(runtime, "t")  # its rows change between syncs: straight to the fold
+    checked_after_skip = "checksums match" in caplog.text
+    caplog.clear()
+    checked = sync_table(runtime, "t")  # the last diff found nothing: checksums first
+
+    assert (skipped.rows_repaired, checked_after_skip) == (0, False)
+    assert (checked.rows_repaired, "checksums match" in caplog.text) == (0, True)
+
+
 def test_drift_in_a_table_without_modifier_is_repaired_by_a_plain_sync(
     scratch, runtime_factory
 ) -> None:
