@@ -154,6 +154,8 @@ def run_pipeline(
 def _new_pipeline(
     destination: Any, name: str, staging_database: str, work_dir: str | None
 ) -> dlt.Pipeline:
+    if work_dir is not None:  # WORK_DIR may name a directory that does not exist yet
+        os.makedirs(work_dir, exist_ok=True)
     directory = tempfile.mkdtemp(prefix=_work_dir_prefix(), dir=work_dir)
     return dlt.pipeline(
         pipeline_name=name,

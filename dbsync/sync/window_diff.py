@@ -59,8 +59,10 @@ def compare(
         if folds[0] == folds[1]:
             return Verdict(unchanged=True)
     most = max(counts)
+    if most < BUCKETED_FROM or abs(counts[0] - counts[1]) * 2 > most:
+        return Verdict()  # small, or most of it differs: reading it whole costs less
     sides = dialect.window_sides(engines, rows.sets, key) if key else None
-    if sides is None or most < BUCKETED_FROM:
+    if sides is None:
         return Verdict()
     narrowed = keydiff.narrow(
         sides, most, max(most // ROWS_PER_BUCKET, 1), enough=max(most // 50, MIN_ENOUGH)

@@ -249,6 +249,15 @@ KEY_CASES = {
         "'2024-01-01' + INTERVAL seq * 1001 MICROSECOND",
     ),
     "decimal": ("k DECIMAL(30, 10) NOT NULL", ["k"], "0.1000000000 + seq * 0.0000000001"),
+    # integer keys are narrowed by key ranges: negative, sparse, and beyond a signed BIGINT
+    "int_negative": ("k INT NOT NULL", ["k"], "CAST(seq AS SIGNED) - 300"),
+    "bigint_sparse": ("k BIGINT NOT NULL", ["k"], "seq * seq * 1000003"),
+    "bigint_unsigned_top": (
+        "k BIGINT UNSIGNED NOT NULL",
+        ["k"],
+        "18446744073709551615 - seq * 7",
+    ),
+    "smallint_unsigned_top": ("k SMALLINT UNSIGNED NOT NULL", ["k"], "seq + 64935"),
     "varbinary": ("k VARBINARY(16) NOT NULL", ["k"], "UNHEX(LPAD(HEX(seq), 8, '0'))"),
     "utf16_latin1": (
         "a VARCHAR(10) CHARACTER SET utf16 NOT NULL, b VARCHAR(10) CHARACTER SET latin1 NOT NULL",

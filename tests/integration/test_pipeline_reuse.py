@@ -88,3 +88,11 @@ def test_a_failed_run_throws_its_pipeline_away_and_the_next_sync_works(
     result = run_sync(runtime, "t")
     assert result.status == "synced", result.error
     assert _same(scratch)
+
+
+def test_a_work_dir_that_does_not_exist_yet_is_created(scratch, runtime_factory, tmp_path) -> None:
+    _make_table(scratch)
+    work_dir = tmp_path / "not" / "there"
+    runtime = runtime_factory(work_dir=str(work_dir))
+    assert run_sync(runtime, "t").status == "synced"
+    assert len(_work_dirs(work_dir)) == 1

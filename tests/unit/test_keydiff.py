@@ -151,3 +151,34 @@ def test_identity_text_matches_the_server_form_for_composite_keys() -> None:
 @pytest.mark.parametrize("key", ["7", "x"])
 def test_local_hash_is_crc32_of_the_identity(key: str) -> None:
     assert key_folds.LocalSide._hash(key) == zlib.crc32(key.encode())
+
+
+class BoundedSide(MemorySide):
+    """A MemorySide that reports key bounds (as a server side keyed by one integer does)."""
+
+    def __init__(self, keys: set[int], bounds: tuple[int, int] | None) -> None:
+        super().__init__(keys)
+        self.bounds = bounds
+        self.range: tuple[int, int] | None = None
+
+    def key_bounds(self) -> tuple[int, int] | None:
+        return self.bounds
+
+    def ranged(self, low: int, high: int) -> BoundedSide:
+        self.range = (low, high)
+        return self
+
+
+def test_sides_are_ranged_over_the_bounds_of_both_when_both_have_bounds() -> None:
+    sides = (BoundedSide({1}, (5, 90)), BoundedSide({2}, (-3, 40)))
+    keydiff.ranged(sides)
+    assert [s.range for s in sides] == [(-3, 90), (-3, 90)]
+
+
+def test_sides_stay_hashed_when_one_side_has_no_bounds() -> None:
+    sides = (BoundedSide({1}, (5, 90)), BoundedSide(set(), None))
+    assert keydiff.ranged(sides) == sides and sides[0].range is None
+
+
+def test_runs_group_consecutive_bucket_numbers() -> None:
+    assert key_folds.runs([7, 1, 3, 2, 9, 8]) == [(1, 3), (7, 9)]
