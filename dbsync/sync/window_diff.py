@@ -38,6 +38,7 @@ class Verdict:
     unchanged: bool = False
     only: str | None = None  # predicate on the source's rows (values inlined); None: all
     rows: int = 0  # rows the read will take (when ``only`` is set)
+    counted: int | None = None  # rows of the window, as counted (None: not counted)
 
 
 def compare(
@@ -61,7 +62,7 @@ def compare(
     most = max(counts)
     sides = dialect.window_sides(engines, rows.sets, key) if key else None
     if sides is None or most < BUCKETED_FROM:
-        return Verdict()
+        return Verdict(counted=most)
     narrowed = keydiff.narrow(
         sides, most, max(most // ROWS_PER_BUCKET, 1), enough=max(most // 50, MIN_ENOUGH)
     )
@@ -69,7 +70,7 @@ def compare(
         return Verdict(unchanged=True)
     behind = sum(narrowed.rows.values())
     if behind * 2 > most:
-        return Verdict()  # most of the window differs: reading it whole costs less
+        return Verdict(counted=most)  # most of the window differs: reading it whole costs less
     buckets = Buckets(narrowed.bits, (narrowed.bits, tuple(sorted(narrowed.rows))))
     log.info(
         "table %s: %s of the window's %s rows are in buckets that differ from the target's",
@@ -77,4 +78,4 @@ def compare(
         behind,
         most,
     )
-    return Verdict(only=dialect.bucket_predicate(source, key, buckets), rows=behind)
+    return Verdict(only=dialect.bucket_predicate(source, key, buckets), rows=behind, counted=behind)
