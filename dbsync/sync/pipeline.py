@@ -439,8 +439,8 @@ def shared(key: object, compute: Callable[[], _T]) -> _T:
     """``compute()``, once per batch for this thread's batch (every call without one).
 
     For facts about the servers that hold for every member's run when taken before any of
-    them: the source's oldest activity is such a fact (a safe point taken earlier than a
-    read is lower, so still safe)."""
+    them: the source's oldest activity (a safe point taken earlier than a read is lower, so
+    still safe), the staging database being there."""
     batch = getattr(_MEMBER, "batch", None)
     if batch is None:
         return compute()

@@ -37,7 +37,7 @@ from dbsync.copy import chunked as chunked_copy
 from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, TableStatus, Window
 from dbsync.ops.logs import redact
 from dbsync.sync import cursor_guard, schema_follow, window_diff
-from dbsync.sync.pipeline import Staging, leave_batch, stage, table_target
+from dbsync.sync.pipeline import Staging, leave_batch, shared, stage, table_target
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
 from dbsync.sync.schema_follow import Followed
@@ -273,7 +273,8 @@ def _mirror_schema(
             config.primary_key,
             config.modifier,
         )
-    dialect.ensure_staging(runtime.engines.target)
+    # once for the tables synced side by side: the staging database is there for all
+    shared("staging database", lambda: dialect.ensure_staging(runtime.engines.target))
     return source, _plan(runtime, config, source, result, request)
 
 
