@@ -52,7 +52,7 @@ def _selected(tables: TablesFile, names: Sequence[str]) -> list[str]:
 
 
 def cmd_sync(args: argparse.Namespace) -> int:
-    from dbsync.sync.run import run_sync
+    from dbsync.sync.many import sync_tables
 
     runtime = _runtime(**({"chunk_workers": args.parallel} if args.parallel else {}))
     try:
@@ -61,10 +61,12 @@ def cmd_sync(args: argparse.Namespace) -> int:
             for p in runtime.tables.problems
             if not args.tables
         ]
-        for name in _selected(runtime.tables, args.tables):
-            results.append(
-                run_sync(runtime, name, full_refresh=args.full_refresh, reconcile=args.reconcile)
-            )
+        results += sync_tables(
+            runtime,
+            _selected(runtime.tables, args.tables),
+            full_refresh=args.full_refresh,
+            reconcile=args.reconcile,
+        )
     finally:
         runtime.dispose()
     print(format_results(results))

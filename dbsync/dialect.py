@@ -366,7 +366,8 @@ class Dialect(Protocol):
         """Replace the target table by the staged one; readers see old rows or new rows."""
 
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
-        """Upsert the staged rows into the target by ``key`` and drop the staging table."""
+        """Upsert the staged rows into the target by ``key``; drop the staging table (or
+        empty it, kept for the table's next sync)."""
 
     def delete_target_keys(
         self, engine: Engine, table: str, key: Sequence[str], keys: Sequence[Key]

@@ -79,6 +79,7 @@ class Window:
     cursor: str | None = None
     lower_bound: str | None = None
     key_range: str | None = None  # one chunk of a copy: a key-range predicate, values inlined
+    counted: int | None = None  # rows it held when both servers counted it (None: not counted)
 
 
 @dataclass
@@ -334,6 +335,7 @@ class Progress:
 
 
 RunningCopy = tuple[str, datetime, float, Progress]
+
 
 @dataclass(frozen=True)
 class SlotUsage:

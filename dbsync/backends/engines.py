@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import pymysql
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
@@ -52,12 +54,39 @@ def mysql_connect_args(
     return args
 
 
+class _Connection(pymysql.connections.Connection):
+    """PyMySQL's connection, whose TLS context for ``preferred`` TLS without a CA or a
+    certificate (the default) is built once per process: PyMySQL builds one for every
+    connection, loading the system's CA store, about 20 ms each."""
+
+    def _create_ssl_ctx(self, sslp: Any) -> Any:
+        if sslp != {}:
+            return super()._create_ssl_ctx(sslp)
+        with _PREFERRED_GUARD:
+            if not _PREFERRED:
+                _PREFERRED.append(super()._create_ssl_ctx({}))
+            return _PREFERRED[0]
+
+
+_PREFERRED: list[Any] = []
+_PREFERRED_GUARD = threading.Lock()
+
+
+def _connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+    return _Connection(*cargs, **cparams)
+
+
+def _share_tls_context(engine: Engine) -> None:
+    if engine.dialect.driver == "pymysql":
+        sa.event.listen(engine, "do_connect", _connect)
+
+
 def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> Engine:
     """One engine (and pool) for one side, configured from the settings."""
     if not db.is_mysql:
         return _sqlite_engine(db, settings, target)
     init = target_init(settings) if target else SOURCE_INIT
-    return sa.create_engine(
+    engine = sa.create_engine(
         db.url,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
@@ -67,16 +96,20 @@ def create_engine(db: DatabaseSettings, settings: Settings, *, target: bool) -> 
         connect_args=mysql_connect_args(db, settings, init, local_infile=target),
         hide_parameters=True,
     )
+    _share_tls_context(engine)
+    return engine
 
 
 def server_engine(db: DatabaseSettings, settings: Settings) -> Engine:
     """A pool-less engine on ``db``'s server without a default database (to create it)."""
-    return sa.create_engine(
+    engine = sa.create_engine(
         db.url._replace(database=None),  # URL.set() cannot clear a field
         poolclass=sa.pool.NullPool,
         connect_args=mysql_connect_args(db, settings, target_init(settings), local_infile=False),
         hide_parameters=True,
     )
+    _share_tls_context(engine)
+    return engine
 
 
 def uses_tls(engine: Engine) -> bool:

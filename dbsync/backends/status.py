@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
@@ -16,6 +18,7 @@ from dbsync.dialect import Dialect
 from dbsync.model import TableStatus
 
 STATUS_TABLE = "_dbsync_status"
+_T = TypeVar("_T")
 
 _COLUMNS = """(
   table_name VARCHAR(64) NOT NULL PRIMARY KEY,
@@ -120,6 +123,30 @@ def ensure_status_table(engine: Engine, database: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(ddl + _dialect(engine).table_options()))
     _add_missing_columns(engine, database)
+    _ENSURED.add(_status_key(engine, database))
+
+
+# the status tables this process made sure of: each sync reads and writes its row, and
+# checking the table's definition every time cost more than the row
+_ENSURED: set[tuple[str, str]] = set()
+
+
+def _status_key(engine: Engine, database: str) -> tuple[str, str]:
+    return (engine.url.render_as_string(hide_password=True), database)
+
+
+def _on_status_table(engine: Engine, database: str, action: Callable[[], _T]) -> _T:
+    """Run ``action`` on the status table, made sure of once per process (again, and the
+    action retried, when it fails on a table dropped or changed since)."""
+    if _status_key(engine, database) not in _ENSURED:
+        ensure_status_table(engine, database)
+        return action()
+    try:
+        return action()
+    except sa.exc.DBAPIError:
+        _ENSURED.discard(_status_key(engine, database))
+        ensure_status_table(engine, database)
+        return action()
 
 
 def _add_missing_columns(engine: Engine, database: str) -> None:
@@ -178,7 +205,6 @@ def record_result(engine: Engine, database: str, result: SyncResult) -> None:
 
 
 def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
-    ensure_status_table(engine, database)
     params = {
         "table_name": result.table,
         "status": result.status,
@@ -206,19 +232,19 @@ def _upsert_result(engine: Engine, database: str, result: SyncResult) -> None:
         "future_cursor_rows": result.future_cursor_rows,
         "target_definition": result.target_definition,
     }
-    with engine.begin() as conn:
-        conn.execute(sa.text(_upsert_sql(engine, database)), params)
+
+    def upsert() -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(_upsert_sql(engine, database)), params)
+
+    _on_status_table(engine, database, upsert)
 
 
 def read_status(engine: Engine, database: str, table: str | None = None) -> list[TableStatus]:
     """Every table's last recorded sync, ordered by table name."""
-    ensure_status_table(engine, database)
     where = " WHERE table_name = :t" if table is not None else ""
-    sql = (
-        f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)}{where} ORDER BY table_name"
-    )
-    with engine.connect() as conn:
-        rows = conn.execute(sa.text(sql), {"t": table}).all()
+    sql = f"SELECT {', '.join(_FIELDS)} FROM {_table(engine, database)}{where} ORDER BY table_name"
+    rows = _on_status_table(engine, database, lambda: _fetch(engine, sql, {"t": table}))
     return [
         TableStatus(
             *row[:3],
@@ -252,29 +278,30 @@ def last_reconcile(engine: Engine, database: str, table: str) -> datetime | None
 
 
 def _last(engine: Engine, database: str, table: str, column: str) -> datetime | None:
-    ensure_status_table(engine, database)
     sql = f"SELECT {column} FROM {_table(engine, database)} WHERE table_name = :t"
-    with engine.connect() as conn:
-        found = _moment(conn.execute(sa.text(sql), {"t": table}).scalar())
+    rows = _on_status_table(engine, database, lambda: _fetch(engine, sql, {"t": table}))
+    found = _moment(rows[0][0]) if rows else None
     return found.replace(tzinfo=UTC) if found else None
 
 
 def last_diff_repaired(engine: Engine, database: str, table: str) -> bool:
     """Whether the table's last sync was a diff that repaired rows (its rows change between
     syncs: a whole-table checksum would most likely differ again)."""
-    ensure_status_table(engine, database)
     sql = (
         f"SELECT 1 FROM {_table(engine, database)} WHERE table_name = :t AND mode = 'diff' "
         "AND status = 'synced' AND rows_repaired > 0"
     )
+    return bool(_on_status_table(engine, database, lambda: _fetch(engine, sql, {"t": table})))
+
+
+def _fetch(engine: Engine, sql: str, params: dict[str, Any]) -> list[Any]:
     with engine.connect() as conn:
-        return conn.execute(sa.text(sql), {"t": table}).scalar() is not None
+        return list(conn.execute(sa.text(sql), params).all())
 
 
 def last_target_definition(engine: Engine, database: str, table: str) -> str | None:
     """The fingerprint of the target table's definition as the last sync left it (None:
     never recorded)."""
-    ensure_status_table(engine, database)
     sql = f"SELECT target_definition FROM {_table(engine, database)} WHERE table_name = :t"
-    with engine.connect() as conn:
-        return conn.execute(sa.text(sql), {"t": table}).scalar()
+    rows = _on_status_table(engine, database, lambda: _fetch(engine, sql, {"t": table}))
+    return rows[0][0] if rows else None

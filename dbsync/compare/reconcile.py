@@ -102,15 +102,20 @@ def diffs(runtime: Runtime, config: TableConfig, request: Request) -> bool:
 
 
 def due(
-    runtime: Runtime, config: TableConfig, request: Request, now: datetime | None = None
+    runtime: Runtime,
+    config: TableConfig,
+    request: Request,
+    now: datetime | None = None,
+    recorded: Callable[[], datetime | None] | None = None,
 ) -> bool:
-    """Whether an incremental table is reconciled after its merge this run."""
+    """Whether an incremental table is reconciled after its merge this run. ``recorded``:
+    when it was last reconciled, if the caller read it already (else the status table)."""
     if not runtime.dialect.compares_rows or not config.incremental:
         return False
     if request.reconcile or config.reconcile_interval <= 0:
         return True
     engine, database = runtime.engines.target, runtime.dialect.target_schema()
-    last = last_reconcile(engine, database, config.table)
+    last = recorded() if recorded else last_reconcile(engine, database, config.table)
     if last is None:
         return True
     return ((now or utc_now()) - last).total_seconds() >= config.reconcile_interval

@@ -46,6 +46,12 @@ def pipeline_name(target_database: str, table: str) -> str:
     return "dbsync__" + _digest(f"{target_database}\x00{table}", 32)
 
 
+def batch_pipeline_name(target_database: str, tables: tuple[str, ...]) -> str:
+    """The dlt pipeline of a batch of tables (:class:`dbsync.sync.pipeline.Batch`): one per
+    database and set of tables; never a table's own pipeline name (``dbsync__...``)."""
+    return f"dbsync_batch__{_digest(target_database + chr(0) + chr(0).join(tables), 32)}"
+
+
 UNSTORABLE_NAME = (
     "MySQL/MariaDB names cannot contain 4-byte UTF-8 characters (such as emoji), "
     "so no such table or column exists"

@@ -152,6 +152,12 @@ class Settings(BaseSettings):
     source_max_concurrent_reads: int = Field(
         4, ge=0, description="fleet-wide cap on concurrent reads of the source server (0: none)"
     )
+    sync_batch_tables: int = Field(
+        16,
+        ge=1,
+        description="tables one `dbsync sync` process syncs side by side, their small reads "
+        "staged by one dlt run (1: one table after another)",
+    )
     source_read_wait_seconds: float = Field(
         60, gt=0, description="a read waits this long for a slot, then its sync is retried"
     )

@@ -42,6 +42,7 @@ from dbsync.config.errors import SafePointUnavailable
 from dbsync.config.result import SyncResult
 from dbsync.config.tables import TableConfig
 from dbsync.model import Column, TableSchema, TableStatus
+from dbsync.sync.pipeline import shared
 from dbsync.sync.runtime import Runtime
 
 log = logging.getLogger("dbsync.sync_engine")
@@ -101,10 +102,15 @@ def observe(
 
 
 def _safe_point(runtime: Runtime, cursor: Column) -> str:
+    """Taken once for the tables a process syncs side by side (:func:`pipeline.shared`):
+    before any of them reads, so before each one's read, as the safe point must be."""
     dialect, engine = runtime.dialect, runtime.engines.source
-    moment = dialect.oldest_activity(engine) - MARGIN
+    moment = shared("oldest activity", lambda: dialect.oldest_activity(engine) - MARGIN)
     if cursor.data_type != "timestamp":
-        moment = dialect.in_writer_zone(engine, moment, runtime.settings.cursor_time_zone)
+        zone = runtime.settings.cursor_time_zone
+        moment = shared(
+            ("in writer zone", moment, zone), lambda: dialect.in_writer_zone(engine, moment, zone)
+        )
     return cursor_text(moment, cursor)
 
 
@@ -158,9 +164,7 @@ def lower_bound(
     return start if highest is None else min(start, _normal(highest, cursor))
 
 
-def _target_bound(
-    runtime: Runtime, config: TableConfig, cursor: Column, lag: float
-) -> str | None:
+def _target_bound(runtime: Runtime, config: TableConfig, cursor: Column, lag: float) -> str | None:
     dialect = runtime.dialect
     engine, schema = runtime.engines.target, dialect.target_schema()
     return dialect.highest_cursor(engine, schema, config.table, cursor, lag)

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from dbsync.backends import record_result
@@ -33,10 +34,10 @@ from dbsync.config.errors import ConfigError, ConfigProblem, RowCountMismatch, T
 from dbsync.config.result import CREATED, SyncResult, attach_result, utc_now
 from dbsync.config.tables import TableConfig
 from dbsync.copy import chunked as chunked_copy
-from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, Window
+from dbsync.model import Copy, ExtractStats, HeldLock, Read, TableSchema, TableStatus, Window
 from dbsync.ops.logs import redact
 from dbsync.sync import cursor_guard, schema_follow, window_diff
-from dbsync.sync.pipeline import run_pipeline
+from dbsync.sync.pipeline import Staging, leave_batch, shared, stage, table_target
 from dbsync.sync.read_ahead import ReadAhead, reading_ahead
 from dbsync.sync.runtime import Runtime
 from dbsync.sync.schema_follow import Followed
@@ -62,6 +63,8 @@ class Plan:
     copy: Copy | None = None  # a chunked full copy (tables over CHUNK_ROWS)
     rereads_copy: bool = False  # first incremental run after a chunked copy
     by_diff: bool = False  # a table without modifier brought level by its differences
+    observed: bool = False  # ``previous`` was read from the status table this run
+    previous: TableStatus | None = None  # what the last run recorded (None: never synced)
 
 
 def table_config(runtime: Runtime, name: str) -> TableConfig:
@@ -120,9 +123,9 @@ def _attempt(runtime: Runtime, table: str, request: Request) -> tuple[SyncResult
         with runtime.dialect.table_lock(runtime.engines.target, table) as lock:
             result.held_from = utc_now()
             try:
-                _sync_locked(runtime, config, result, lock, request)
+                left = _sync_locked(runtime, config, result, lock, request)
                 # what this run leaves the target as: a later difference from it is target drift
-                schema_follow.remember(result, _target_schema(runtime, table))
+                schema_follow.remember(result, left or _target_schema(runtime, table))
             finally:
                 result.held_until = utc_now()
     except TableBusy as busy:
@@ -174,18 +177,24 @@ def _phase(result: SyncResult, name: str) -> Iterator[None]:
 
 def _sync_locked(
     runtime: Runtime, config: TableConfig, result: SyncResult, lock: HeldLock, request: Request
-) -> None:
+) -> TableSchema | None:
+    """The run under the table's lock. Returns the target's definition when the run left it
+    as the plan read it (rows merged or repaired only), else None."""
     with _phase(result, "schema"):
         source, plan = _mirror_schema(runtime, config, result, request)
+    if plan.unchanged or plan.by_diff or plan.copy is not None:
+        leave_batch()  # nothing small to stage: the tables synced beside it need not wait
     lock_check: Callable[[], None] = lock.ensure_held
     if plan.by_diff:
         with _phase(result, "diff"):
             levelled = _level(runtime, config, source, plan, result, lock_check, drift=False)
         if levelled:
-            return
+            return plan.target
         plan = _copy_instead(runtime, config, source, result, "many rows differ")
     merged = plan.target is not None and not plan.replace
-    reconciles = merged and reconcile.due(runtime, config, request)
+    reconciles = merged and reconcile.due(
+        runtime, config, request, recorded=_last_reconcile(plan) if plan.observed else None
+    )
     # a reconcile deletes what the source no longer has too: no key comparison before it
     compares = merged and not reconciles and deletes.due(runtime, config)
     # the keys to compare are the ones this run's read can see: taken before it reads
@@ -213,7 +222,15 @@ def _sync_locked(
                 result,
                 lock_check,
             )
+            merged = False
     _reread_done(runtime, config, plan)
+    return plan.target if merged else None
+
+
+def _last_reconcile(plan: Plan) -> Callable[[], datetime | None]:
+    """When the table was last reconciled, as the status this run read says."""
+    moment = plan.previous.last_reconcile_at if plan.previous is not None else None
+    return lambda: moment.replace(tzinfo=UTC) if moment and moment.tzinfo is None else moment
 
 
 def _level(
@@ -256,7 +273,8 @@ def _mirror_schema(
             config.primary_key,
             config.modifier,
         )
-    dialect.ensure_staging(runtime.engines.target)
+    # once for the tables synced side by side: the staging database is there for all
+    shared("staging database", lambda: dialect.ensure_staging(runtime.engines.target))
     return source, _plan(runtime, config, source, result, request)
 
 
@@ -320,15 +338,22 @@ def _stage(
             count_snapshot=plan.replace,
         )
     )
-    with dialect.first_run_guard(engines.target):
-        result.load_id = run_pipeline(
-            dialect.dlt_destination(engines.target),
-            dialect.target_schema(),
-            dialect.staging_schema(),
+    target = table_target(
+        dialect.dlt_destination(engines.target),
+        dialect.target_schema(),
+        dialect.staging_schema(),
+        config.table,
+        runtime.settings.work_dir,
+    )
+    result.load_id = stage(
+        Staging(
+            target,
             config.table,
             rows,
-            runtime.settings.work_dir,
+            reset=lambda: _empty_staging(runtime, config, source, plan),
+            guard=lambda: dialect.first_run_guard(engines.target),
         )
+    )
     result.rows_extracted = stats.rows
     staged = dialect.count_rows(
         engines.target, dialect.staging_schema(), dialect.staging_table(config.table)
@@ -339,6 +364,15 @@ def _stage(
             f"{stats.snapshot_rows}; the target was left unchanged"
         )
     return staged
+
+
+def _empty_staging(runtime: Runtime, config: TableConfig, source: TableSchema, plan: Plan) -> None:
+    """The staging table as the plan made it, before anything was loaded into it."""
+    dialect, engine = runtime.dialect, runtime.engines.target
+    if plan.replace or plan.target is None:
+        dialect.create_staging(engine, source, config.primary_key, config.modifier)
+    else:
+        dialect.stage_like_target(engine, plan.target, config.primary_key)
 
 
 def _commit(
@@ -438,6 +472,7 @@ def _plan(
     assert cursor is not None
     window = Window(cursor.name, cursor_guard.lower_bound(runtime, config, cursor, previous))
     plan = Plan(INCREMENTAL, target_exists=True, replace=False, window=window, target=current)
+    plan.observed, plan.previous = True, previous
     if dialect.copies_in_chunks:
         # changes made while a chunked copy ran may be older than the target's newest row
         copy_start = chunked_copy.progress_of(runtime).pending_reread(config.table)
@@ -449,6 +484,7 @@ def _plan(
             plan.unchanged = True
             return plan
         plan.window.key_range = verdict.only  # only the rows the target lacks as they are
+        plan.window.counted = verdict.counted
     dialect.stage_like_target(engine, current, config.primary_key)
     return plan
 

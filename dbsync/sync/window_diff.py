@@ -38,6 +38,7 @@ class Verdict:
     unchanged: bool = False
     only: str | None = None  # predicate on the source's rows (values inlined); None: all
     rows: int = 0  # rows the read will take (when ``only`` is set)
+    counted: int | None = None  # rows of the window, as counted (None: not counted)
 
 
 def compare(
@@ -60,10 +61,10 @@ def compare(
             return Verdict(unchanged=True)
     most = max(counts)
     if most < BUCKETED_FROM or abs(counts[0] - counts[1]) * 2 > most:
-        return Verdict()  # small, or most of it differs: reading it whole costs less
+        return Verdict(counted=most)  # small, or most of it differs: reading it whole costs less
     sides = dialect.window_sides(engines, rows.sets, key) if key else None
     if sides is None:
-        return Verdict()
+        return Verdict(counted=most)
     narrowed = keydiff.narrow(
         sides, most, max(most // ROWS_PER_BUCKET, 1), enough=max(most // 50, MIN_ENOUGH)
     )
@@ -71,7 +72,7 @@ def compare(
         return Verdict(unchanged=True)
     behind = sum(narrowed.rows.values())
     if behind * 2 > most:
-        return Verdict()  # most of the window differs: reading it whole costs less
+        return Verdict(counted=most)  # most of the window differs: reading it whole costs less
     buckets = Buckets(narrowed.bits, (narrowed.bits, tuple(sorted(narrowed.rows))))
     log.info(
         "table %s: %s of the window's %s rows are in buckets that differ from the target's",
@@ -79,4 +80,4 @@ def compare(
         behind,
         most,
     )
-    return Verdict(only=dialect.bucket_predicate(source, key, buckets), rows=behind)
+    return Verdict(only=dialect.bucket_predicate(source, key, buckets), rows=behind, counted=behind)

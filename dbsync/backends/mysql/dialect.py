@@ -220,9 +220,7 @@ class MySQLDialect:
         """Computed by the server: only three numbers cross the network."""
         return checksum.fold_on_server(engine, rows)
 
-    def row_digests(
-        self, engine: Engine, rows: RowSet, key: Sequence[str]
-    ) -> dict[object, object]:
+    def row_digests(self, engine: Engine, rows: RowSet, key: Sequence[str]) -> dict[object, object]:
         return checksum.digests_on_server(engine, rows, key)
 
     # --- read-ahead ---------------------------------------------------------------------
@@ -364,8 +362,12 @@ class MySQLDialect:
             return int(conn.execute(sa.text("SELECT @@innodb_buffer_pool_size")).scalar() or 0)
 
     def stage_like_target(self, engine: Engine, current: TableSchema, key: tuple[str, ...]) -> None:
-        like = qualified(self.target_schema(), current.name)
-        tgt.recreate_like(engine, self.staging_schema(), self.staging_table(current.name), like)
+        """The staging table the table's last merge emptied, if it still fits
+        (:func:`tgt.reusable_staging`); else a new one."""
+        staging = (self.staging_schema(), self.staging_table(current.name))
+        like = (self.target_schema(), current.name)
+        if not tgt.reusable_staging(engine, staging, like):
+            tgt.recreate_like(engine, *staging, qualified(*like))
 
     def swap_into_place(self, engine: Engine, schema: TableSchema, target_exists: bool) -> None:
         staging = (self.staging_schema(), self.staging_table(schema.name))
@@ -374,13 +376,18 @@ class MySQLDialect:
     def merge(self, engine: Engine, schema: TableSchema, key: tuple[str, ...]) -> None:
         staging = (self.staging_schema(), self.staging_table(schema.name))
         try:
-            tgt.execute(engine, tgt.merge_sql(schema, staging, self.target_schema()))
+            emptied = tgt.merge_and_empty(
+                engine, tgt.merge_sql(schema, staging, self.target_schema()), staging
+            )
         except sa.exc.DBAPIError as exc:
             if not schema.unique_keys or mysql_error_code(exc) != DUPLICATE_ENTRY:
                 raise
             # unique values moved between rows: see target.replace_sql
-            tgt.execute(engine, tgt.replace_sql(schema, staging, self.target_schema()))
-        tgt.drop_table(engine, *staging)
+            emptied = tgt.merge_and_empty(
+                engine, tgt.replace_sql(schema, staging, self.target_schema()), staging
+            )
+        if not emptied:
+            tgt.drop_table(engine, *staging)
 
     @contextmanager
     def first_run_guard(self, engine: Engine) -> Iterator[None]:

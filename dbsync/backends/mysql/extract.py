@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("dbsync.sync_engine")
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
+SMALL_READ_ROWS = 1_000  # a window counted at most this small is read through PyMySQL
 
 
 def window_where(window: Window, param: str = "%(low)s") -> tuple[str, dict[str, str]]:
@@ -84,6 +85,9 @@ def stream_rows(read: Read) -> Iterator[pa.Table]:
     try:
         # one of the source server's read slots (SOURCE_MAX_CONCURRENT_READS) while reading
         with read.dialect.read_slot(read.engine, read.schema.name):
+            if _small(read):
+                yield from _stream_dbapi(read)
+                return
             reader_url = read.dialect.arrow_reader_url(read.engine)
             if reader_url is not None:
                 yield from _stream_arrow(reader_url, read)
@@ -98,6 +102,13 @@ def stream_rows(read: Read) -> Iterator[pa.Table]:
         if not _reader_failure(exc):
             raise  # interrupts, time limits, generator close: not the reader's failure
         raise reader_error(exc, read.schema.name) from None
+
+
+def _small(read: Read) -> bool:
+    """A window counted small: read on a pooled connection (connectorx opens a connection of
+    its own for every read, which costs more than a few rows)."""
+    counted = read.window.counted
+    return counted is not None and counted <= SMALL_READ_ROWS and not read.count_snapshot
 
 
 def _reader_failure(exc: BaseException) -> bool:

@@ -27,7 +27,7 @@ from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDestination
 from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
 
-from dbsync.backends.mysql.schema import qualified, quote, read_table
+from dbsync.backends.mysql.schema import qualified, quote, read_columns
 from dbsync.backends.mysql.types import load_expression, needs_escaping
 from dbsync.config.errors import LoadDataError
 from dbsync.model import Column
@@ -152,15 +152,15 @@ class LoadFile:
         self.path = ""
 
     def __enter__(self) -> LoadFile:
-        with self.engine.connect() as conn:
-            schema = read_table(conn, self.database, self.table)
-        if schema is None:
+        with self.engine.connect() as conn:  # the columns only: one query, not a definition
+            known = {c.name: c for c in read_columns(conn, self.database, self.table)}
+        if not known:
             raise LoadDataError(f"staging table {self.database}.{self.table} does not exist")
         with tempfile.NamedTemporaryFile(prefix="dbsync-", suffix=".tsv", delete=False) as file:
             self.path = file.name
             for batch in self.batches:
                 if not self.columns:
-                    self.columns = [_column(schema.column(n), n) for n in batch.schema.names]
+                    self.columns = [_column(known.get(n), n) for n in batch.schema.names]
                 file.write(to_tsv(batch, [needs_escaping(c) for c in self.columns]))
                 self.rows += batch.num_rows
         return self

@@ -69,17 +69,7 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
     info = conn.execute(_TABLE_SQL, params).first()
     if info is None:
         return None
-    columns = tuple(
-        Column(
-            name=r[0],
-            column_type=r[1],
-            data_type=r[2].lower(),
-            nullable=r[3] == "YES",
-            charset=r[4],
-            collation=r[5],
-        )
-        for r in conn.execute(_COLUMNS_SQL, params)
-    )
+    columns = read_columns(conn, database, table)
     keys: dict[str, list[tuple[str, str]]] = {}
     unique: dict[str, bool] = {}
     kinds: dict[str, str] = {}
@@ -101,6 +91,21 @@ def read_table(conn: Connection, database: str, table: str) -> TableSchema | Non
             for name, cols in keys.items()
             if kinds[name] == "BTREE"
         ),
+    )
+
+
+def read_columns(conn: Connection, database: str, table: str) -> tuple[Column, ...]:
+    """The table's columns in order (none: no such table)."""
+    return tuple(
+        Column(
+            name=r[0],
+            column_type=r[1],
+            data_type=r[2].lower(),
+            nullable=r[3] == "YES",
+            charset=r[4],
+            collation=r[5],
+        )
+        for r in conn.execute(_COLUMNS_SQL, {"db": database, "t": table})
     )
 
 

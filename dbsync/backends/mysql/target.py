@@ -107,6 +107,48 @@ def recreate_like(engine: Engine, database: str, table: str, like: str) -> None:
     execute_ddl(engine, name, f"CREATE TABLE {name} LIKE {like}")
 
 
+# a merge of at most this many staged rows empties the staging table for the next sync
+# (DELETE) instead of dropping it: dropping and creating a table cost more than a few rows
+KEEP_STAGING_ROWS = 1_000
+
+
+def merge_and_empty(engine: Engine, statement: str, staging: tuple[str, str]) -> bool:
+    """Run the merge ``statement``; in the same transaction empty the staging table when it
+    held few rows. Returns whether it was emptied (else the caller drops it)."""
+    with engine.begin() as conn:
+        changed = conn.execute(sa.text(statement)).rowcount
+        if changed < 0 or changed > 2 * KEEP_STAGING_ROWS:  # an update counts 2
+            return False
+        conn.execute(sa.text(f"DELETE FROM {qualified(*staging)}"))
+    return True
+
+
+def show_create(engine: Engine, database: str, table: str) -> str | None:
+    """The table's definition as the server prints it (None: no such table)."""
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(sa.text(f"SHOW CREATE TABLE {qualified(database, table)}")).first()
+    except sa.exc.DBAPIError:
+        return None
+    return str(row[1]) if row is not None else None
+
+
+def reusable_staging(engine: Engine, staging: tuple[str, str], like: tuple[str, str]) -> bool:
+    """Whether the staging table (database, table) exists, is empty and has the definition
+    of ``like`` (the target table), as ``CREATE TABLE ... LIKE`` would make it: a merge
+    left it so (:func:`merge_and_empty`), and it serves the table's next sync."""
+    kept = show_create(engine, *staging)
+    if kept is None:
+        return False
+    target = show_create(engine, *like)
+    return target is not None and _body(kept) == _body(target) and is_empty(engine, *staging)
+
+
+def _body(definition: str) -> str:
+    """A definition without its first line (``CREATE TABLE `name` (``)."""
+    return definition.partition("\n")[2]
+
+
 def table_exists(engine: Engine, database: str, table: str) -> bool:
     with engine.connect() as conn:
         found = conn.execute(
