@@ -192,9 +192,12 @@ class MySQLDialect:
     def window_sides(
         self, engines: tuple[Engine, Engine], rows: tuple[RowSet, RowSet], key: Sequence[str]
     ) -> tuple[Side, Side] | None:
+        source = KeySet(engines[0], self.source_schema(), rows[0].schema, tuple(key))
+        target = KeySet(engines[1], self.target_schema(), rows[1].schema, tuple(key))
+        plan = rowdiff.plan_fingerprint(source, target, rows[0].columns)
         return (
-            window_sql.WindowSide(rows[0], engines[0], key),
-            window_sql.WindowSide(rows[1], engines[1], key),
+            window_sql.WindowSide(rows[0], engines[0], key, plan),
+            window_sql.WindowSide(rows[1], engines[1], key, plan),
         )
 
     def bucket_predicate(self, schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str:

@@ -88,12 +88,17 @@ def _by_name(schema: TableSchema, columns: Sequence[str]) -> list[Column]:
 
 def fingerprint_sql(schema: TableSchema, plan: Fingerprint) -> str:
     """CRC32 of a row's exact text over ``plan``'s columns, taken by name in its order."""
+    return f"CRC32({row_text_sql(schema, plan)})"
+
+
+def row_text_sql(schema: TableSchema, plan: Fingerprint) -> str:
+    """A row's exact text over ``plan``'s columns (what a fingerprint hashes)."""
     chosen = _by_name(schema, plan.columns)
     parts = [_fingerprint_part(c, plan.short_floats) for c in chosen]
     flags = [f"ISNULL({quote(c.name)})" for c in chosen if c.name in plan.nullable]
     if flags:
         parts.append(f"CONCAT({', '.join(flags)})")
-    return f"CRC32(CONCAT_WS('#', {', '.join(parts)}))"
+    return f"CONCAT_WS('#', {', '.join(parts)})"
 
 
 def _fingerprint_part(column: Column, short_floats: bool) -> str:

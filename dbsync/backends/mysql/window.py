@@ -3,8 +3,10 @@
 The rows of a window (``checksum.RowSet``: one table, the window's WHERE clause) are placed
 in buckets by their key, as :mod:`dbsync.compare.keydiff` places keys (``CRC32`` of the key's exact
 text, low bits); a bucket folds to ``(rows, BIT_XOR of the first 64 bits of each row's MD5)``
-over the row's exact text (:func:`dbsync.backends.mysql.checksum.row_hash_sql`). Policy lives
-in :mod:`dbsync.sync.window_diff`.
+over the row's exact text as the row comparison forms it, one plan for both sides
+(:func:`dbsync.backends.mysql.rowdiff.row_text_sql`: numbers and times as they are, FLOAT and
+DOUBLE by ``SFORMAT`` where both servers print them alike; about half the time of the
+normalized text forms). Policy lives in :mod:`dbsync.sync.window_diff`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
 from dbsync.backends.key_folds import identity_sql
-from dbsync.backends.mysql.checksum import row_hash_sql
 from dbsync.backends.mysql.extract import window_positional
+from dbsync.backends.mysql.rowdiff import Fingerprint, row_text_sql
 from dbsync.backends.mysql.schema import qualified
 from dbsync.model import Buckets, Fold, RowSet, TableSchema, Window, WindowRows
 
@@ -73,14 +75,15 @@ def in_buckets(schema: TableSchema, key: Sequence[str], buckets: Buckets) -> str
 class WindowSide:
     """One side's rows of a window, folded per bucket by the server (a keydiff ``Side``)."""
 
-    def __init__(self, rows: RowSet, engine: Any, key: Sequence[str]) -> None:
+    def __init__(self, rows: RowSet, engine: Any, key: Sequence[str], plan: Fingerprint) -> None:
         self.rows, self.engine, self.key = rows, engine, tuple(key)
+        self.row_hash = f"MD5({row_text_sql(rows.schema, plan)})"
 
     def _inner(self, buckets: Buckets) -> str:
         rows = self.rows
         return (
             f"SELECT {bucket_hash(rows.schema, self.key)} AS k, "
-            f"CAST(CONV(SUBSTRING({row_hash_sql(rows.schema, rows.columns)}, 1, 16), 16, 10) "
+            f"CAST(CONV(SUBSTRING({self.row_hash}, 1, 16), 16, 10) "
             f"AS UNSIGNED) AS h FROM {rows.table} "
             f"WHERE ({rows.where}) AND {in_buckets(rows.schema, self.key, buckets)}"
         )
