@@ -116,16 +116,19 @@ class ServerSide:
         return RangeSide(self.keys, low, high)
 
 
-class RangeSide(ServerSide):
-    """Keys of one integer column bucketed by key ranges: bucket ``n`` at depth ``bits``
-    holds the keys whose offset from ``low`` has ``n`` in its highest ``bits`` bits (nested:
-    a bucket splits into the ranges of its halves). A fold of some buckets, and listing
-    their keys, reads only their ranges of the primary key: narrowing 1,000 deletes in
-    1,000,000 rows reads 1,000 short ranges after one bucketed scan, not the table again.
-    """
+class KeyRanges:
+    """Key-range buckets over one integer key column, for a side whose table is keyed by it:
+    bucket ``n`` at depth ``bits`` holds the keys whose offset from ``low`` has ``n`` in its
+    highest ``bits`` bits (nested: a bucket splits into the ranges of its halves). Reading
+    some buckets reads only their ranges of the primary key. Mixed into a side before its
+    server class (``where`` and ``sizing`` replace the hash buckets' own)."""
 
-    def __init__(self, keys: KeySet, low: int, high: int) -> None:
-        super().__init__(keys)
+    ranges_per_statement = RANGES_PER_STATEMENT
+    low: int
+    span_bits: int
+    key: str
+
+    def _place(self, keys: KeySet, low: int, high: int) -> None:
         self.low = low
         self.span_bits = max((high - low).bit_length(), 1)
         self.key = quote(keys.key[0])
@@ -138,12 +141,17 @@ class RangeSide(ServerSide):
     def _shift(self, bits: int) -> int:
         return max(self.span_bits - bits, 0)
 
-    def where(self, buckets: Buckets) -> str:
-        return "".join(self._parts(buckets, limit=None))
+    def bucket_sql(self, bits: int) -> str:
+        return f"(({self.key} - {self.low}) >> {self._shift(bits)})"
 
-    def _parts(self, buckets: Buckets, limit: int | None = RANGES_PER_STATEMENT) -> list[str]:
+    def where(self, buckets: Buckets) -> str:
+        """All of ``buckets.within``'s key ranges in one condition (see :meth:`_parts`)."""
+        return "".join(self._parts(buckets, limit=0))
+
+    def _parts(self, buckets: Buckets, limit: int | None = None) -> list[str]:
         """WHERE clauses covering ``buckets.within``'s key ranges, at most ``limit`` ranges
-        each (the server checks each row it reads against every range of the OR)."""
+        each (None: ``ranges_per_statement``; 0: all in one): the server checks each row it
+        reads against every range of its statement's OR."""
         if buckets.within is None:
             return [""]
         bits, numbers = buckets.within
@@ -153,14 +161,24 @@ class RangeSide(ServerSide):
             f"AND {self.key} < {self.low + ((last + 1) << shift)})"
             for first, last in runs(numbers)
         ]
-        size = limit or len(ranges)
+        size = (self.ranges_per_statement if limit is None else limit) or len(ranges)
         return [
             " WHERE " + " OR ".join(ranges[start : start + size])
             for start in range(0, len(ranges), size)
         ]
 
+
+class RangeSide(KeyRanges, ServerSide):
+    """Keys of one integer column bucketed by key ranges (:class:`KeyRanges`): narrowing
+    1,000 deletes in 1,000,000 rows reads 1,000 short ranges after one bucketed scan, not
+    the table again."""
+
+    def __init__(self, keys: KeySet, low: int, high: int) -> None:
+        super().__init__(keys)
+        self._place(keys, low, high)
+
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
-        bucket = f"(({self.key} - {self.low}) >> {self._shift(buckets.bits)})"
+        bucket = self.bucket_sql(buckets.bits)
         found: dict[int, Fold] = {}
         for where in self._parts(buckets):
             sql = (

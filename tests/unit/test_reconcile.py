@@ -109,12 +109,6 @@ def test_strategy_and_reconcile_interval_are_validated() -> None:
         TableConfig.model_validate({"table": "t", "strategy": "merge"})
 
 
-def test_consecutive_bucket_numbers_merge_into_runs() -> None:
-    from dbsync.backends.mysql.rowdiff import _runs
-
-    assert _runs([7, 1, 3, 2]) == [(1, 3), (7, 7)]
-
-
 def _ranged(low: int, high: int):
     from dbsync.backends.mysql.rowdiff import RangeRowSide
     from dbsync.model import KeySet

@@ -30,13 +30,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
-from dbsync.backends.key_folds import MIX, ServerSide
+from dbsync.backends.key_folds import MIX, KeyRanges, ServerSide
 from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
     DOUBLE,
     FLOAT,
-    INTEGER_RANK,
     TEXTUAL,
     comparable_text,
     is_binary,
@@ -126,8 +125,6 @@ def _fingerprint_part(column: Column, short_floats: bool) -> str:
     return operand
 
 
-SPAN_LIMIT = 1 << 62  # key offsets stay far inside a signed BIGINT on the server
-RANGES_PER_STATEMENT = 64  # key ranges one statement of a range-bucketed side reads
 # Statements of one side's fold running at once, each on its own connection, and the key
 # ranges the whole table is folded in (more than run at once: over sparse keys some ranges
 # hold few rows, and a connection done with one takes the next). Measured on one 2-core server
@@ -163,77 +160,25 @@ class ServerRowSide(ServerSide):
         sql = f"SELECT {', '.join(columns)} FROM {self.table}{self.where(buckets)}"
         return fetch_all(self.keys.engine, sql)
 
-    def key_bounds(self) -> tuple[int, int] | None:
-        """(lowest, highest) key of a table keyed by one integer column (None otherwise, or
-        when empty): such a table is bucketed by key ranges (:meth:`ranged`)."""
-        column = self.keys.schema.column(self.keys.key[0]) if len(self.keys.key) == 1 else None
-        if column is None or column.data_type not in INTEGER_RANK:
-            return None
-        name = quote(column.name)
-        sql = f"SELECT MIN({name}), MAX({name}) FROM {self.table}"
-        low, high = fetch_all(self.keys.engine, sql)[0]
-        if low is None or int(high) - int(low) >= SPAN_LIMIT:
-            return None
-        return int(low), int(high)
-
-    def sizing(self, rows: int) -> int:
-        """The rows the first fold's buckets are sized for (hash buckets: the rows)."""
-        return rows
-
     def ranged(self, low: int, high: int) -> ServerRowSide:
         """The same rows bucketed by key ranges of ``[low, high]`` (both sides must be given
         the same bounds)."""
         return RangeRowSide(self.keys, self.plan, low, high)
 
 
-class RangeRowSide(ServerRowSide):
-    """Rows of a table keyed by one integer column, bucketed by ranges of the key: bucket
-    ``n`` at depth ``bits`` holds the keys whose offset from ``low`` has ``n`` in its highest
-    ``bits`` bits (nested: a bucket splits into the ranges of its halves). A fold of some
-    buckets reads only their key ranges through the primary key, and listing a bucket's rows
-    reads only its range: narrowing costs the differing ranges, not another scan of the
-    table (1,000 differences in 1,000,000 rows: 1,000 short range reads instead of a scan).
+class RangeRowSide(KeyRanges, ServerRowSide):
+    """Rows of a table keyed by one integer column, bucketed by ranges of the key
+    (:class:`dbsync.backends.key_folds.KeyRanges`). A fold of some buckets reads only their
+    key ranges through the primary key, and listing a bucket's rows reads only its range:
+    narrowing costs the differing ranges, not another scan of the table (1,000 differences
+    in 1,000,000 rows: 1,000 short range reads instead of a scan).
     """
+
+    ranges_per_statement = 64
 
     def __init__(self, keys: KeySet, plan: Fingerprint, low: int, high: int) -> None:
         super().__init__(keys, plan)
-        self.low = low
-        self.span_bits = max((high - low).bit_length(), 1)
-        self.key = quote(keys.key[0])
-
-    def sizing(self, rows: int) -> int:
-        """Range buckets over sparse keys: sized for the span of the keys, so the buckets
-        that hold rows hold as few as hash buckets would."""
-        return max(rows, 1 << self.span_bits)
-
-    def _shift(self, bits: int) -> int:
-        return max(self.span_bits - bits, 0)
-
-    def bucket_sql(self, bits: int) -> str:
-        return f"(({self.key} - {self.low}) >> {self._shift(bits)})"
-
-    def where(self, buckets: Buckets) -> str:
-        """All of ``buckets``' key ranges in one condition (see :meth:`_parts`)."""
-        return "".join(self._parts(buckets, limit=None))
-
-    def _parts(self, buckets: Buckets, limit: int | None = RANGES_PER_STATEMENT) -> list[str]:
-        """WHERE clauses covering ``buckets``' key ranges, at most ``limit`` ranges each: the
-        server re-checks every row it reads against each range of the OR, so a statement
-        with a thousand ranges spends most of its time in that check."""
-        if buckets.within is None:
-            return [""]
-        bits, numbers = buckets.within
-        shift = self._shift(bits)
-        ranges = [
-            f"({self.key} >= {self.low + (first << shift)} "
-            f"AND {self.key} < {self.low + ((last + 1) << shift)})"
-            for first, last in _runs(numbers)
-        ]
-        size = limit or len(ranges)
-        return [
-            " WHERE " + " OR ".join(ranges[start : start + size])
-            for start in range(0, len(ranges), size)
-        ]
+        self._place(keys, low, high)
 
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
         """The buckets' folds, ``FOLD_PARTS`` statements at once (the whole table: in
@@ -280,17 +225,6 @@ def _at_once(engine: Engine, statements: Sequence[str]) -> list[list[tuple[Any, 
     workers = min(len(statements), FOLD_PARTS)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbsync-fold") as pool:
         return list(pool.map(lambda sql: fetch_all(engine, sql), statements))
-
-
-def _runs(numbers: Sequence[int]) -> list[tuple[int, int]]:
-    """Sorted numbers as runs of consecutive ones: [1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
-    runs: list[tuple[int, int]] = []
-    for n in sorted(numbers):
-        if runs and n == runs[-1][1] + 1:
-            runs[-1] = (runs[-1][0], n)
-        else:
-            runs.append((n, n))
-    return runs
 
 
 def table_checksum(engine: Engine, table: str) -> int | None:
