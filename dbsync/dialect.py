@@ -63,6 +63,8 @@ class Dialect(Protocol):
       reconciled.
     - ``alters_in_place``: whether a table whose definition differs from the source's can
       follow it with ``ALTER TABLE`` (:mod:`dbsync.sync.migration`); otherwise it is rebuilt.
+    - ``syncs_side_by_side``: whether one process syncs several tables at once, their small
+      reads staged by one dlt run (:mod:`dbsync.sync.many`); off for the demo's SQLite file.
 
     Names: :meth:`source_schema`, :meth:`target_schema`, :meth:`staging_schema` are the
     schemas (databases) tables are read from, merged into and staged in;
@@ -120,6 +122,7 @@ class Dialect(Protocol):
     copies_in_chunks: ClassVar[bool]
     compares_rows: ClassVar[bool]
     alters_in_place: ClassVar[bool]
+    syncs_side_by_side: ClassVar[bool]
     settings: Settings
 
     # --- names ------------------------------------------------------------------------

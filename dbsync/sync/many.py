@@ -29,9 +29,10 @@ from dbsync.sync.runtime import Runtime
 _PER_MEMBER = 3
 
 
-def group_size(settings: Settings, dialect_name: str) -> int:
-    """Tables synced side by side: ``SYNC_BATCH_TABLES``, as many as the pools hold."""
-    if dialect_name != "mysql":
+def group_size(settings: Settings, side_by_side: bool) -> int:
+    """Tables synced side by side: ``SYNC_BATCH_TABLES``, as many as the pools hold (1 where
+    the dialect does not sync side by side)."""
+    if not side_by_side:
         return 1
     room = (settings.pool_size + settings.max_overflow - MIN_POOL_CONNECTIONS) // _PER_MEMBER
     return max(1, min(settings.sync_batch_tables, room + 1))
@@ -44,7 +45,7 @@ def sync_tables(
     returns their results in order."""
     names = list(dict.fromkeys(tables))
     sync = partial(run_sync, runtime, full_refresh=full_refresh, reconcile=reconcile)
-    size = group_size(runtime.settings, runtime.dialect.name)
+    size = group_size(runtime.settings, runtime.dialect.syncs_side_by_side)
     if size <= 1 or len(names) <= 1:
         return [sync(name) for name in names]
     results: list[SyncResult] = []

@@ -114,8 +114,9 @@ def test_the_status_table_dropped_while_a_process_runs_is_made_again(
 def test_groups_fit_the_pools(scratch, runtime_factory) -> None:
     runtime = runtime_factory()
     settings = runtime.settings
-    assert group_size(settings, "mysql") == min(settings.sync_batch_tables, 16)
+    assert runtime.dialect.syncs_side_by_side
+    assert group_size(settings, True) == min(settings.sync_batch_tables, 16)
     small = settings.model_copy(update={"pool_size": 2, "max_overflow": 4})
-    assert group_size(small, "mysql") == 1
-    assert group_size(settings, "sqlite") == 1
+    assert group_size(small, True) == 1
+    assert group_size(settings, False) == 1
     assert isinstance(runtime.engines.target, sa.Engine)

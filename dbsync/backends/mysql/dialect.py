@@ -83,6 +83,7 @@ class MySQLDialect:
     copies_in_chunks: ClassVar[bool] = True  # large full copies in key ranges
     alters_in_place: ClassVar[bool] = True
     compares_rows: ClassVar[bool] = True  # reconcile and diff syncs (dbsync.compare.reconcile)
+    syncs_side_by_side: ClassVar[bool] = True  # groups of tables share a dlt run (sync.many)
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings

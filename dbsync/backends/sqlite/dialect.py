@@ -64,6 +64,7 @@ class SQLiteDialect:
     copies_in_chunks: ClassVar[bool] = False
     alters_in_place: ClassVar[bool] = False  # SQLite's ALTER TABLE cannot modify columns
     compares_rows: ClassVar[bool] = False  # tables without modifier: the whole copy
+    syncs_side_by_side: ClassVar[bool] = False  # one file, one writer: one table at a time
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
