@@ -299,15 +299,20 @@ def _quietly(what: str, call: Callable[[], object]) -> None:
         logger.warning("pending marker not updated (%s): %s", what, exc)
 
 
-@contextmanager
-def tracking(
-    app: Celery, task_id: str, table: str, interval_s: float, stale_s: float
-) -> Iterator[None]:
-    """Around a sync task: its table's marker says running, and goes when the task ends
-    for good; a retry keeps it, queued again from the retry's due time."""
+def mark_running(app: Celery, task_id: str, table: str, stale_s: float) -> None:
+    """A sync task about to run (before Celery records it STARTED): its table's marker says
+    running on this process, so a worker killed from then on leaves a marker the next worker
+    or beat finds, and its task is recorded lost."""
     pending = pending_of(app)
     started = marker_for_start(task_id, table, None)
     _quietly("start", lambda: pending.start(started, running_ttl_s(stale_s)))
+
+
+@contextmanager
+def tracking(app: Celery, task_id: str, table: str, interval_s: float) -> Iterator[None]:
+    """Around a sync task (marked running by :func:`mark_running`): the marker goes when the
+    task ends for good; a retry keeps it, queued again from the retry's due time."""
+    pending = pending_of(app)
     try:
         yield
     except Retry as retry:

@@ -98,6 +98,26 @@ def sync_table(
         return _sync(self, table, full_refresh, reconcile)
 
 
+@signals.task_prerun.connect
+def _mark_running(
+    sender: Any = None,
+    task_id: str | None = None,
+    args: Any = (),
+    kwargs: dict[str, Any] | None = None,
+    **_: Any,
+) -> None:
+    """Celery records a task STARTED after its prerun signal: marking the table's sync
+    running here means a task seen STARTED always has a marker to be found lost by."""
+    table = (kwargs or {}).get("table", args[0] if args else None)
+    if getattr(sender, "name", None) != TASK_NAME or task_id is None or table is None:
+        return
+    try:
+        stale_s = get_runtime().settings.lock_stale_seconds
+    except Exception:  # noqa: BLE001 - the sync reports the same failure
+        return
+    pending.mark_running(sender.app, task_id, table, stale_s)
+
+
 def _pending_marker(task: Task, table: str) -> AbstractContextManager[None]:
     """The table's pending marker while this task runs (none without settings)."""
     try:
@@ -106,9 +126,7 @@ def _pending_marker(task: Task, table: str) -> AbstractContextManager[None]:
         return nullcontext()
     config, settings = runtime.tables.get(table), runtime.settings
     interval = config.interval if config is not None and config.interval else settings.interval
-    return pending.tracking(
-        task.app, task.request.id, table, interval, settings.lock_stale_seconds
-    )
+    return pending.tracking(task.app, task.request.id, table, interval)
 
 
 def _sync(task: Task, table: str, full_refresh: bool, reconcile: bool) -> dict[str, Any]:

@@ -284,6 +284,8 @@ def test_a_killed_workers_task_is_recorded_lost_and_the_next_sync_runs(
         victim = fleet.worker("w1", free_port())
         task = client.send_task("dbsync.sync_table", args=["t"])
         wait_for(lambda: task.state == "STARTED", 60, "the sync to start")
+        marker = pending_for(REDIS_URL, fleet.queue).get("t")
+        assert marker is not None and marker.running  # marked before Celery says STARTED
         fleet.kill(victim, signal.SIGKILL)
         time.sleep(1)
         assert AsyncResult(task.id, app=client).state == "STARTED"
