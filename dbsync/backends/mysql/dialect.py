@@ -343,13 +343,7 @@ class MySQLDialect:
     def columns_holding(
         self, engine: Engine, schema: str, table: str, columns: Sequence[str], *, nulls: bool
     ) -> set[str]:
-        if not columns:
-            return set()
-        with engine.connect() as conn:
-            found = conn.execute(
-                sa.text(migration.holding_sql(schema, table, columns, nulls))
-            ).one()
-        return {column for column, held in zip(columns, found, strict=True) if held}
+        return migration.columns_holding(engine, schema, table, columns, nulls)
 
     def table_footprint(self, engine: Engine, schema: str, table: str) -> tuple[int, int]:
         """From ``information_schema.TABLES`` (InnoDB's statistics: estimates, maybe stale)."""

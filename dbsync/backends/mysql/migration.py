@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
+from sqlalchemy.engine import Engine
+
 from dbsync.backends.mysql.schema import column_definition, index_definition, qualified, quote
 from dbsync.model import (
     AddColumn,
@@ -53,3 +56,15 @@ def holding_sql(database: str, table: str, columns: Sequence[str], nulls: bool) 
     name = qualified(database, table)
     probes = [f"EXISTS(SELECT 1 FROM {name} WHERE {quote(c)} {test} LIMIT 1)" for c in columns]
     return "SELECT " + ", ".join(probes)
+
+
+def columns_holding(
+    engine: Engine, database: str, table: str, columns: Sequence[str], nulls: bool
+) -> set[str]:
+    """The ``columns`` some row holds a NULL in (``nulls``) or a value in (the SQL is plain
+    enough for both MySQL/MariaDB and the demo's SQLite)."""
+    if not columns:
+        return set()
+    with engine.connect() as conn:
+        found = conn.execute(sa.text(holding_sql(database, table, columns, nulls))).one()
+    return {column for column, held in zip(columns, found, strict=True) if held}
