@@ -15,10 +15,11 @@ from dbsync.config.settings import DatabaseSettings, Settings
 
 # Both sides talk UTC so TIMESTAMP values travel as their stored instants, and the target
 # accepts zero and invalid dates (as a permissive source stores them) while still refusing
-# truncation.
-SOURCE_INIT = "SET time_zone = '+00:00'"
+# truncation. A fold's buckets come back packed in one GROUP_CONCAT (key_folds.read_folds):
+# 65,536 buckets take ~2.3 MB of text, far past the 1 KB default.
+SOURCE_INIT = "SET time_zone = '+00:00', group_concat_max_len = 33554432"
 TARGET_INIT = (
-    "SET time_zone = '+00:00', "
+    "SET time_zone = '+00:00', group_concat_max_len = 33554432, "
     "sql_mode = 'STRICT_ALL_TABLES,ALLOW_INVALID_DATES,NO_ENGINE_SUBSTITUTION', "
     "foreign_key_checks = 0, unique_checks = 1"
 )

@@ -9,7 +9,7 @@ keys once and fold them in Python, the same way. Both compute a key's identity a
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from dbsync.backends.engines import fetch_all
@@ -47,6 +47,39 @@ def _mask(bits: int) -> int:
     return (1 << bits) - 1
 
 
+Fetch = Callable[[str], Sequence[tuple[Any, ...]]]
+
+
+def read_folds(fetch: Fetch, bucket: str, fold: str, rows: str) -> dict[int, Fold]:
+    """Fold ``rows`` (what follows ``FROM``: a table, its conditions) into buckets of the
+    ``bucket`` expression, each bucket ``(rows, BIT_XOR(fold))``, through ``fetch`` (one
+    statement's result rows).
+
+    The buckets come back packed into one text value: PyMySQL parses result rows in Python,
+    and a fold of 1,000,000 keys into 31,250 buckets cost 0.12-0.25 s more read as rows than
+    as one text (both sides of a comparison share one Python process). A packed text cut
+    short (``group_concat_max_len``, ``max_allowed_packet``) is read again as rows."""
+    grouped = (
+        f"SELECT {bucket} AS b, COUNT(*) AS n, BIT_XOR({fold}) AS x FROM {rows} "
+        "GROUP BY 1 ORDER BY NULL"  # by position: a name could be one of the table's own
+    )
+    packed = f"SELECT COUNT(*), GROUP_CONCAT(b, ' ', n, ' ', x SEPARATOR ' ') FROM ({grouped}) AS f"
+    found = unpack_folds(fetch(packed)[0])
+    if found is None:
+        found = {int(b): (int(n), int(x)) for b, n, x in fetch(grouped)}
+    return found
+
+
+def unpack_folds(row: Sequence[Any]) -> dict[int, Fold] | None:
+    """The buckets of :func:`read_folds`'s packed row; None when its text was cut short."""
+    buckets, text = int(row[0]), row[1]
+    values = text.split() if text else []
+    if len(values) != 3 * buckets:
+        return None
+    numbers = iter(map(int, values))
+    return {b: (n, x) for b, n, x in zip(numbers, numbers, numbers, strict=True)}
+
+
 class ServerSide:
     """MySQL/MariaDB: the server folds and filters; only buckets cross the network."""
 
@@ -82,12 +115,8 @@ class ServerSide:
         return f" WHERE ({self.hash} & {_mask(bits)}) IN ({listed})"
 
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
-        sql = (
-            f"SELECT {self.hash} & {_mask(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
-            # by position: a name could be one of the table's own columns; unsorted
-            f"FROM {self.table}{self.where(buckets)} GROUP BY 1 ORDER BY NULL"
-        )
-        return {int(b): (int(n), int(x)) for b, n, x in self._fetch(sql)}
+        bucket = f"{self.hash} & {_mask(buckets.bits)}"
+        return read_folds(self._fetch, bucket, self.fold, f"{self.table}{self.where(buckets)}")
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
         columns = [self.identity, *(quote(k) for k in self.keys.key if with_keys)]
@@ -181,19 +210,26 @@ class RangeSide(KeyRanges, ServerSide):
         bucket = self.bucket_sql(buckets.bits)
         found: dict[int, Fold] = {}
         for where in self._parts(buckets):
-            sql = (
-                f"SELECT {bucket}, COUNT(*), BIT_XOR({self.fold}) "
-                f"FROM {self.table}{where} GROUP BY 1 ORDER BY NULL"
-            )
-            found.update((int(b), (int(n), int(x))) for b, n, x in self._fetch(sql))
+            found.update(read_folds(self._fetch, bucket, self.fold, f"{self.table}{where}"))
         return found
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
-        columns = ", ".join([self.identity, *(quote(k) for k in self.keys.key if with_keys)])
         found: list[tuple[Any, ...]] = []
         for where in self._parts(buckets):
-            found += self._fetch(f"SELECT {columns} FROM {self.table}{where}")
+            found += self._keys_in(where, with_keys)
         return found
+
+    def _keys_in(self, where: str, with_keys: bool) -> list[tuple[Any, ...]]:
+        """The keys of one statement's ranges, packed into one text as folds are
+        (:func:`read_folds`): an integer key's identity is its decimal text."""
+        count, text = self._fetch(
+            f"SELECT COUNT(*), GROUP_CONCAT({self.key} SEPARATOR ' ') FROM {self.table}{where}"
+        )[0]
+        values = text.split() if text else []
+        if len(values) != int(count):  # cut short: read as rows
+            columns = ", ".join([self.identity, *([self.key] if with_keys else [])])
+            return self._fetch(f"SELECT {columns} FROM {self.table}{where}")
+        return [(v, int(v)) if with_keys else (v,) for v in values]
 
 
 def runs(numbers: Iterable[int]) -> list[tuple[int, int]]:

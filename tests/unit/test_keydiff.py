@@ -182,3 +182,11 @@ def test_sides_stay_hashed_when_one_side_has_no_bounds() -> None:
 
 def test_runs_group_consecutive_bucket_numbers() -> None:
     assert key_folds.runs([7, 1, 3, 2, 9, 8]) == [(1, 3), (7, 9)]
+
+
+def test_packed_folds_unpack_to_buckets_and_a_cut_text_to_none() -> None:
+    from dbsync.backends.key_folds import unpack_folds
+
+    assert unpack_folds((2, "1 3 5 2 4 6")) == {1: (3, 5), 2: (4, 6)}
+    assert unpack_folds((0, None)) == {}
+    assert unpack_folds((2, "1 3 5 2 4")) is None

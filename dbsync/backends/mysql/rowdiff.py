@@ -22,15 +22,16 @@ that may be NULL; ``CHECKSUM TABLE`` 0.6-1.1 s.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
-from dbsync.backends.key_folds import MIX, KeyRanges, ServerSide
+from dbsync.backends.key_folds import MIX, KeyRanges, ServerSide, read_folds
 from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
@@ -43,6 +44,8 @@ from dbsync.backends.mysql.types import (
     text_expression,
 )
 from dbsync.model import Buckets, Column, Fold, Key, KeySet, TableSchema
+
+T = TypeVar("T")
 
 # Doubles whose shortest round-trip text tests a server's SFORMAT (MariaDB 10.7+, the {fmt}
 # library): both servers must print them alike for the fingerprints to use it.
@@ -184,14 +187,15 @@ class RangeRowSide(KeyRanges, ServerRowSide):
         """The buckets' folds, ``FOLD_PARTS`` statements at once (the whole table: in
         ``FOLD_PIECES`` key ranges, see :meth:`_pieces`)."""
         parts = self._pieces(buckets.bits) if buckets.within is None else self._parts(buckets)
-        statements = [
-            f"SELECT {self.bucket_sql(buckets.bits)}, COUNT(*), BIT_XOR({self.fold}) "
-            f"FROM {self.table}{where} GROUP BY 1 ORDER BY NULL"
-            for where in parts
-        ]
+        engine, bucket = self.keys.engine, self.bucket_sql(buckets.bits)
+
+        def fold(where: str) -> dict[int, Fold]:
+            fetch = partial(fetch_all, engine)
+            return read_folds(fetch, bucket, self.fold, f"{self.table}{where}")
+
         found: dict[int, Fold] = {}
-        for rows in _at_once(self.keys.engine, statements):
-            found.update((int(b), (int(n), int(x))) for b, n, x in rows)
+        for folds in _at_once(fold, parts):
+            found.update(folds)
         return found
 
     def _pieces(self, bits: int) -> list[str]:
@@ -210,21 +214,34 @@ class RangeRowSide(KeyRanges, ServerRowSide):
         return " WHERE " + " AND ".join(conditions) if conditions else ""
 
     def rows(self, buckets: Buckets) -> list[tuple[Any, ...]]:
-        columns = [self.identity, self.fingerprint, *(quote(k) for k in self.keys.key)]
         found: list[tuple[Any, ...]] = []
         for where in self._parts(buckets):
-            sql = f"SELECT {', '.join(columns)} FROM {self.table}{where}"
-            found += fetch_all(self.keys.engine, sql)
+            found += self._rows_in(where)
         return found
 
+    def _rows_in(self, where: str) -> list[tuple[Any, ...]]:
+        """(identity, fingerprint, key) of one statement's ranges, packed into one text as
+        folds are (:func:`dbsync.backends.key_folds.read_folds`): the key is an integer,
+        its identity its decimal text."""
+        packed = f"GROUP_CONCAT({self.key}, ' ', {self.fingerprint} SEPARATOR ' ')"
+        sql = f"SELECT COUNT(*), {packed} FROM {self.table}{where}"
+        count, text = fetch_all(self.keys.engine, sql)[0]
+        values = text.split() if text else []
+        if len(values) != 2 * int(count):  # cut short: read as rows
+            columns = ", ".join([self.identity, self.fingerprint, self.key])
+            return fetch_all(self.keys.engine, f"SELECT {columns} FROM {self.table}{where}")
+        pairs = iter(values)
+        return [(k, int(fp), int(k)) for k, fp in zip(pairs, pairs, strict=True)]
 
-def _at_once(engine: Engine, statements: Sequence[str]) -> list[list[tuple[Any, ...]]]:
-    """Each statement's rows, up to ``FOLD_PARTS`` statements running at once."""
-    if len(statements) <= 1:
-        return [fetch_all(engine, sql) for sql in statements]
-    workers = min(len(statements), FOLD_PARTS)
+
+def _at_once(work: Callable[[str], T], parts: Sequence[str]) -> list[T]:
+    """``work`` done for each part, up to ``FOLD_PARTS`` at once (each on its own
+    connection)."""
+    if len(parts) <= 1:
+        return [work(part) for part in parts]
+    workers = min(len(parts), FOLD_PARTS)
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="dbsync-fold") as pool:
-        return list(pool.map(lambda sql: fetch_all(engine, sql), statements))
+        return list(pool.map(work, parts))
 
 
 def table_checksum(engine: Engine, table: str) -> int | None:

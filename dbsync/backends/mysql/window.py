@@ -12,12 +12,13 @@ normalized text forms). Policy lives in :mod:`dbsync.sync.window_diff`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
-from dbsync.backends.key_folds import identity_sql
+from dbsync.backends.key_folds import identity_sql, read_folds
 from dbsync.backends.mysql.extract import window_positional
 from dbsync.backends.mysql.rowdiff import Fingerprint, row_text_sql
 from dbsync.backends.mysql.schema import qualified
@@ -94,13 +95,9 @@ class WindowSide:
         return int(rows), int(xor)
 
     def folds(self, buckets: Buckets) -> dict[int, Fold]:
-        sql = (
-            f"SELECT k & {_mask(buckets.bits)}, COUNT(*), BIT_XOR(h) "
-            f"FROM ({self._inner(buckets)}) AS x GROUP BY 1 ORDER BY NULL"
-        )
-        return {
-            int(b): (int(n), int(x)) for b, n, x in fetch_all(self.engine, sql, self.rows.params)
-        }
+        fetch = partial(fetch_all, self.engine, params=self.rows.params)
+        rows = f"({self._inner(buckets)}) AS r"
+        return read_folds(fetch, f"k & {_mask(buckets.bits)}", "h", rows)
 
     def identities(self, buckets: Buckets, with_keys: bool) -> list[tuple[Any, ...]]:
         rows = self.rows
