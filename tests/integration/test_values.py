@@ -212,7 +212,7 @@ def test_dbsync_verify_reports_the_values_table_ok(values_pair) -> None:
 @pytest.mark.xfail(
     strict=True,
     reason="BUG: an ENUM's out-of-range value '' (index 0, stored by non-strict sources) fails "
-    "the whole table: dbsync/backends/engines.py:21 TARGET_INIT sets STRICT_ALL_TABLES and "
+    "the whole table: dbsync/backends/engines.py:23 TARGET_INIT sets STRICT_ALL_TABLES and "
     "dbsync/backends/mysql/loader.py:175 fails the load on its warning 1265 (LOAD DATA stores "
     "the same index 0)",
 )
