@@ -165,7 +165,7 @@ def _health_commands() -> list[list[str]]:
 
 
 def test_health_checks_call_the_dbsync_console_script() -> None:
-    assert PYPROJECT["project"]["scripts"]["dbsync"] == "dbsync.cli:main"
+    assert PYPROJECT["project"]["scripts"]["dbsync"] == "dbsync.cli:console"
     for cmd in _health_commands():
         cmd = [part.strip('[]",') for part in cmd]
         assert cmd[:3] == ["dbsync", "health", "--check"]
