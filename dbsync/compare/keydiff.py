@@ -13,10 +13,13 @@ A table keyed by one integer column is bucketed by key ranges instead of hashes
 buckets that differ are then read through short ranges of the primary key, not another scan
 of the table.
 
-Costs (1,000,000 integer keys, this machine): the whole-table fold ~0.15-0.2 s per side, a
+Costs (1,000,000 integer keys, this machine): the whole-table fold ~0.15-0.25 s per side, a
 fold into 32,768 buckets ~0.3 s; the two sides run at the same time. 1,000 deletes spread
-over 1,000,000 rows: ~1.1 s in all (whole-table fold, one bucketed fold, 1,000 key ranges
-read), against ~1.3 s with hash buckets (a third scan to fetch the identities). A fold
+over 1,000,000 rows: ~0.7 s in all measured alone, ~1.0 s inside a sync (whole-table fold,
+one bucketed fold, 1,000 key ranges read), against ~1.3 s with hash buckets (a third scan to
+fetch the identities). Buckets and key lists cross the network packed in one text value
+(:func:`dbsync.backends.key_folds.read_folds`): read as rows, PyMySQL's parsing in Python
+cost ~0.5 s more. A fold
 never asks for more than ``MAX_GROUPS`` buckets at once (past that MariaDB's GROUP BY spills
 to disk, ~10x slower).
 
