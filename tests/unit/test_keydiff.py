@@ -184,9 +184,15 @@ def test_runs_group_consecutive_bucket_numbers() -> None:
     assert key_folds.runs([7, 1, 3, 2, 9, 8]) == [(1, 3), (7, 9)]
 
 
-def test_packed_folds_unpack_to_buckets_and_a_cut_text_to_none() -> None:
-    from dbsync.backends.key_folds import unpack_folds
+def test_packed_values_split_into_rows_and_a_cut_text_reads_as_none() -> None:
+    from dbsync.backends.key_folds import read_packed
 
-    assert unpack_folds((2, "1 3 5 2 4 6")) == {1: (3, 5), 2: (4, 6)}
-    assert unpack_folds((0, None)) == {}
-    assert unpack_folds((2, "1 3 5 2 4")) is None
+    def reply(count: int, text: str | None):
+        return lambda sql: [(count, text)]
+
+    assert read_packed(reply(2, "1 3 5 2 4 6"), ("b", "n", "x"), "t") == [
+        ("1", "3", "5"),
+        ("2", "4", "6"),
+    ]
+    assert read_packed(reply(0, None), ("k",), "t") == []
+    assert read_packed(reply(2, "1 3 5 2 4"), ("b", "n", "x"), "t") is None

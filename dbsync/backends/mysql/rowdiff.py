@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
-from dbsync.backends.key_folds import MIX, KeyRanges, ServerSide, read_folds
+from dbsync.backends.key_folds import MIX, KeyRanges, ServerSide, read_folds, read_packed
 from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
@@ -220,18 +220,15 @@ class RangeRowSide(KeyRanges, ServerRowSide):
         return found
 
     def _rows_in(self, where: str) -> list[tuple[Any, ...]]:
-        """(identity, fingerprint, key) of one statement's ranges, packed into one text as
-        folds are (:func:`dbsync.backends.key_folds.read_folds`): the key is an integer,
-        its identity its decimal text."""
-        packed = f"GROUP_CONCAT({self.key}, ' ', {self.fingerprint} SEPARATOR ' ')"
-        sql = f"SELECT COUNT(*), {packed} FROM {self.table}{where}"
-        count, text = fetch_all(self.keys.engine, sql)[0]
-        values = text.split() if text else []
-        if len(values) != 2 * int(count):  # cut short: read as rows
+        """(identity, fingerprint, key) of one statement's ranges, packed
+        (:func:`dbsync.backends.key_folds.read_packed`): the key is an integer, its identity
+        its decimal text."""
+        fetch = partial(fetch_all, self.keys.engine)
+        packed = read_packed(fetch, (self.key, self.fingerprint), f"{self.table}{where}")
+        if packed is None:
             columns = ", ".join([self.identity, self.fingerprint, self.key])
-            return fetch_all(self.keys.engine, f"SELECT {columns} FROM {self.table}{where}")
-        pairs = iter(values)
-        return [(k, int(fp), int(k)) for k, fp in zip(pairs, pairs, strict=True)]
+            return fetch(f"SELECT {columns} FROM {self.table}{where}")
+        return [(k, int(fp), int(k)) for k, fp in packed]
 
 
 def _at_once(work: Callable[[str], T], parts: Sequence[str]) -> list[T]:
