@@ -27,6 +27,12 @@ from dlt.common.storages.load_package import ParsedLoadJobFileName
 from dlt.destinations.impl.sqlalchemy.factory import sqlalchemy as SqlalchemyDestination
 from dlt.destinations.impl.sqlalchemy.sqlalchemy_job_client import SqlalchemyJobClient
 
+from dbsync.backends.mysql.enum_blanks import (
+    BlankEnumWriteError,
+    blank_rejecting,
+    blanks_in_batch,
+    writing_blanks,
+)
 from dbsync.backends.mysql.schema import qualified, quote, read_columns
 from dbsync.backends.mysql.types import load_expression, needs_escaping
 from dbsync.config.errors import LoadDataError
@@ -148,7 +154,8 @@ class LoadFile:
         self.database, self.table = database, table
         self.engine, self.batches = engine, batches
         self.columns: list[Column] = []
-        self.rows = 0
+        self.blank_positions: list[int] = []  # ENUM columns a strict write refuses '' in
+        self.rows = self.blanks = 0
         self.path = ""
 
     def __enter__(self) -> LoadFile:
@@ -161,8 +168,10 @@ class LoadFile:
             for batch in self.batches:
                 if not self.columns:
                     self.columns = [_column(known.get(n), n) for n in batch.schema.names]
+                    self.blank_positions = blank_rejecting(self.columns)
                 file.write(to_tsv(batch, [needs_escaping(c) for c in self.columns]))
                 self.rows += batch.num_rows
+                self.blanks += blanks_in_batch(batch, self.blank_positions)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -170,10 +179,19 @@ class LoadFile:
             os.unlink(self.path)
 
     def into(self, cursor: Any) -> int:
-        """Run the LOAD DATA on ``cursor`` (its transaction is the caller's); checks it."""
-        loaded = cursor.execute(load_data_sql(self.path, self.database, self.table, self.columns))
-        cursor.execute("SHOW WARNINGS LIMIT 3")
-        warnings = cursor.fetchall()
+        """Run the LOAD DATA on ``cursor`` (its transaction is the caller's); checks it.
+        ENUM error values ('') in the file load as such (:mod:`enum_blanks`)."""
+        sql = load_data_sql(self.path, self.database, self.table, self.columns)
+        names = [self.columns[i].name for i in self.blank_positions]
+        try:
+            with writing_blanks(cursor, self.blanks, names):
+                loaded = cursor.execute(sql)
+        except BlankEnumWriteError as exc:
+            raise TerminalLoadError(f"LOAD DATA into {self.table}: {exc}") from exc
+        warnings: tuple = ()
+        if not self.blanks:  # with blanks, writing_blanks has held the warnings to them
+            cursor.execute("SHOW WARNINGS LIMIT 3")
+            warnings = cursor.fetchall()
         if warnings or loaded != self.rows:
             detail = "; ".join(f"{w[0]} {w[1]}: {w[2]}" for w in warnings)
             raise TerminalLoadError(

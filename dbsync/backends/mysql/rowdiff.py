@@ -32,6 +32,7 @@ from sqlalchemy.engine import Engine
 
 from dbsync.backends.engines import fetch_all
 from dbsync.backends.key_folds import MIX, KeyRanges, ServerSide, read_folds, read_packed
+from dbsync.backends.mysql.enum_blanks import blank_rejecting, blanks_in_rows, writing_blanks
 from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
@@ -330,11 +331,14 @@ def write_rows(
     raw = engine.raw_connection()
     try:
         cursor = raw.cursor()
+        positions = blank_rejecting(schema.columns)
+        names = [schema.columns[i].name for i in positions]
         for start in range(0, len(rows), WRITE_BATCH):
             batch = rows[start : start + WRITE_BATCH]
-            cursor.execute(
-                upsert_sql(schema, table, len(batch), "%s"), [v for row in batch for v in row]
-            )
+            with writing_blanks(cursor, blanks_in_rows(batch, positions), names):
+                cursor.execute(
+                    upsert_sql(schema, table, len(batch), "%s"), [v for row in batch for v in row]
+                )
         deleted = 0
         for start in range(0, len(gone), WRITE_BATCH):
             batch = gone[start : start + WRITE_BATCH]

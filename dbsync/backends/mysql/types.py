@@ -160,7 +160,7 @@ def parse_column_type(column_type: str) -> tuple[str, str, bool]:
     return base.lower(), args, "unsigned" in f"{modifiers} {tail}".lower()
 
 
-def _enum_values(args: str) -> list[str]:
+def enum_values(args: str) -> list[str]:
     return re.findall(r"'((?:[^']|'')*)'", args)
 
 
@@ -195,8 +195,8 @@ def widens(new: str, old: str) -> bool:
     if nb in BLOB_RANK and ob in BLOB_RANK:
         return BLOB_RANK[nb] >= BLOB_RANK[ob]
     if nb in ("enum", "set") and nb == ob:
-        old_values = _enum_values(oa)
-        return _enum_values(na)[: len(old_values)] == old_values
+        old_values = enum_values(oa)
+        return enum_values(na)[: len(old_values)] == old_values
     if nb in FRACTIONAL and nb == ob:
         return (_ints(na) or [0])[0] >= (_ints(oa) or [0])[0]
     return False
