@@ -237,3 +237,21 @@ def definition(database: str, table: str) -> dict[str, object]:
         "indexes": indexes,
         "collation": collation,
     }
+
+
+@contextlib.contextmanager
+def load_refused_for(database: str, table: str, condition: str) -> Iterator[None]:
+    """While inside, inserting a row matching ``condition`` into ``database.table`` fails (a
+    trigger's SIGNAL): a load into it fails as one the target refuses does, whatever the
+    data."""
+    trigger = f"`{database}`.`dbsync_test_refuse`"
+    execute(
+        database,
+        f"CREATE TRIGGER {trigger} BEFORE INSERT ON `{table}` FOR EACH ROW "
+        f"IF NEW.{condition} THEN SIGNAL SQLSTATE '45000' "
+        "SET MESSAGE_TEXT = 'refused by a test trigger'; END IF",
+    )
+    try:
+        yield
+    finally:
+        execute(database, f"DROP TRIGGER IF EXISTS {trigger}")
