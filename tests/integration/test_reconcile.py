@@ -42,6 +42,15 @@ def _synced(scratch, runtime_factory, rows: int = 2000, incremental: bool = True
     return runtime
 
 
+def _first_synced(scratch, runtime_factory, table: str, key, incremental: bool):
+    """``table`` listed with ``key`` (and modifier ``m`` when ``incremental``), synced once."""
+    entry = {"table": table, "primary_key": key}
+    scratch.write_tables([{**entry, "modifier": "m"} if incremental else entry])
+    runtime = runtime_factory()
+    sync_table(runtime, table)
+    return runtime
+
+
 def _drift(scratch) -> None:
     """Rows deleted, changed and added in the target by hand."""
     helpers.execute(
@@ -343,10 +352,7 @@ def test_composite_keys_are_repaired(scratch, runtime_factory, incremental) -> N
         "INSERT INTO c SELECT seq % 10, CONCAT('k', seq), seq, '2024-01-01' + INTERVAL seq SECOND "
         "FROM seq_1_to_300",
     )
-    entry = {"table": "c", "primary_key": ["a", "b"]}
-    scratch.write_tables([{**entry, "modifier": "m"} if incremental else entry])
-    runtime = runtime_factory()
-    sync_table(runtime, "c")
+    runtime = _first_synced(scratch, runtime_factory, "c", ["a", "b"], incremental)
     helpers.execute(
         scratch.target,
         "DELETE FROM c WHERE v IN (3, 4)",
@@ -370,10 +376,7 @@ def test_case_insensitive_keys_take_the_sources_spelling_and_are_not_deleted(
         "INSERT INTO ci VALUES ('a', 1, '2024-01-01'), ('b', 2, '2024-01-01'), "
         "('c', 3, '2024-01-01')",
     )
-    entry = {"table": "ci", "primary_key": "k"}
-    scratch.write_tables([{**entry, "modifier": "m"} if incremental else entry])
-    runtime = runtime_factory()
-    sync_table(runtime, "ci")
+    runtime = _first_synced(scratch, runtime_factory, "ci", "k", incremental)
     helpers.execute(scratch.target, "UPDATE ci SET k = 'A' WHERE k = 'a'")
     helpers.execute(scratch.source, "UPDATE ci SET k = 'B', m = m WHERE k = 'b'")
 
@@ -391,10 +394,7 @@ def test_four_byte_keys_are_repaired(scratch, runtime_factory, incremental) -> N
         "INSERT INTO e VALUES ('🚀', 1, '2024-01-01'), ('🚀🚀', 2, '2024-01-02'), "
         "('ß', 3, '2024-01-03')",
     )
-    entry = {"table": "e", "primary_key": "k"}
-    scratch.write_tables([{**entry, "modifier": "m"} if incremental else entry])
-    runtime = runtime_factory()
-    sync_table(runtime, "e")
+    runtime = _first_synced(scratch, runtime_factory, "e", "k", incremental)
     helpers.execute(
         scratch.target,
         "DELETE FROM e WHERE k = '🚀'",
@@ -422,10 +422,7 @@ def test_the_smallest_differences_in_values_are_found(
         "(3, 3, 0.1, '', '2024-01-01'), (4, 4, 0.1, 'abc', '2024-01-01'), "
         "(5, 5, 0.1, '🚀', '2024-01-01'), (6, 6, 0.1, 'b', '2024-01-02')",
     )
-    entry = {"table": "x", "primary_key": "id"}
-    scratch.write_tables([{**entry, "modifier": "m"} if incremental else entry])
-    runtime = runtime_factory()
-    sync_table(runtime, "x")
+    runtime = _first_synced(scratch, runtime_factory, "x", "id", incremental)
     helpers.execute(
         scratch.target,
         "UPDATE x SET f = 0.10000000000000002 WHERE id = 1",
