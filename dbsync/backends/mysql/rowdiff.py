@@ -224,11 +224,10 @@ class RangeRowSide(KeyRanges, ServerRowSide):
         """(identity, fingerprint, key) of one statement's ranges, packed
         (:func:`dbsync.backends.key_folds.read_packed`): the key is an integer, its identity
         its decimal text."""
-        fetch = partial(fetch_all, self.keys.engine)
-        packed = read_packed(fetch, (self.key, self.fingerprint), f"{self.table}{where}")
+        packed = read_packed(self._fetch, (self.key, self.fingerprint), f"{self.table}{where}")
         if packed is None:
             columns = ", ".join([self.identity, self.fingerprint, self.key])
-            return fetch(f"SELECT {columns} FROM {self.table}{where}")
+            return self._fetch(f"SELECT {columns} FROM {self.table}{where}")
         return [(k, int(fp), int(k)) for k, fp in packed]
 
 
