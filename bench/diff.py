@@ -52,12 +52,17 @@ def change_spread(bench: sc.Bench) -> int:
     needed: the diff finds them by content)."""
     rows = bench.sizes[sc.LARGE]
     bench.change_round += 1
-    top = rows + 10_000 * bench.change_round
+    # each round's inserted keys are `id + top` for ids 3 apart from a multiple of
+    # rows // INSERTS: an offset growing by 7 a round keeps every round's keys apart (an offset
+    # growing by a multiple of that step collided two rounds later)
+    top = rows + 7 * bench.change_round
     step = rows // UPDATES
     statements = [
         f"UPDATE `{sc.LARGE}` SET quantity = quantity + 1, note = CONCAT('diff ', id) "
         f"WHERE id % {step} = 1",
-        f"DELETE FROM `{sc.LARGE}` WHERE id % {rows // DELETES} = {rows // DELETES // 2}",
+        # a remainder of its own each round, so that every round deletes DELETES rows
+        f"DELETE FROM `{sc.LARGE}` WHERE id % {rows // DELETES} = "
+        f"{rows // DELETES // 2 + bench.change_round}",
         f"INSERT INTO `{sc.LARGE}` SELECT id + {top}, name, status, amount, active, note, "
         f"created_at, quantity, score, updated_at FROM `{sc.LARGE}` "
         f"WHERE id % {rows // INSERTS} = 3 AND id < {rows}",

@@ -282,6 +282,12 @@ class Dialect(Protocol):
     def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
         """The storage engine's own checksum of a whole table; None if it keeps none."""
 
+    def written_within(
+        self, engine: Engine, schema: str, table: str, seconds: float
+    ) -> bool | None:
+        """Whether the server noted a committed change to the table in the last ``seconds``
+        (a hint for choosing between exact methods, never a verdict); None: it keeps no note."""
+
     def read_source_rows(
         self,
         engine: Engine,

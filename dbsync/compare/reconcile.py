@@ -66,6 +66,9 @@ DIFF_LIMIT_FRACTION = 0.02
 DIFF_LIMIT_MIN = 10_000
 DIFF_LIMIT_MAX = 200_000
 READ_BATCH = 500  # keys re-read from the source (and rows upserted) per statement
+# seconds added to the time since the last comparison when asking the source whether it
+# noted a change: its note is to the second, and the two clocks may differ by a little
+WRITE_NOTE_MARGIN = 2.0
 
 
 @dataclass(frozen=True)
@@ -186,12 +189,36 @@ def level(
 
 def _checksum_first(runtime: Runtime, pair: Pair, drift: bool) -> bool:
     """Whether the whole-table checksums are compared before the fold: they only pay when
-    nothing differs. Not for a reconcile (asked for when drift is suspected), nor for a table
-    whose last diff repaired rows (its rows change between syncs)."""
+    nothing differs. Not for a reconcile (asked for when drift is suspected), nor when the
+    source noted a change to the table since its last comparison; where the source keeps no
+    such note, not for a table whose last diff repaired rows (its rows change between syncs).
+    Either way the comparison is exact: this only picks the faster way to it."""
     if drift:
         return False
     engine, database = runtime.engines.target, runtime.dialect.target_schema()
-    return not last_diff_repaired(engine, database, pair.config.table)
+    return checksums_pay(
+        _written_since_compared(runtime, pair),
+        lambda: last_diff_repaired(engine, database, pair.config.table),
+    )
+
+
+def checksums_pay(written: bool | None, last_repaired: Callable[[], bool]) -> bool:
+    """Whether comparing whole-table checksums first is likely to end the comparison: not
+    when the source noted a change since the last comparison; with no note (``None``), not
+    when the last diff repaired rows."""
+    return not written if written is not None else not last_repaired()
+
+
+def _written_since_compared(runtime: Runtime, pair: Pair) -> bool | None:
+    """Whether the source noted a change to the table since its last comparison began (None:
+    never compared, or no note kept)."""
+    dialect, engines = runtime.dialect, runtime.engines
+    last = last_reconcile(engines.target, dialect.target_schema(), pair.config.table)
+    if last is None:
+        return None
+    seconds = (utc_now() - last).total_seconds() + WRITE_NOTE_MARGIN
+    source, schema = engines.source, dialect.source_schema()
+    return dialect.written_within(source, schema, pair.source.name, seconds)
 
 
 def _compare(sides: tuple[RowSide, RowSide]) -> rowdiff.RowDiff:

@@ -7,6 +7,7 @@ The source table ``t`` has rows 1..N: ``v`` a text, ``d`` a DECIMAL(5,2), ``m`` 
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 
@@ -224,22 +225,85 @@ def test_a_table_without_modifier_that_did_not_change_is_left_alone(
     assert (result.mode, result.rows_repaired, result.rows_loaded) == ("diff", 0, 0)
 
 
-def test_the_whole_table_checksum_is_skipped_after_a_diff_that_repaired_rows(
-    scratch, runtime_factory, caplog
+def _checksums_run() -> int:
+    """CHECKSUM TABLE statements the server has run (both sides share it in these tests)."""
+    return int(helpers.query(None, "SHOW GLOBAL STATUS LIKE 'Com_checksum'")[0][1])
+
+
+def _sync_counting_checksums(runtime) -> tuple[int, int]:
+    """One sync: (rows it repaired, CHECKSUM TABLE statements it ran)."""
+    before = _checksums_run()
+    result = sync_table(runtime, "t")
+    return result.rows_repaired, _checksums_run() - before
+
+
+def test_the_source_notes_a_tables_committed_changes_to_the_second(
+    scratch, runtime_factory
+) -> None:
+    helpers.execute(scratch.source, "CREATE TABLE n (id INT PRIMARY KEY)")
+    scratch.write_tables([{"table": "n", "primary_key": "id"}])
+    runtime = runtime_factory()
+    dialect = runtime.dialect
+
+    def noted(seconds: float = 60) -> bool | None:
+        return dialect.written_within(runtime.engines.source, dialect.source_schema(), "n", seconds)
+
+    never = noted()
+    writer = helpers.connect(scratch.source)
+    try:
+        writer.begin()
+        writer.cursor().execute("INSERT INTO n VALUES (1)")
+        uncommitted = noted()
+        writer.commit()
+    finally:
+        writer.close()
+    committed = noted()
+    time.sleep(2.5)
+
+    assert (never, uncommitted, committed, noted(0)) == (None, None, True, False)
+
+
+def _quiet_synced(scratch, runtime_factory):
+    """A table without modifier, copied, then compared once more after its source's last
+    write fell out of the window the next sync asks the source about."""
+    runtime = _synced(scratch, runtime_factory, incremental=False)
+    time.sleep(reconcile.WRITE_NOTE_MARGIN + 2)
+    sync_table(runtime, "t")
+    return runtime
+
+
+def test_a_diff_skips_the_whole_table_checksums_when_the_source_noted_a_change(
+    scratch, runtime_factory
+) -> None:
+    runtime = _quiet_synced(scratch, runtime_factory)
+    quiet = _sync_counting_checksums(runtime)
+    helpers.execute(scratch.source, "UPDATE t SET v = 'changed' WHERE id % 400 = 1")
+
+    changed = _sync_counting_checksums(runtime)
+
+    assert (quiet, changed, _same(scratch)) == ((0, 2), (5, 0), True)
+
+
+def test_a_diff_checks_the_whole_table_checksums_first_when_the_source_noted_no_change(
+    scratch, runtime_factory
 ) -> None:
     runtime = _synced(scratch, runtime_factory, incremental=False)
     helpers.execute(scratch.source, "UPDATE t SET v = 'changed' WHERE id % 400 = 1")
-    caplog.set_level("INFO", logger="dbsync.reconcile")
-    sync_table(runtime, "t")  # checksums differ, then the fold repairs 5 rows
+    time.sleep(reconcile.WRITE_NOTE_MARGIN + 2)
+    repairing = sync_table(runtime, "t")  # compares, repairs; the change lies before it
 
-    caplog.clear()
-    skipped = sync_table(runtime, "t")  # its rows change between syncs: straight to the fold
-    checked_after_skip = "checksums match" in caplog.text
-    caplog.clear()
-    checked = sync_table(runtime, "t")  # the last diff found nothing: checksums first
+    after_repair = _sync_counting_checksums(runtime)
 
-    assert (skipped.rows_repaired, checked_after_skip) == (0, False)
-    assert (checked.rows_repaired, "checksums match" in caplog.text) == (0, True)
+    assert (repairing.rows_repaired, after_repair) == (5, (0, 2))
+
+
+def test_drift_in_the_target_alone_is_found_through_the_checksums(
+    scratch, runtime_factory
+) -> None:
+    runtime = _quiet_synced(scratch, runtime_factory)
+    _drift(scratch)
+
+    assert (_sync_counting_checksums(runtime), _same(scratch)) == ((7, 2), True)
 
 
 def test_drift_in_a_table_without_modifier_is_repaired_by_a_plain_sync(

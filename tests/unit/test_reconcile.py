@@ -149,3 +149,13 @@ def test_the_whole_table_is_folded_in_key_ranges_cut_at_bucket_boundaries_open_a
         " WHERE `id` >= 868",
     ]
     assert side._pieces(1) == [" WHERE `id` < 612", " WHERE `id` >= 612"]
+
+
+@pytest.mark.parametrize(
+    ("written", "last_repaired", "pay"),
+    [(True, False, False), (False, True, True), (None, True, False), (None, False, True)],
+)
+def test_checksums_first_unless_a_change_was_noted_or_without_a_note_the_last_diff_repaired(
+    written: bool | None, last_repaired: bool, pay: bool
+) -> None:
+    assert reconcile.checksums_pay(written, lambda: last_repaired) is pay

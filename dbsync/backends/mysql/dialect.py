@@ -513,6 +513,11 @@ class MySQLDialect:
     def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
         return rowdiff.table_checksum(engine, qualified(schema, table))
 
+    def written_within(
+        self, engine: Engine, schema: str, table: str, seconds: float
+    ) -> bool | None:
+        return rowdiff.written_within(engine, schema, table, seconds)
+
     def read_source_rows(
         self,
         engine: Engine,

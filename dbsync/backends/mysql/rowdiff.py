@@ -249,6 +249,25 @@ def table_checksum(engine: Engine, table: str) -> int | None:
     return None if value is None else int(value)
 
 
+# UPDATE_TIME is the server's in-memory note of a table's last committed change (InnoDB: the
+# start of the transaction that committed it, to the second; NULL after a restart or for a
+# table not written since); both it and NOW() are in the session's time zone.
+WRITTEN_WITHIN_SQL = (
+    "SELECT UPDATE_TIME >= NOW() - INTERVAL %s SECOND FROM information_schema.TABLES "
+    "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s"
+)
+
+
+def written_within(engine: Engine, schema: str, table: str, seconds: float) -> bool | None:
+    """Whether the server noted a committed change to the table in the last ``seconds`` (by
+    its own clock); None when it keeps no note. A hint only: a transaction that began earlier
+    and committed later is noted at its start."""
+    rows = fetch_all(engine, WRITTEN_WITHIN_SQL, (int(seconds) + 1, schema, table))
+    if not rows or rows[0][0] is None:
+        return None
+    return bool(rows[0][0])
+
+
 def key_match(key: Sequence[str], count: int, placeholder: str) -> str:
     """A WHERE condition matching ``count`` keys (bound in order)."""
     if len(key) == 1:

@@ -416,6 +416,11 @@ class SQLiteDialect:
     def table_checksum(self, engine: Engine, schema: str, table: str) -> int | None:
         return None  # no engine checksum: a keyless table is copied whenever it is synced
 
+    def written_within(
+        self, engine: Engine, schema: str, table: str, seconds: float
+    ) -> bool | None:
+        return None  # SQLite keeps no note of a table's last change
+
     def read_source_rows(
         self,
         engine: Engine,
