@@ -60,9 +60,10 @@ def change_spread(bench: sc.Bench) -> int:
     statements = [
         f"UPDATE `{sc.LARGE}` SET quantity = quantity + 1, note = CONCAT('diff ', id) "
         f"WHERE id % {step} = 1",
-        # a remainder of its own each round, so that every round deletes DELETES rows
+        # an even remainder of its own each round: every round deletes DELETES rows, none of
+        # them among the rows updated (odd remainders of half the step) or copied (remainder 3)
         f"DELETE FROM `{sc.LARGE}` WHERE id % {rows // DELETES} = "
-        f"{rows // DELETES // 2 + bench.change_round}",
+        f"{rows // DELETES // 2 + 2 * bench.change_round}",
         f"INSERT INTO `{sc.LARGE}` SELECT id + {top}, name, status, amount, active, note, "
         f"created_at, quantity, score, updated_at FROM `{sc.LARGE}` "
         f"WHERE id % {rows // INSERTS} = 3 AND id < {rows}",
