@@ -17,13 +17,14 @@ start a Python process that imports dlt); the wall ratios are printed too.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
 import subprocess
 import time
 
-from bench import db, measure
+from bench import db, measure, own_server
 from bench import scenarios as sc
 from bench.report import INVALID, TIMED_OUT, Goal, Run, median
 
@@ -87,6 +88,34 @@ def drift(bench: sc.Bench, target_db: str) -> None:
 
 
 def step_diff(bench: sc.Bench) -> None:
+    """On the bench's own server (:mod:`bench.own_server`) unless ``--diff-server shared``
+    or no MariaDB server program is installed; its runs join the bench's."""
+    if bench.diff_server == "shared" or not own_server.available():
+        if bench.diff_server != "shared":
+            bench.log("diff: no mariadbd/mariadb-install-db to start a server; on the given one")
+        _step(bench)
+        return
+    rows = bench.sizes[sc.LARGE]
+    with own_server.started(bench.tmp / "diff-server") as server:
+        bench.log(f"diff: on the bench's own MariaDB (port {server.port}, buffer pool "
+                  f"{own_server.BUFFER_POOL}); the given server's pool is {_pool(bench.server)}")
+        mine = dataclasses.replace(bench, server=server, runs=[], source_sums={},
+                                   sizes={sc.LARGE: rows}, change_round=0)
+        for name in (mine.source, mine.database("dbsync")):
+            db.create_database(server, name)
+        db.generate_table(server, mine.source, sc.LARGE, rows)
+        try:
+            _step(mine)
+        finally:
+            bench.runs += mine.runs
+
+
+def _pool(server: db.Server) -> str:
+    size = db.query(server, None, "SELECT @@innodb_buffer_pool_size")[0][0]
+    return f"{int(size) // (1 << 20)} MB"
+
+
+def _step(bench: sc.Bench) -> None:
     rows = bench.sizes[sc.LARGE]
     bench.log("initial (untimed) diff-table load")
     _sync(bench, Run("setup", "setup", rows, rows, 1))

@@ -53,6 +53,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=3306)
     parser.add_argument("--user", default="root", help="password: env BENCH_DB_PASS")
     parser.add_argument("--keep", action="store_true", help="keep the scratch databases")
+    parser.add_argument("--diff-server", choices=("own", "shared"), default="own",
+                        help="where the diff step runs: a MariaDB server the bench starts "
+                        "with a buffer pool that holds its tables (own), or --host (shared)")
     args = parser.parse_args(argv)
     if args.rows < 1000 or args.small < 1000 or args.repeat < 1:
         parser.error("--rows and --small must be >= 1000 (1,000 rows change), --repeat >= 1")
@@ -189,6 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if "boundary" in (args.only or STEPS):
         sizes.update({sc.SHARED: args.small, sc.SHARED_APP: args.small})
     bench = sc.Bench(server, db.unique_prefix(), sizes, args.repeat, tmp, args.peer_timeout)
+    bench.diff_server = args.diff_server
     bench.log(f"scratch databases {bench.prefix}*, temp dir {tmp}")
     try:
         steps = args.only or STEPS

@@ -43,6 +43,7 @@ class Bench:
     peer_timeout: float
     runs: list[Run] = field(default_factory=list)
     change_round: int = 0
+    diff_server: str = "own"  # the diff step's server: its own (bench.own_server) or this one
     started: float = field(default_factory=time.perf_counter)
     source_sums: dict[tuple[str, int], db.Checksum | None] = field(default_factory=dict)
 

@@ -11,6 +11,7 @@ from dbsync.backends.mysql.rowdiff import (
     fingerprint_sql,
     plan_fingerprint,
     read_rows_sql,
+    row_text_sql,
     upsert_sql,
 )
 from dbsync.compare import reconcile, rowdiff
@@ -63,12 +64,18 @@ def test_the_fingerprint_takes_columns_by_name_in_the_order_given() -> None:
     assert fingerprint_sql(_schema(ID, V), plan) == fingerprint_sql(_schema(V, ID), plan)
 
 
-def test_the_fingerprint_prefixes_text_and_bytes_with_their_length_and_keeps_nulls_apart() -> None:
+def test_the_fingerprint_takes_text_and_bytes_as_their_own_crc32_and_keeps_nulls_apart() -> None:
     plan = Fingerprint(("id", "v", "b", "f"), frozenset({"v", "b", "f"}))
     sql = fingerprint_sql(_schema(ID, V, B, F), plan)
-    assert "LENGTH(`v`), ':', `v`" in sql and "LENGTH(`b`), ':', `b`" in sql
+    assert "CRC32(`b`)" in sql and "CRC32(`v`)" in sql and "LENGTH(" not in sql
     assert "ISNULL(`v`)" in sql and "CAST(CAST(`f` AS DOUBLE) AS CHAR)" in sql
     assert "ISNULL(`id`)" not in sql  # NOT NULL on both sides: no flag
+
+
+def test_the_row_text_prefixes_text_and_bytes_with_their_length() -> None:
+    plan = Fingerprint(("id", "v", "b"), frozenset({"v", "b"}))
+    sql = row_text_sql(_schema(ID, V, B), plan)
+    assert "LENGTH(`v`), ':', `v`" in sql and "LENGTH(`b`), ':', `b`" in sql
 
 
 def test_floats_enter_the_fingerprint_as_shortest_double_text_where_both_servers_can() -> None:
