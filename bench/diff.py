@@ -96,9 +96,10 @@ def step_diff(bench: sc.Bench) -> None:
         _step(bench)
         return
     rows = bench.sizes[sc.LARGE]
-    with own_server.started(bench.tmp / "diff-server") as server:
+    pool = own_server.buffer_pool_for(rows)
+    with own_server.started(bench.tmp / "diff-server", pool) as server:
         bench.log(f"diff: on the bench's own MariaDB (port {server.port}, buffer pool "
-                  f"{own_server.BUFFER_POOL}); the given server's pool is {_pool(bench.server)}")
+                  f"{pool >> 20} MB); the given server's pool is {_pool(bench.server)}")
         mine = dataclasses.replace(bench, server=server, runs=[], source_sums={},
                                    sizes={sc.LARGE: rows}, change_round=0)
         for name in (mine.source, mine.database("dbsync")):
@@ -134,7 +135,10 @@ def _step(bench: sc.Bench) -> None:
     sc.ensure_dbsync_target(bench, sc.LARGE)
     target = bench.database("dbsync")
     for repeat in range(1, bench.repeat + 1):
-        sc.dbsync_sync(bench, Run("setup", "setup", rows, 0, 1), sc.LARGE)  # level first
+        # level first, by a reconcile: the last round's pt-table-sync left rounded DOUBLEs
+        # that a plain sync does not see (their cursor kept), which the timed reconcile would
+        # repair too (2,200 rows, not 1,100)
+        sc.dbsync_sync(bench, Run("setup", "setup", rows, 0, 1), sc.LARGE, "--reconcile")
         bench.runs.pop()
         drift(bench, target)
         sc.dbsync_sync(bench, Run("dbsync_reconcile", f"dbsync --reconcile, 1,100 drifted "

@@ -6,12 +6,14 @@ buffer pool when the tables fit in it and at the disk's when they do not. Debian
 keeps the stock 128 MB pool and reads with ``O_DIRECT`` (no page cache behind it): one
 1,000,000-row events table (~170 MB) does not fit, and every scan of it reads the disk. A
 production server holding such tables sizes its pool to its hot data, so the ``diff`` step
-runs on a server started here with ``BUFFER_POOL`` (everything else the server's defaults),
-unless ``--diff-server shared`` asks for the given one.
+runs on a server started here with a pool that holds its tables (:func:`buffer_pool_for`;
+everything else the server's defaults), unless ``--diff-server shared`` asks for the given
+one.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -25,8 +27,15 @@ import pymysql
 from bench import db
 
 MARIADBD = Path("/usr/sbin/mariadbd")
-BUFFER_POOL = "2G"  # the diff step's three 1,000,000-row tables, their staging copy, indexes
+BUFFER_POOL_MIN = 2 << 30  # the diff step's three 1,000,000-row tables, a staging copy, indexes
+BUFFER_POOL_PER_ROW = 800  # ~200 bytes a row of the events table, in four tables
 START_TIMEOUT = 60.0
+
+
+def buffer_pool_for(rows: int) -> int:
+    """A pool that holds the diff step's tables of ``rows`` rows, at most half the memory."""
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return min(max(BUFFER_POOL_MIN, rows * BUFFER_POOL_PER_ROW), memory // 2)
 
 
 def available() -> bool:
@@ -53,9 +62,9 @@ def _wait_until_up(server: db.Server, process: subprocess.Popen[bytes], log: Pat
 
 
 @contextmanager
-def started(directory: Path, buffer_pool: str = BUFFER_POOL) -> Iterator[db.Server]:
-    """A fresh server on a free loopback port with ``buffer_pool``; stopped and its data
-    directory removed on leaving."""
+def started(directory: Path, buffer_pool: int = BUFFER_POOL_MIN) -> Iterator[db.Server]:
+    """A fresh server on a free loopback port with a ``buffer_pool`` of that many bytes;
+    stopped and its data directory removed on leaving."""
     data = directory / "data"
     data.mkdir(parents=True)
     subprocess.run(

@@ -501,6 +501,45 @@ def test_the_smallest_differences_in_values_are_found(
     assert (_repaired(result), _same(scratch, "x")) == ((5, 0, 5, 0), True)
 
 
+@pytest.mark.parametrize("incremental", [False, True])
+def test_smallest_differences_in_enums_timestamps_texts_and_bytes_are_found(
+    scratch, runtime_factory, incremental
+) -> None:
+    """Values that enter the fingerprint as numbers (an ENUM's member, a TIMESTAMP's epoch
+    seconds) or as their text's CRC32 (text, bytes): one member, one microsecond, one byte
+    apart; a text moved between two columns; the ENUM's error value '' against NULL."""
+    helpers.execute(
+        scratch.source,
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE y (id INT NOT NULL PRIMARY KEY, e ENUM('a','b') NULL, "
+        "t TIMESTAMP(6) NULL DEFAULT NULL, u VARCHAR(5) NULL, w VARCHAR(5) NULL, "
+        "b VARBINARY(4) NULL, m DATETIME NULL)",
+        "INSERT INTO y VALUES (1, 'a', '2024-01-01 00:00:00.000001', 'x', 'y', X'00', "
+        "'2024-01-01'), (2, 'a', '2024-01-01', 'x#', 'y', X'00', '2024-01-01'), "
+        "(3, 'a', '2024-01-01', 'x', 'y', X'00', '2024-01-01'), "
+        "(4, 'a', '2024-01-01', 'x', 'y', X'0000', '2024-01-01'), "
+        "(5, 'a', '2024-01-01', 'x', 'y', X'00', '2024-01-01'), "
+        "(6, 'a', '2024-01-01', 'x', 'y', X'00', '2024-01-02'), "  # the newest cursor value
+        "(7, 'a', '2024-01-01', 'x', 'y', X'00', '2024-01-01')",
+    )
+    lax = "SET SESSION sql_mode = ''"
+    helpers.execute(scratch.source, lax, "UPDATE y SET e = 'c' WHERE id = 5")  # the error value ''
+    runtime = _first_synced(scratch, runtime_factory, "y", "id", incremental)
+    helpers.execute(
+        scratch.target,
+        "UPDATE y SET t = '2024-01-01 00:00:00.000002' WHERE id = 1",
+        "UPDATE y SET e = 'b' WHERE id = 7",
+        "UPDATE y SET u = 'x', w = '#y' WHERE id = 2",
+        "UPDATE y SET t = NULL WHERE id = 3",
+        "UPDATE y SET b = X'01' WHERE id = 4",
+        "UPDATE y SET e = NULL WHERE id = 5",
+    )
+
+    result = sync_table(runtime, "y", reconcile=True)
+
+    assert (_repaired(result), _same(scratch, "y")) == ((6, 0, 6, 0), True)
+
+
 # --- the valve -----------------------------------------------------------------------------
 
 

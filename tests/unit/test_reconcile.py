@@ -166,3 +166,19 @@ def test_checksums_first_unless_a_change_was_noted_or_without_a_note_the_last_di
     written: bool | None, last_repaired: bool, pay: bool
 ) -> None:
     assert reconcile.checksums_pay(written, lambda: last_repaired) is pay
+
+
+def test_enums_and_timestamps_of_the_same_type_on_both_sides_enter_as_numbers() -> None:
+    from dbsync.model import KeySet
+
+    e = Column("e", "enum('a','b')", "enum", True, "utf8mb4", "utf8mb4_general_ci")
+    t = Column("t", "timestamp(6)", "timestamp", True)
+    wider = Column("e", "enum('a','b','c')", "enum", True, "utf8mb4", "utf8mb4_general_ci")
+    source = KeySet(None, "s", _schema(ID, e, t), ("id",))  # type: ignore[arg-type]
+    same = plan_fingerprint(source, source, ["id", "e", "t"])
+    other = plan_fingerprint(
+        source, KeySet(None, "t", _schema(ID, wider, t), ("id",)), ["id", "e", "t"]  # type: ignore[arg-type]
+    )
+    assert "`e` + 0" in fingerprint_sql(source.schema, same)
+    assert "UNIX_TIMESTAMP(`t`)" in fingerprint_sql(source.schema, same)
+    assert "CRC32(`e`)" in fingerprint_sql(source.schema, other)  # members differ: its text
