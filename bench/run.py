@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import FrameType
 
-from bench import db, diff, many, report
+from bench import db, diff, many, own_server, report
 from bench import scenarios as sc
 from bench.fleet import Fleet
 
@@ -69,7 +69,10 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 def setup(bench: sc.Bench, steps: Sequence[str]) -> None:
     for name in (bench.source, bench.database("dump"), bench.database("dbsync")):
         db.create_database(bench.server, name)
-    if not TABLE_STEPS & set(steps):
+    tables_needed = TABLE_STEPS & set(steps)
+    if bench.diff_server == "own" and own_server.available():
+        tables_needed -= {"diff"}  # the diff step makes its tables on its own server
+    if not tables_needed:
         return
     for table, rows in bench.sizes.items():
         start = time.perf_counter()
