@@ -21,11 +21,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from dbsync.backends.mysql.types import enum_values, parse_column_type
+from dbsync.backends.mysql.types import ENUM, enum_values, parse_column_type
 from dbsync.config.errors import LoadDataError
 from dbsync.model import Column
 
-ENUM = "enum"
 TRUNCATED = 1265  # "Data truncated for column ..."
 STRICT_MODES = ("STRICT_ALL_TABLES", "STRICT_TRANS_TABLES")
 

@@ -41,8 +41,10 @@ from dbsync.backends.mysql.schema import quote
 from dbsync.backends.mysql.types import (
     BIT,
     DOUBLE,
+    ENUM,
     FLOAT,
     TEXTUAL,
+    TIMESTAMP,
     comparable_text,
     is_binary,
     load_expression,
@@ -120,7 +122,7 @@ def row_text_sql(schema: TableSchema, plan: Fingerprint, *, compact: bool = Fals
 # a value's number, exact and cheaper than its text, where both sides' types are the same:
 # an ENUM member's index (0 for the error value ''), a TIMESTAMP's stored epoch seconds
 # (MariaDB reads them without a time zone conversion)
-SAME_TYPE_NUMBERS = {"enum": "{} + 0", "timestamp": "UNIX_TIMESTAMP({})"}
+SAME_TYPE_NUMBERS = {ENUM: "{} + 0", TIMESTAMP: "UNIX_TIMESTAMP({})"}
 
 
 def _fingerprint_part(column: Column, plan: Fingerprint, compact: bool = False) -> str:

@@ -64,6 +64,8 @@ BINARY = frozenset(
 BIT = "bit"
 FLOAT = "float"
 DOUBLE = "double"
+ENUM = "enum"
+TIMESTAMP = "timestamp"
 
 INTEGER_RANK = {"tinyint": 1, "smallint": 2, "mediumint": 3, "int": 4, "bigint": 5}
 TEXT_RANK = {"tinytext": 1, "text": 2, "mediumtext": 3, "longtext": 4}
