@@ -510,7 +510,6 @@ def test_smallest_differences_in_enums_timestamps_texts_and_bytes_are_found(
     apart; a text moved between two columns; the ENUM's error value '' against NULL."""
     helpers.execute(
         scratch.source,
-        "SET SESSION sql_mode = ''",
         "CREATE TABLE y (id INT NOT NULL PRIMARY KEY, e ENUM('a','b') NULL, "
         "t TIMESTAMP(6) NULL DEFAULT NULL, u VARCHAR(5) NULL, w VARCHAR(5) NULL, "
         "b VARBINARY(4) NULL, m DATETIME NULL)",
